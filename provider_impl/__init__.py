@@ -1,0 +1,101 @@
+"""provider_impl: one OpenAI-compatible client for OpenAI, Gemini, Mistral, GLM and
+Claude (through a subscription proxy), with one normalized stream of events.
+
+The public API is re-exported here; everything else is private.
+"""
+
+from provider_impl.adapter import StreamAdapter
+from provider_impl.costs import COST_TABLE, ModelCost, estimate_cost
+from provider_impl.dialects import DIALECTS, ProviderCapabilities, ProviderDialect, get_dialect
+from provider_impl.errors import (
+    AuthenticationFailed,
+    ConnectionFailed,
+    ContextLengthExceeded,
+    DeserializationError,
+    InvalidRequest,
+    LlmError,
+    Overloaded,
+    ProviderError,
+    RateLimited,
+    RequestTimeout,
+    StreamError,
+    TransportError,
+    classify_error,
+)
+from provider_impl.events import (
+    Connected,
+    ContentBlockStart,
+    ContentBlockStop,
+    Done,
+    MessageDelta,
+    MessageStart,
+    StreamEvent,
+    TextDelta,
+    ThinkingDelta,
+    ToolUseComplete,
+    ToolUseInputDelta,
+)
+from provider_impl.provider import OpenAiCompatibleProvider
+from provider_impl.response import response_from_events
+from provider_impl.sse import ServerSentEvent, SSEDecoder
+from provider_impl.stream import StreamParser, decode_stream
+from provider_impl.types import (
+    CompletionRequest,
+    CompletionResponse,
+    Message,
+    StopReason,
+    ToolCall,
+    ToolDefinition,
+    Usage,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "COST_TABLE",
+    "DIALECTS",
+    "AuthenticationFailed",
+    "CompletionRequest",
+    "CompletionResponse",
+    "Connected",
+    "ConnectionFailed",
+    "ContentBlockStart",
+    "ContentBlockStop",
+    "ContextLengthExceeded",
+    "DeserializationError",
+    "Done",
+    "InvalidRequest",
+    "LlmError",
+    "Message",
+    "MessageDelta",
+    "MessageStart",
+    "ModelCost",
+    "OpenAiCompatibleProvider",
+    "Overloaded",
+    "ProviderCapabilities",
+    "ProviderDialect",
+    "ProviderError",
+    "RateLimited",
+    "RequestTimeout",
+    "SSEDecoder",
+    "ServerSentEvent",
+    "StopReason",
+    "StreamAdapter",
+    "StreamError",
+    "StreamEvent",
+    "StreamParser",
+    "TextDelta",
+    "ThinkingDelta",
+    "ToolCall",
+    "ToolDefinition",
+    "ToolUseComplete",
+    "ToolUseInputDelta",
+    "TransportError",
+    "Usage",
+    "__version__",
+    "classify_error",
+    "decode_stream",
+    "estimate_cost",
+    "get_dialect",
+    "response_from_events",
+]

@@ -1,0 +1,403 @@
+"""A sans-I/O state machine: chat-completion chunks in, ``StreamEvent`` out.
+
+Liberal in what it accepts, whichever dialect it serves: argument fragments
+keyed by ``index`` (OpenAI, Claude proxies), whole calls without ``index`` and
+with ``id: ""`` (Gemini) or 9-character ids (Mistral), usage on every chunk,
+on the last choice chunk or in a ``choices: []`` chunk (the last one wins,
+never summed), reasoning as ``reasoning_content``/``reasoning`` or Mistral's
+``{"type": "thinking"}`` content parts, OpenAI's ``refusal`` as its own block.
+It keeps the DESIGN §3 invariants: blocks numbered 0, 1, 2 … never interleave;
+each tool call ends in exactly one ``ToolUseComplete``; one ``MessageDelta``,
+then one ``Usage``, then ``Done``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from provider_impl.dialects import ProviderDialect
+from provider_impl.errors import DeserializationError, StreamError, error_from_payload
+from provider_impl.events import (
+    ContentBlockStart,
+    ContentBlockStop,
+    Done,
+    MessageDelta,
+    MessageStart,
+    StreamEvent,
+    TextDelta,
+    ThinkingDelta,
+    ToolUseComplete,
+    ToolUseInputDelta,
+)
+from provider_impl.sse import ServerSentEvent
+from provider_impl.types import StopReason, Usage
+
+__all__ = ["FINISH_REASONS", "StreamAdapter", "map_finish_reason", "usage_from_json"]
+
+FINISH_REASONS: Mapping[str, StopReason] = {
+    "stop": StopReason.END_TURN,
+    "end_turn": StopReason.END_TURN,
+    "length": StopReason.MAX_TOKENS,
+    "model_length": StopReason.MAX_TOKENS,
+    "max_tokens": StopReason.MAX_TOKENS,
+    "tool_calls": StopReason.TOOL_USE,
+    "function_call": StopReason.TOOL_USE,
+    "tool_use": StopReason.TOOL_USE,
+    "content_filter": StopReason.CONTENT_FILTER,
+    "sensitive": StopReason.CONTENT_FILTER,
+    "stop_sequence": StopReason.STOP_SEQUENCE,
+    "pause_turn": StopReason.PAUSE_TURN,
+}
+# Finish reasons that mean the generation failed (GLM, Mistral): an error, not an end.
+_FAILURE_FINISH_REASONS = frozenset({"network_error", "error"})
+
+
+def map_finish_reason(raw: str, saw_tool_calls: bool) -> StopReason:
+    """Normalize a finish reason; ``stop`` after streamed tool calls is ``tool_use`` (Gemini)."""
+    reason = FINISH_REASONS.get(raw, StopReason.END_TURN)
+    if reason is StopReason.END_TURN and saw_tool_calls and raw == "stop":
+        return StopReason.TOOL_USE
+    return reason
+
+
+def _int_or_none(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def usage_from_json(usage: Mapping[str, Any]) -> Usage:
+    """OpenAI-style usage (and Anthropic-style names) -> ``Usage``."""
+    prompt_details = usage.get("prompt_tokens_details")
+    completion_details = usage.get("completion_tokens_details")
+    cached = usage.get("cache_read_input_tokens")
+    if cached is None and isinstance(prompt_details, dict):
+        cached = prompt_details.get("cached_tokens")
+    reasoning = None
+    if isinstance(completion_details, dict):
+        reasoning = completion_details.get("reasoning_tokens")
+    inp = usage.get("prompt_tokens")
+    out = usage.get("completion_tokens")
+    return Usage(
+        input_tokens=_int_or_none(inp if inp is not None else usage.get("input_tokens")),
+        output_tokens=_int_or_none(out if out is not None else usage.get("output_tokens")),
+        cache_read_input_tokens=_int_or_none(cached),
+        reasoning_tokens=_int_or_none(reasoning),
+    )
+
+
+class _Block:
+    __slots__ = ("closed", "fragments", "id", "index", "kind", "name")
+
+    def __init__(self, index: int, kind: str, id: str | None = None, name: str = "") -> None:
+        self.index = index
+        self.kind = kind
+        self.id = id
+        self.name = name
+        self.fragments: list[str] = []
+        self.closed = False
+
+
+class StreamAdapter:
+    """Feed it decoded SSE events (or parsed chunks); it returns normalized events."""
+
+    __slots__ = (
+        "_calls_by_id",
+        "_calls_by_index",
+        "_dialect",
+        "_finish",
+        "_next_index",
+        "_open",
+        "_started",
+        "_tool_count",
+        "_usage",
+        "done",
+    )
+
+    def __init__(self, dialect: ProviderDialect) -> None:
+        self._dialect = dialect
+        self._started = False
+        self._next_index = 0
+        self._open: _Block | None = None
+        self._calls_by_index: dict[int, _Block] = {}
+        self._calls_by_id: dict[str, _Block] = {}
+        self._tool_count = 0
+        self._finish: str | None = None
+        self._usage: Mapping[str, Any] | None = None
+        self.done = False
+
+    # -- input -------------------------------------------------------------
+
+    def feed_event(self, sse: ServerSentEvent) -> list[StreamEvent]:
+        if self.done:
+            return []
+        data = sse.data
+        if data == "[DONE]":
+            return self._complete([])
+        if sse.event == "error":
+            raise self._in_band_error(_loads_or_text(data))
+        if not data or data.isspace():
+            return []
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            raise DeserializationError(
+                f"a stream frame is not valid JSON: {data[:200]!r}", provider=self._dialect.name
+            ) from None
+        return self.feed_chunk(chunk)
+
+    def feed_chunk(self, chunk: Any) -> list[StreamEvent]:
+        if self.done:
+            return []
+        if isinstance(chunk, list):  # Gemini sends errors as [{"error": ...}]
+            if any(isinstance(c, dict) and c.get("error") for c in chunk):
+                raise self._in_band_error(chunk)
+            raise DeserializationError(
+                "a stream frame is a JSON array, expected an object", provider=self._dialect.name
+            )
+        if not isinstance(chunk, dict):
+            raise DeserializationError(
+                f"a stream frame is {type(chunk).__name__}, expected a JSON object",
+                provider=self._dialect.name,
+            )
+        if chunk.get("error"):
+            raise self._in_band_error(chunk)
+        choices = chunk.get("choices")
+        usage = chunk.get("usage")
+        if choices is None and usage is None:
+            return []  # pings and other bookkeeping frames carry nothing for us
+        out: list[StreamEvent] = []
+        if not self._started:
+            self._started = True
+            cid, model = chunk.get("id"), chunk.get("model")
+            out.append(
+                MessageStart(
+                    id=cid if isinstance(cid, str) and cid else None,
+                    model=model if isinstance(model, str) else None,
+                )
+            )
+        if isinstance(usage, dict):
+            self._usage = usage  # the last report wins: Gemini repeats usage on every chunk
+        if isinstance(choices, list):
+            for choice in choices:
+                if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                    continue  # with n > 1, choice 0 only
+                if self._finish is not None:
+                    continue  # nothing after the provider said why it stopped
+                delta = choice.get("delta")
+                if isinstance(delta, dict):
+                    self._delta(delta, out)
+                raw = choice.get("finish_reason")
+                if isinstance(raw, str) and raw:
+                    self._finish_with(raw, out)
+        elif choices is not None:
+            raise DeserializationError(
+                "a chunk's 'choices' is not a list", provider=self._dialect.name
+            )
+        return out
+
+    def end(self) -> list[StreamEvent]:
+        """The body is over. A clean end needs ``[DONE]`` or a finish reason first."""
+        if self.done:
+            return []
+        if self._finish is None:
+            raise StreamError(
+                "the stream ended without [DONE] or a finish reason (truncated)",
+                provider=self._dialect.name,
+            )
+        return self._complete([])
+
+    # -- content -----------------------------------------------------------
+
+    def _delta(self, delta: Mapping[str, Any], out: list[StreamEvent]) -> None:
+        reasoning = delta.get("reasoning_content")
+        if reasoning is None:
+            reasoning = delta.get("reasoning")
+        if isinstance(reasoning, str) and reasoning:
+            self._append("thinking", reasoning, out)
+        content = delta.get("content")
+        if isinstance(content, str):
+            if content:
+                self._append("thinking" if _is_thought(delta) else "text", content, out)
+        elif isinstance(content, list):
+            for part in content:
+                self._content_part(part, out)
+        refusal = delta.get("refusal")
+        if isinstance(refusal, str) and refusal:
+            self._append("refusal", refusal, out)
+        calls = delta.get("tool_calls")
+        if isinstance(calls, list):
+            for call in calls:
+                if isinstance(call, dict):
+                    self._tool_fragment(call, out)
+        legacy = delta.get("function_call")
+        if isinstance(legacy, dict):
+            self._tool_fragment({"index": 0, "function": legacy}, out)
+
+    def _content_part(self, part: Any, out: list[StreamEvent]) -> None:
+        if isinstance(part, str):
+            if part:
+                self._append("text", part, out)
+            return
+        if not isinstance(part, dict):
+            return
+        kind = part.get("type")
+        if kind == "text" and isinstance(part.get("text"), str):
+            if part["text"]:
+                self._append("text", part["text"], out)
+        elif kind == "thinking":
+            inner = part.get("thinking")
+            pieces = inner if isinstance(inner, list) else [inner]
+            for piece in pieces:
+                text = piece.get("text") if isinstance(piece, dict) else piece
+                if isinstance(text, str) and text:
+                    self._append("thinking", text, out)
+
+    def _append(self, kind: str, text: str, out: list[StreamEvent]) -> None:
+        block = self._open
+        if block is None or block.kind != kind:
+            block = self._start_block(kind, out)
+        if kind == "thinking":
+            out.append(ThinkingDelta(block.index, text))
+        else:
+            out.append(TextDelta(block.index, text))
+
+    def _start_block(
+        self, kind: str, out: list[StreamEvent], id: str | None = None, name: str = ""
+    ) -> _Block:
+        self._close_open(out)
+        block = _Block(self._next_index, kind, id, name)
+        self._next_index += 1
+        self._open = block
+        if kind == "tool_use":
+            out.append(ContentBlockStart(block.index, kind, id, name))
+        else:
+            out.append(ContentBlockStart(block.index, kind))
+        return block
+
+    def _close_open(self, out: list[StreamEvent]) -> None:
+        block = self._open
+        if block is None:
+            return
+        self._open = None
+        block.closed = True
+        if block.kind == "tool_use":
+            out.append(
+                ToolUseComplete(block.index, block.id or "", block.name, self._parse_args(block))
+            )
+        out.append(ContentBlockStop(block.index))
+
+    def _parse_args(self, block: _Block) -> dict[str, Any]:
+        text = "".join(block.fragments)
+        if not text.strip():
+            return {}  # no-argument tools may send "" (Claude proxies)
+        try:
+            value = json.loads(text)
+        except ValueError:
+            raise DeserializationError(
+                f"tool call {block.name!r} ({block.id}) has arguments that are not JSON: "
+                f"{text[:200]!r}",
+                provider=self._dialect.name,
+            ) from None
+        if not isinstance(value, dict):
+            raise DeserializationError(
+                f"tool call {block.name!r} ({block.id}) has arguments that are not a JSON object",
+                provider=self._dialect.name,
+            )
+        return value
+
+    def _tool_fragment(self, call: Mapping[str, Any], out: list[StreamEvent]) -> None:
+        fn = call.get("function")
+        fn = fn if isinstance(fn, dict) else {}
+        name = fn.get("name")
+        args = fn.get("arguments")
+        cid = call.get("id")
+        cid = cid if isinstance(cid, str) and cid else None
+        idx = call.get("index")
+        idx = idx if isinstance(idx, int) and not isinstance(idx, bool) else None
+        if args is not None and not isinstance(args, str):
+            if isinstance(args, dict):  # some proxies send the object itself
+                args = json.dumps(args, ensure_ascii=False)
+            else:
+                raise DeserializationError(
+                    f"tool call {name!r} has arguments of type {type(args).__name__}",
+                    provider=self._dialect.name,
+                )
+        block: _Block | None = None
+        if idx is not None:
+            block = self._calls_by_index.get(idx)
+            if block is not None and cid is not None and block.id != cid and block.fragments:
+                block = None  # a new whole call reusing an index (some proxies)
+        elif cid is not None:
+            block = self._calls_by_id.get(cid)
+        elif not name and self._open is not None and self._open.kind == "tool_use":
+            block = self._open  # a continuation fragment with neither index nor id
+        if block is None:
+            if cid is None:
+                cid = f"call_{self._tool_count}"  # Gemini sends id ""; keep ids usable
+            block = self._start_block("tool_use", out, cid, name if isinstance(name, str) else "")
+            self._tool_count += 1
+            if idx is not None:
+                self._calls_by_index[idx] = block
+            self._calls_by_id[cid] = block
+        elif block.closed:
+            raise DeserializationError(
+                f"tool call {block.name!r} ({block.id}) received arguments after another "
+                "block started; interleaved tool calls are not supported",
+                provider=self._dialect.name,
+            )
+        if args:
+            block.fragments.append(args)
+            out.append(ToolUseInputDelta(block.index, args))
+
+    # -- the end -----------------------------------------------------------
+
+    def _finish_with(self, raw: str, out: list[StreamEvent]) -> None:
+        if raw in _FAILURE_FINISH_REASONS:
+            raise StreamError(
+                f"the provider ended generation with finish_reason {raw!r}",
+                provider=self._dialect.name,
+                code=raw,
+            )
+        self._close_open(out)
+        self._finish = raw
+        out.append(MessageDelta(map_finish_reason(raw, self._tool_count > 0), raw))
+
+    def _complete(self, out: list[StreamEvent]) -> list[StreamEvent]:
+        if self._finish is None:
+            # [DONE] without a finish reason: still a clean end.
+            self._close_open(out)
+            self._finish = ""
+            reason = StopReason.TOOL_USE if self._tool_count else StopReason.END_TURN
+            out.append(MessageDelta(reason, None))
+        out.append(usage_from_json(self._usage) if self._usage is not None else Usage())
+        out.append(Done())
+        self.done = True
+        return out
+
+    def _in_band_error(self, payload: Any) -> Exception:
+        return error_from_payload(
+            payload, provider=self._dialect.name, error_codes=self._dialect.error_codes
+        )
+
+
+def _is_thought(delta: Mapping[str, Any]) -> bool:
+    """Gemini marks thought summaries with ``extra_content.google.thought``."""
+    extra = delta.get("extra_content")
+    if not isinstance(extra, dict):
+        return False
+    google = extra.get("google")
+    return isinstance(google, dict) and google.get("thought") is True
+
+
+def _loads_or_text(data: str) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError:
+        return {"error": {"message": data or "error event"}}

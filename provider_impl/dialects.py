@@ -1,0 +1,180 @@
+"""Provider dialects as data: one record per provider (DESIGN §4).
+
+Everything that differs between providers lives in a ``ProviderDialect``; the
+rest of the library reads flags and names from it and never asks which
+provider it is talking to. Adding a provider means adding one record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from provider_impl.errors import ErrorKind
+
+__all__ = [
+    "CLAUDE_SUBSCRIPTION",
+    "DIALECTS",
+    "GEMINI",
+    "GLM",
+    "MISTRAL",
+    "OPENAI",
+    "ProviderCapabilities",
+    "ProviderDialect",
+    "get_dialect",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderCapabilities:
+    streaming: bool
+    tool_calling: bool
+    vision: bool
+    extended_thinking: bool
+    max_context_tokens: int
+    max_output_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderDialect:
+    """What one provider's OpenAI-compatible endpoint accepts and sends."""
+
+    name: str
+    base_url: str
+    default_model: str
+    capabilities: ProviderCapabilities
+    # Environment variable holding the key; None when the endpoint needs no real key.
+    api_key_env: str | None
+    # Sent when no key is configured (a local proxy that ignores auth).
+    default_api_key: str | None = None
+    auth_header: str = "Authorization"
+    auth_scheme: str | None = "Bearer"
+    # The JSON name of the output cap: OpenAI wants max_completion_tokens.
+    max_tokens_param: str = "max_tokens"
+    # Send stream_options.include_usage when streaming (Mistral rejects it with 422).
+    stream_usage_option: bool = True
+    # Keys this provider answers 422/400 to; the builder never emits them
+    # (only an explicit extra_body can, deliberately).
+    forbidden_params: frozenset[str] = frozenset()
+    # Provider error codes (GLM's "1261", Mistral's "1300") -> error kind.
+    error_codes: Mapping[str, ErrorKind] = field(default_factory=lambda: MappingProxyType({}))
+    # Which cost-table prefix prices this provider's models.
+    cost_provider: str | None = None
+
+    @property
+    def pricing_key(self) -> str:
+        return self.cost_provider or self.name
+
+
+OPENAI = ProviderDialect(
+    name="openai",
+    base_url="https://api.openai.com/v1",
+    default_model="gpt-4o",
+    api_key_env="OPENAI_API_KEY",
+    max_tokens_param="max_completion_tokens",
+    capabilities=ProviderCapabilities(
+        streaming=True,
+        tool_calling=True,
+        vision=True,
+        extended_thinking=False,
+        max_context_tokens=128_000,
+        max_output_tokens=16_384,
+    ),
+)
+
+GEMINI = ProviderDialect(
+    name="gemini",
+    base_url="https://generativelanguage.googleapis.com/v1beta/openai",
+    default_model="gemini-2.5-flash",
+    api_key_env="GEMINI_API_KEY",
+    capabilities=ProviderCapabilities(
+        streaming=True,
+        tool_calling=True,
+        vision=True,
+        extended_thinking=False,
+        max_context_tokens=1_000_000,
+        max_output_tokens=65_536,
+    ),
+)
+
+MISTRAL = ProviderDialect(
+    name="mistral",
+    base_url="https://api.mistral.ai/v1",
+    default_model="mistral-large-latest",
+    api_key_env="MISTRAL_API_KEY",
+    stream_usage_option=False,
+    forbidden_params=frozenset({"stream_options", "max_completion_tokens"}),
+    error_codes=MappingProxyType({"1300": "rate_limited", "3051": "context_length"}),
+    capabilities=ProviderCapabilities(
+        streaming=True,
+        tool_calling=True,
+        vision=True,
+        extended_thinking=False,
+        max_context_tokens=128_000,
+        max_output_tokens=32_768,
+    ),
+)
+
+GLM = ProviderDialect(
+    name="glm",
+    base_url="https://api.z.ai/api/paas/v4",
+    default_model="glm-4.7",
+    api_key_env="ZAI_API_KEY",
+    error_codes=MappingProxyType(
+        {
+            "1000": "auth",
+            "1001": "auth",
+            "1002": "auth",
+            "1003": "auth",
+            "1004": "auth",
+            "1113": "provider",  # account in arrears: retrying will not help
+            "1210": "invalid_request",
+            "1211": "invalid_request",  # model not found
+            "1214": "invalid_request",
+            "1261": "context_length",
+            "1301": "invalid_request",  # prompt flagged as sensitive
+            "1302": "rate_limited",
+            "1303": "rate_limited",
+            "1305": "rate_limited",
+        }
+    ),
+    capabilities=ProviderCapabilities(
+        streaming=True,
+        tool_calling=True,
+        vision=False,
+        extended_thinking=False,
+        max_context_tokens=200_000,
+        max_output_tokens=128_000,
+    ),
+)
+
+CLAUDE_SUBSCRIPTION = ProviderDialect(
+    name="claude_subscription",
+    base_url="http://localhost:3456/v1",
+    default_model="claude-sonnet-4-20250514",
+    api_key_env=None,
+    default_api_key="dummy-key",
+    cost_provider="anthropic",
+    capabilities=ProviderCapabilities(
+        streaming=True,
+        tool_calling=True,
+        vision=True,
+        extended_thinking=True,
+        max_context_tokens=200_000,
+        max_output_tokens=128_000,
+    ),
+)
+
+DIALECTS: Mapping[str, ProviderDialect] = MappingProxyType(
+    {d.name: d for d in (OPENAI, GEMINI, MISTRAL, GLM, CLAUDE_SUBSCRIPTION)}
+)
+
+
+def get_dialect(name: str) -> ProviderDialect:
+    """The dialect record for a provider name; a clear error for an unknown one."""
+    try:
+        return DIALECTS[name]
+    except KeyError:
+        known = ", ".join(sorted(DIALECTS))
+        raise ValueError(f"unknown provider {name!r}; known providers: {known}") from None

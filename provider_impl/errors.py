@@ -1,0 +1,454 @@
+"""The ``LlmError`` hierarchy and the one classifier for every provider's error bodies.
+
+Classification looks at the HTTP status, the body's shape and the provider's
+raw code (DESIGN §5). Per-provider code tables are data carried by each
+dialect (``ProviderDialect.error_codes``); this module only knows the shapes.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import re
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+__all__ = [
+    "AuthenticationFailed",
+    "ConnectionFailed",
+    "ContextLengthExceeded",
+    "DeserializationError",
+    "ErrorKind",
+    "InvalidRequest",
+    "LlmError",
+    "Overloaded",
+    "ProviderError",
+    "RateLimited",
+    "RequestTimeout",
+    "StreamError",
+    "TransportError",
+    "classify_error",
+    "error_from_payload",
+    "parse_retry_after",
+]
+
+
+class LlmError(Exception):
+    """Base of every failure a caller of this library can see."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        status_code: int | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.provider = provider
+        self.status_code = status_code
+        self.code = code
+        self.request_id = request_id
+
+    def __str__(self) -> str:
+        parts = []
+        if self.provider:
+            parts.append(f"[{self.provider}]")
+        if self.status_code is not None:
+            parts.append(str(self.status_code))
+        if self.code:
+            parts.append(f"({self.code})")
+        parts.append(self.message)
+        if self.request_id:
+            parts.append(f"[request id {self.request_id}]")
+        return " ".join(parts)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(message={self.message!r}, provider={self.provider!r}, "
+            f"status_code={self.status_code!r}, code={self.code!r}, "
+            f"request_id={self.request_id!r})"
+        )
+
+    def _redact(self, secret: str) -> None:
+        """Remove ``secret`` from the message; a provider may echo a key back."""
+        if secret and secret in self.message:
+            self.message = self.message.replace(secret, "***")
+            self.args = (self.message,)
+
+
+class ProviderError(LlmError):
+    """The provider failed in a way no narrower class describes."""
+
+
+class DeserializationError(LlmError):
+    """The provider sent something that is not the JSON it should be."""
+
+
+class StreamError(LlmError):
+    """The stream broke: truncated, reset, an error frame, or a failure finish reason."""
+
+
+class RateLimited(LlmError):
+    """Too many requests. ``retry_after`` is in seconds when the provider said."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class Overloaded(LlmError):
+    """The provider is overloaded or failing server-side (500/502/503/529)."""
+
+
+class AuthenticationFailed(LlmError):
+    """The key is missing, wrong or not allowed."""
+
+
+class ContextLengthExceeded(LlmError):
+    """The prompt is longer than the model's context window."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        max_tokens: int | None = None,
+        requested_tokens: int | None = None,
+        **kw: Any,
+    ) -> None:
+        super().__init__(message, **kw)
+        self.max_tokens = max_tokens
+        self.requested_tokens = requested_tokens
+
+
+class InvalidRequest(LlmError):
+    """The request was refused as malformed; ``field`` names what was wrong when known."""
+
+    def __init__(self, message: str, *, field: str | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.field = field
+
+
+class TransportError(LlmError):
+    """The HTTP transport failed; ``__cause__`` holds the original exception."""
+
+
+class ConnectionFailed(TransportError):
+    """Could not connect, or the connection dropped before a response arrived."""
+
+
+class RequestTimeout(TransportError):
+    """A connect, read, write or pool timeout."""
+
+
+ErrorKind = Literal[
+    "auth", "rate_limited", "overloaded", "context_length", "invalid_request", "provider"
+]
+
+_KIND_CLASSES: dict[str, type[LlmError]] = {
+    "auth": AuthenticationFailed,
+    "rate_limited": RateLimited,
+    "overloaded": Overloaded,
+    "context_length": ContextLengthExceeded,
+    "invalid_request": InvalidRequest,
+    "provider": ProviderError,
+}
+
+# Codes and statuses whose meaning does not depend on the provider: OpenAI's
+# string codes and types, Google's RPC status names, Anthropic's error types.
+_GENERIC_CODES: dict[str, ErrorKind] = {
+    "context_length_exceeded": "context_length",
+    "string_above_max_length": "context_length",
+    "rate_limit_exceeded": "rate_limited",
+    "rate_limit_error": "rate_limited",
+    "rate_limited": "rate_limited",
+    "insufficient_quota": "provider",
+    "invalid_api_key": "auth",
+    "authentication_error": "auth",
+    "permission_error": "auth",
+    "UNAUTHENTICATED": "auth",
+    "PERMISSION_DENIED": "auth",
+    "API_KEY_INVALID": "auth",
+    "RESOURCE_EXHAUSTED": "rate_limited",
+    "UNAVAILABLE": "overloaded",
+    "overloaded_error": "overloaded",
+    "INVALID_ARGUMENT": "invalid_request",
+    "NOT_FOUND": "invalid_request",
+    "FAILED_PRECONDITION": "invalid_request",
+    "model_not_found": "invalid_request",
+    "invalid_request_error": "invalid_request",
+    "extra_forbidden": "invalid_request",
+}
+
+_CONTEXT_PATTERNS = (
+    # OpenAI: "maximum context length is 128000 tokens. However, your messages resulted in N"
+    re.compile(r"maximum context length is (?P<max>\d+).*?resulted in (?P<req>\d+)", re.S),
+    # Gemini: "The input token count (N) exceeds the maximum number of tokens allowed (M)"
+    re.compile(r"input token count \((?P<req>\d+)\) exceeds the maximum.*?\((?P<max>\d+)\)", re.S),
+    # Mistral: "Prompt contains N tokens ... too large for model with M maximum context length"
+    re.compile(r"[Pp]rompt contains (?P<req>\d+) tokens.*?with (?P<max>\d+) maximum context", re.S),
+    # Anthropic / Claude proxies: "prompt is too long: N tokens > M maximum"
+    re.compile(r"prompt is too long: (?P<req>\d+) tokens > (?P<max>\d+)", re.S),
+)
+_CONTEXT_HINT = re.compile(
+    r"context length|context window|prompt is too long|too many tokens|input token count"
+    r"|exceeds the maximum number of tokens|prompt exceeds max length|超长",
+    re.I,
+)
+
+_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-goog-request-id", "cf-ray")
+
+
+def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds to wait, from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date)."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    ms = lowered.get("retry-after-ms")
+    if ms is not None:
+        try:
+            value = float(ms) / 1000.0
+            if value >= 0:
+                return value
+        except ValueError:
+            pass
+    raw = lowered.get("retry-after")
+    if raw is None:
+        return None
+    raw = raw.strip()
+    try:
+        value = float(raw)
+        return value if value >= 0 else None
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+def _as_str(value: Any) -> str | None:
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    return str(value)
+
+
+def _message_of(value: Any) -> str | None:
+    """A readable message from a string, or Mistral's ``{"detail": [...]}`` validation list."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and isinstance(value.get("detail"), list):
+        return _detail_message(value["detail"])
+    if value is not None:
+        return json.dumps(value, ensure_ascii=False)[:500]
+    return None
+
+
+def _detail_message(details: list[Any]) -> str:
+    parts = []
+    for item in details:
+        if isinstance(item, dict):
+            loc = item.get("loc")
+            where = ".".join(str(p) for p in loc) if isinstance(loc, list) else ""
+            parts.append(f"{where}: {item.get('msg', '')} ({item.get('type', '')})".strip())
+        else:
+            parts.append(str(item))
+    return "; ".join(parts)
+
+
+def _detail_type(details: Any) -> str | None:
+    if isinstance(details, list):
+        for item in details:
+            if isinstance(item, dict) and isinstance(item.get("type"), str):
+                return str(item["type"])
+    return None
+
+
+def _retry_delay_from_details(details: Any) -> float | None:
+    """Google's ``RetryInfo`` detail: ``{"retryDelay": "13s"}``."""
+    if not isinstance(details, list):
+        return None
+    for item in details:
+        if isinstance(item, dict) and isinstance(item.get("retryDelay"), str):
+            try:
+                return float(item["retryDelay"].rstrip("s"))
+            except ValueError:
+                return None
+    return None
+
+
+class _Fields:
+    __slots__ = ("code", "details", "message", "request_id", "status", "type")
+
+    def __init__(self) -> None:
+        self.message: str | None = None
+        self.code: str | None = None
+        self.type: str | None = None
+        self.status: str | None = None
+        self.request_id: str | None = None
+        self.details: Any = None
+
+
+def _extract(payload: Any) -> _Fields:
+    """Pull message, code, type and status out of any of the five body shapes."""
+    f = _Fields()
+    if isinstance(payload, list):  # Gemini: [{"error": {...}}]
+        payload = next((p for p in payload if isinstance(p, dict)), None)
+    if not isinstance(payload, dict):
+        return f
+    f.request_id = _as_str(payload.get("request_id"))
+    err = payload.get("error")
+    if isinstance(err, dict):  # OpenAI, Gemini, GLM, Anthropic
+        f.message = _message_of(err.get("message"))
+        f.code = _as_str(err.get("code"))
+        f.type = _as_str(err.get("type"))
+        f.status = _as_str(err.get("status"))
+        f.details = err.get("details")
+        if f.request_id is None:
+            f.request_id = _as_str(err.get("request_id"))
+    elif isinstance(err, str):
+        f.message = err
+    elif "detail" in payload:  # FastAPI-style 422 (Mistral)
+        detail = payload["detail"]
+        f.message = _detail_message(detail) if isinstance(detail, list) else _message_of(detail)
+        f.type = _detail_type(detail)
+    else:  # Mistral: {"object": "error", "message": ..., "type": ..., "code": ...}
+        f.message = _message_of(payload.get("message"))
+        f.code = _as_str(payload.get("code"))
+        f.type = _as_str(payload.get("type"))
+        msg = payload.get("message")
+        if isinstance(msg, dict):
+            f.details = msg.get("detail")
+            f.type = _detail_type(f.details) or f.type
+    return f
+
+
+def _kind_for(
+    fields: _Fields, status: int | None, codes: Mapping[str, ErrorKind]
+) -> ErrorKind | None:
+    for key in (fields.code, fields.status, fields.type):
+        if key is not None:
+            kind = codes.get(key) or _GENERIC_CODES.get(key)
+            if kind is not None:
+                # "invalid_request_error" also covers context overflows: the message decides.
+                if kind == "invalid_request" and _looks_like_context(fields.message):
+                    return "context_length"
+                return kind
+    if _looks_like_context(fields.message):
+        return "context_length"
+    if status is None:
+        return None
+    if status in (401, 403):
+        return "auth"
+    if status == 429:
+        return "rate_limited"
+    if status == 413:
+        return "context_length"
+    if status in (400, 404, 405, 409, 415, 422):
+        return "invalid_request"
+    if status in (500, 502, 503, 504, 529):
+        return "overloaded"
+    return None
+
+
+def _looks_like_context(message: str | None) -> bool:
+    return bool(message and _CONTEXT_HINT.search(message))
+
+
+def _parse_body(body: bytes | str | Any) -> Any:
+    if isinstance(body, (bytes, bytearray)):
+        try:
+            body = bytes(body).decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    if isinstance(body, str):
+        try:
+            return json.loads(body)
+        except ValueError:
+            return body.strip() or None
+    return body
+
+
+def classify_error(
+    status_code: int | None,
+    headers: Mapping[str, str],
+    body: bytes | str | Any,
+    *,
+    provider: str | None = None,
+    error_codes: Mapping[str, ErrorKind] | None = None,
+    default: type[LlmError] = ProviderError,
+    redact: Callable[[str], str] | None = None,
+) -> LlmError:
+    """Turn an HTTP error (or an in-band error frame) into the narrowest ``LlmError``.
+
+    ``body`` may be raw bytes, text or already-parsed JSON; a body of any shape,
+    or none, gives an error rather than raising.
+    """
+    payload = _parse_body(body)
+    fields = _extract(payload)
+    kind = _kind_for(fields, status_code, error_codes or {})
+    cls = _KIND_CLASSES[kind] if kind is not None else default
+    message = fields.message
+    if message is None:
+        message = payload if isinstance(payload, str) else None
+    if not message:
+        message = f"HTTP {status_code}" if status_code is not None else "provider error"
+    if redact is not None:
+        message = redact(message)
+    lowered = {k.lower(): v for k, v in headers.items()}
+    request_id = fields.request_id or next(
+        (lowered[h] for h in _REQUEST_ID_HEADERS if h in lowered), None
+    )
+    # Gemini's int code only repeats the HTTP status; its status name is the real code.
+    code = fields.status or fields.code or fields.type
+    kw: dict[str, Any] = {
+        "provider": provider,
+        "status_code": status_code,
+        "code": code,
+        "request_id": request_id,
+    }
+    if cls is RateLimited:
+        retry_after = parse_retry_after(headers)
+        if retry_after is None:
+            retry_after = _retry_delay_from_details(fields.details)
+        return RateLimited(message, retry_after=retry_after, **kw)
+    if cls is ContextLengthExceeded:
+        max_tokens = requested = None
+        for pattern in _CONTEXT_PATTERNS:
+            m = pattern.search(message)
+            if m:
+                max_tokens, requested = int(m.group("max")), int(m.group("req"))
+                break
+        return ContextLengthExceeded(
+            message, max_tokens=max_tokens, requested_tokens=requested, **kw
+        )
+    if cls is InvalidRequest:
+        return InvalidRequest(message, field=_field_of(fields), **kw)
+    return cls(message, **kw)
+
+
+def _field_of(fields: _Fields) -> str | None:
+    details = fields.details
+    if isinstance(details, list):
+        for item in details:
+            if isinstance(item, dict) and isinstance(item.get("loc"), list):
+                loc = [str(p) for p in item["loc"] if p != "body"]
+                return ".".join(loc) or None
+    return None
+
+
+def error_from_payload(
+    payload: Any,
+    *,
+    provider: str | None = None,
+    error_codes: Mapping[str, ErrorKind] | None = None,
+) -> LlmError:
+    """An in-band error frame inside a 200 stream: typed by its code, else ``StreamError``."""
+    return classify_error(
+        None, {}, payload, provider=provider, error_codes=error_codes, default=StreamError
+    )

@@ -1,0 +1,164 @@
+"""The normalized stream vocabulary (DESIGN §3).
+
+Every provider's stream becomes a sequence of these frozen dataclasses. Each has
+``to_dict()`` returning a JSON-ready dict whose ``"type"`` is the snake_case
+event name; snapshots store those dicts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from provider_impl.types import StopReason, Usage
+
+__all__ = [
+    "Connected",
+    "ContentBlockStart",
+    "ContentBlockStop",
+    "Done",
+    "MessageDelta",
+    "MessageStart",
+    "StreamEvent",
+    "TextDelta",
+    "ThinkingDelta",
+    "ToolUseComplete",
+    "ToolUseInputDelta",
+    "Usage",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    """The provider answered with a 2xx status; nothing was received yet."""
+
+    type: ClassVar[str] = "connected"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type}
+
+
+@dataclass(frozen=True, slots=True)
+class MessageStart:
+    id: str | None
+    model: str | None
+    type: ClassVar[str] = "message_start"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "id": self.id, "model": self.model}
+
+
+@dataclass(frozen=True, slots=True)
+class ContentBlockStart:
+    index: int
+    content_type: str  # "text" | "thinking" | "tool_use" | "refusal"
+    id: str | None = None
+    name: str | None = None
+    type: ClassVar[str] = "content_block_start"
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "type": self.type,
+            "index": self.index,
+            "content_type": self.content_type,
+        }
+        if self.content_type == "tool_use":
+            d["id"] = self.id
+            d["name"] = self.name
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    index: int
+    text: str
+    type: ClassVar[str] = "text_delta"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "index": self.index, "text": self.text}
+
+
+@dataclass(frozen=True, slots=True)
+class ThinkingDelta:
+    index: int
+    thinking: str
+    type: ClassVar[str] = "thinking_delta"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "index": self.index, "thinking": self.thinking}
+
+
+@dataclass(frozen=True, slots=True)
+class ToolUseInputDelta:
+    index: int
+    partial_json: str
+    type: ClassVar[str] = "tool_use_input_delta"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "index": self.index, "partial_json": self.partial_json}
+
+
+@dataclass(frozen=True, slots=True)
+class ToolUseComplete:
+    index: int
+    id: str
+    name: str
+    input: dict[str, Any] = field(hash=False)
+    type: ClassVar[str] = "tool_use_complete"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "index": self.index,
+            "id": self.id,
+            "name": self.name,
+            "input": self.input,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ContentBlockStop:
+    index: int
+    type: ClassVar[str] = "content_block_stop"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "index": self.index}
+
+
+@dataclass(frozen=True, slots=True)
+class MessageDelta:
+    stop_reason: StopReason
+    raw_finish_reason: str | None
+    type: ClassVar[str] = "message_delta"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "stop_reason": self.stop_reason.value,
+            "raw_finish_reason": self.raw_finish_reason,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """The stream ended cleanly. Always last; never after an error."""
+
+    type: ClassVar[str] = "done"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type}
+
+
+StreamEvent = Union[
+    Connected,
+    MessageStart,
+    ContentBlockStart,
+    TextDelta,
+    ThinkingDelta,
+    ToolUseInputDelta,
+    ToolUseComplete,
+    ContentBlockStop,
+    MessageDelta,
+    Usage,
+    Done,
+]

@@ -1,0 +1,544 @@
+"""``OpenAiCompatibleProvider``: the thin I/O shell around the sans-I/O core.
+
+Sync and async share everything that decides: the payload builder, the
+stream parser, the error classifier and the retry policy. Only the byte
+moving differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from typing import Any, TypeVar
+
+import httpx
+
+from provider_impl.dialects import (
+    CLAUDE_SUBSCRIPTION,
+    DIALECTS,
+    GEMINI,
+    GLM,
+    MISTRAL,
+    OPENAI,
+    ProviderCapabilities,
+    ProviderDialect,
+)
+from provider_impl.errors import (
+    AuthenticationFailed,
+    ConnectionFailed,
+    DeserializationError,
+    ErrorKind,
+    LlmError,
+    Overloaded,
+    RateLimited,
+    RequestTimeout,
+    StreamError,
+    classify_error,
+)
+from provider_impl.events import Connected, StreamEvent
+from provider_impl.payload import build_payload
+from provider_impl.response import response_from_json
+from provider_impl.sse import DEFAULT_MAX_FRAME_BYTES
+from provider_impl.stream import StreamParser
+from provider_impl.types import CompletionRequest, CompletionResponse
+
+__all__ = ["DEFAULT_TIMEOUT", "OpenAiCompatibleProvider", "resolve_dialect"]
+
+logger = logging.getLogger("provider_impl")
+
+DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+_RETRY_STATUSES = frozenset({408, 409})
+_P = TypeVar("_P", bound="OpenAiCompatibleProvider")
+
+
+class _Secret:
+    """Holds the API key; prints as ``***`` so it cannot leak through repr or logs."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "<secret>"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> Any:
+        raise TypeError("the API key holder cannot be pickled")
+
+
+def resolve_dialect(provider: object) -> ProviderDialect:
+    """A dialect from a name, a dialect or a provider instance."""
+    if isinstance(provider, ProviderDialect):
+        return provider
+    if isinstance(provider, OpenAiCompatibleProvider):
+        return provider.dialect
+    if isinstance(provider, str):
+        try:
+            return DIALECTS[provider]
+        except KeyError:
+            known = ", ".join(sorted(DIALECTS))
+            raise ValueError(f"unknown provider {provider!r}; known providers: {known}") from None
+    raise TypeError(
+        f"provider must be a name, a ProviderDialect or a provider, not {type(provider).__name__}"
+    )
+
+
+def _is_retryable(err: LlmError) -> bool:
+    if isinstance(err, (RateLimited, Overloaded, ConnectionFailed)):
+        return True
+    status = err.status_code
+    return status is not None and (status in _RETRY_STATUSES or status >= 500)
+
+
+class OpenAiCompatibleProvider:
+    """One client for any OpenAI-compatible chat-completions endpoint.
+
+    Build it with a factory (``openai()``, ``gemini()``, ``mistral()``,
+    ``glm()``, ``claude_subscription()``, ``custom()``); the dialect record
+    decides everything provider-specific.
+    """
+
+    def __init__(
+        self,
+        dialect: ProviderDialect,
+        *,
+        api_key: str | None = None,
+        model: str | None = None,
+        base_url: str | None = None,
+        http_client: httpx.Client | None = None,
+        async_http_client: httpx.AsyncClient | None = None,
+        timeout: float | httpx.Timeout | None = None,
+        max_retries: int = 2,
+        headers: Mapping[str, str] | None = None,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        backoff_base: float = 0.5,
+        backoff_max: float = 20.0,
+        max_retry_wait: float = 60.0,
+    ) -> None:
+        if not isinstance(dialect, ProviderDialect):
+            raise TypeError("dialect must be a ProviderDialect")
+        if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
+            raise ValueError(f"max_retries must be a non-negative integer, got {max_retries!r}")
+        if max_frame_bytes < 1:
+            raise ValueError("max_frame_bytes must be positive")
+        key = api_key
+        if key is None and dialect.api_key_env:
+            key = os.environ.get(dialect.api_key_env) or None
+        if key is None:
+            key = dialect.default_api_key
+        if not key:
+            where = (
+                f"set {dialect.api_key_env} or pass api_key="
+                if dialect.api_key_env
+                else "pass api_key="
+            )
+            raise AuthenticationFailed(
+                f"no API key for {dialect.name}: {where}", provider=dialect.name
+            )
+        self._dialect = dialect
+        self._key = _Secret(key)
+        self._model = model or dialect.default_model
+        url = (base_url or dialect.base_url).rstrip("/")
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://, got {url!r}")
+        self._base_url = url
+        self._url = url + "/chat/completions"
+        if timeout is None:
+            self._timeout = DEFAULT_TIMEOUT
+        elif isinstance(timeout, httpx.Timeout):
+            self._timeout = timeout
+        else:
+            self._timeout = httpx.Timeout(float(timeout))
+        self._max_retries = max_retries
+        self._extra_headers = dict(headers or {})
+        self._max_frame_bytes = max_frame_bytes
+        self._backoff_base = backoff_base
+        self._backoff_max = backoff_max
+        self._max_retry_wait = max_retry_wait
+        self._client = http_client
+        self._owns_client = http_client is None
+        self._aclient = async_http_client
+        self._owns_aclient = async_http_client is None
+        # Injectable for tests; real sleeps otherwise.
+        self._sleep: Callable[[float], None] = time.sleep
+        self._asleep: Callable[[float], Any] = asyncio.sleep
+
+    # -- factories -----------------------------------------------------------
+
+    @classmethod
+    def openai(cls: type[_P], **kwargs: Any) -> _P:
+        return cls(OPENAI, **kwargs)
+
+    @classmethod
+    def gemini(cls: type[_P], **kwargs: Any) -> _P:
+        return cls(GEMINI, **kwargs)
+
+    @classmethod
+    def mistral(cls: type[_P], **kwargs: Any) -> _P:
+        return cls(MISTRAL, **kwargs)
+
+    @classmethod
+    def glm(cls: type[_P], **kwargs: Any) -> _P:
+        return cls(GLM, **kwargs)
+
+    @classmethod
+    def claude_subscription(cls: type[_P], **kwargs: Any) -> _P:
+        return cls(CLAUDE_SUBSCRIPTION, **kwargs)
+
+    @classmethod
+    def custom(
+        cls: type[_P],
+        *,
+        name: str,
+        base_url: str,
+        default_model: str,
+        capabilities: ProviderCapabilities | None = None,
+        api_key_env: str | None = None,
+        default_api_key: str | None = None,
+        auth_header: str = "Authorization",
+        auth_scheme: str | None = "Bearer",
+        max_tokens_param: str = "max_tokens",
+        stream_usage_option: bool = True,
+        forbidden_params: frozenset[str] = frozenset(),
+        error_codes: Mapping[str, ErrorKind] | None = None,
+        cost_provider: str | None = None,
+        **kwargs: Any,
+    ) -> _P:
+        """Any other OpenAI-compatible endpoint, described by the same fields as a dialect."""
+        dialect = ProviderDialect(
+            name=name,
+            base_url=base_url,
+            default_model=default_model,
+            capabilities=capabilities
+            or ProviderCapabilities(
+                streaming=True,
+                tool_calling=True,
+                vision=False,
+                extended_thinking=False,
+                max_context_tokens=128_000,
+                max_output_tokens=16_384,
+            ),
+            api_key_env=api_key_env,
+            default_api_key=default_api_key,
+            auth_header=auth_header,
+            auth_scheme=auth_scheme,
+            max_tokens_param=max_tokens_param,
+            stream_usage_option=stream_usage_option,
+            forbidden_params=frozenset(forbidden_params),
+            error_codes=dict(error_codes or {}),
+            cost_provider=cost_provider,
+        )
+        return cls(dialect, **kwargs)
+
+    # -- properties ------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self._dialect.name
+
+    @property
+    def dialect(self) -> ProviderDialect:
+        return self._dialect
+
+    @property
+    def capabilities(self) -> ProviderCapabilities:
+        return self._dialect.capabilities
+
+    @property
+    def model(self) -> str:
+        return self._model
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url
+
+    def __repr__(self) -> str:
+        return (
+            f"OpenAiCompatibleProvider(name={self.name!r}, model={self._model!r}, "
+            f"base_url={self._base_url!r})"
+        )
+
+    __str__ = __repr__
+
+    # -- the sans-I/O parts ----------------------------------------------------
+
+    def build_request(self, request: CompletionRequest, *, stream: bool = False) -> dict[str, Any]:
+        """The exact JSON body this provider will be sent; raises ``InvalidRequest``."""
+        if not isinstance(request, CompletionRequest):
+            raise TypeError(f"expected a CompletionRequest, got {type(request).__name__}")
+        return build_payload(request, self._dialect, self._model, stream=stream)
+
+    def count_tokens(self, request: CompletionRequest) -> int:
+        """A rough estimate (about four characters a token) of the prompt's size."""
+        chars = len(request.system or "")
+        for m in request.messages:
+            chars += len(m.content or "") + 16
+            for call in m.tool_calls:
+                chars += len(call.name) + len(json.dumps(dict(call.arguments)))
+        for tool in request.tools or ():
+            chars += len(tool.name) + len(tool.description) + len(json.dumps(dict(tool.parameters)))
+        return max(1, (chars + 3) // 4)
+
+    def _headers(self, stream: bool) -> dict[str, str]:
+        key = self._key.reveal()
+        scheme = self._dialect.auth_scheme
+        headers = {
+            "content-type": "application/json",
+            "accept": "text/event-stream" if stream else "application/json",
+            "user-agent": "provider-impl/0.1",
+            self._dialect.auth_header: f"{scheme} {key}" if scheme else key,
+        }
+        headers.update(self._extra_headers)
+        return headers
+
+    def _encode(self, body: Mapping[str, Any]) -> bytes:
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+    def _redact(self, text: str) -> str:
+        key = self._key.reveal()
+        return text.replace(key, "***") if key and key in text else text
+
+    def _status_error(self, response: httpx.Response, body: bytes) -> LlmError:
+        return classify_error(
+            response.status_code,
+            response.headers,
+            body,
+            provider=self.name,
+            error_codes=self._dialect.error_codes,
+            redact=self._redact,
+        )
+
+    def _transport_error(self, exc: Exception, *, mid_stream: bool) -> LlmError:
+        detail = self._redact(f"{type(exc).__name__}: {exc}")
+        if isinstance(exc, httpx.TimeoutException):
+            return RequestTimeout(f"timed out talking to {self.name}: {detail}", provider=self.name)
+        if mid_stream:
+            return StreamError(f"the connection broke mid-stream: {detail}", provider=self.name)
+        return ConnectionFailed(f"could not reach {self.name}: {detail}", provider=self.name)
+
+    def _retry_delay(self, err: LlmError, attempt: int) -> float | None:
+        """Seconds to wait before retry ``attempt + 1``, or None to give up."""
+        if attempt >= self._max_retries or not _is_retryable(err):
+            return None
+        backoff = min(self._backoff_max, self._backoff_base * (2**attempt))
+        delay = backoff * random.uniform(0.5, 1.0)
+        retry_after = err.retry_after if isinstance(err, RateLimited) else None
+        if retry_after is not None:
+            if retry_after > self._max_retry_wait:
+                return None
+            delay = max(delay, retry_after)
+        logger.debug("%s: retrying in %.2fs after %s", self.name, delay, type(err).__name__)
+        return delay
+
+    def _fail(self, err: LlmError) -> LlmError:
+        err._redact(self._key.reveal())
+        return err
+
+    # -- sync --------------------------------------------------------------
+
+    def _sync_client(self) -> httpx.Client:
+        if self._client is None:
+            self._client = httpx.Client(timeout=self._timeout)
+        return self._client
+
+    def _open(self, body: Mapping[str, Any], stream: bool) -> httpx.Response:
+        """Send with retries; returns an open 2xx response the caller must close."""
+        client = self._sync_client()
+        content = self._encode(body)
+        attempt = 0
+        while True:
+            logger.debug("%s: POST %s attempt %d", self.name, self._url, attempt + 1)
+            request = client.build_request(
+                "POST",
+                self._url,
+                content=content,
+                headers=self._headers(stream),
+                timeout=self._timeout,
+            )
+            try:
+                response = client.send(request, stream=True)
+            except httpx.HTTPError as exc:
+                err = self._transport_error(exc, mid_stream=False)
+                delay = self._retry_delay(err, attempt)
+                if delay is None:
+                    raise self._fail(err) from exc
+                self._sleep(delay)
+                attempt += 1
+                continue
+            if response.is_success:
+                return response
+            try:
+                err = self._status_error(response, response.read())
+            except httpx.HTTPError as exc:
+                raise self._fail(self._transport_error(exc, mid_stream=False)) from exc
+            finally:
+                response.close()
+            logger.debug("%s: HTTP %d", self.name, response.status_code)
+            delay = self._retry_delay(err, attempt)
+            if delay is None:
+                raise self._fail(err)
+            self._sleep(delay)
+            attempt += 1
+
+    def complete(self, request: CompletionRequest) -> CompletionResponse:
+        body = self.build_request(request, stream=False)
+        response = self._open(body, stream=False)
+        try:
+            raw = response.read()
+        except httpx.HTTPError as exc:
+            raise self._fail(self._transport_error(exc, mid_stream=True)) from exc
+        finally:
+            response.close()
+        return self._parse_complete(raw)
+
+    def stream(self, request: CompletionRequest) -> Iterator[StreamEvent]:
+        """Events as they arrive. Bad input raises here, before any I/O."""
+        body = self.build_request(request, stream=True)
+        return self._stream(body)
+
+    def _stream(self, body: Mapping[str, Any]) -> Iterator[StreamEvent]:
+        response = self._open(body, stream=True)
+        try:
+            yield Connected()
+            parser = StreamParser(self._dialect, self._max_frame_bytes)
+            try:
+                for data in response.iter_bytes():
+                    yield from parser.feed(data)
+                    if parser.done:
+                        return
+                yield from parser.end()
+            except httpx.HTTPError as exc:
+                raise self._fail(self._transport_error(exc, mid_stream=True)) from exc
+            except LlmError as err:
+                self._fail(err)
+                raise
+        finally:
+            response.close()
+
+    def close(self) -> None:
+        if self._client is not None and self._owns_client:
+            self._client.close()
+            self._client = None
+
+    def __enter__(self: _P) -> _P:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- async -------------------------------------------------------------
+
+    def _async_client(self) -> httpx.AsyncClient:
+        if self._aclient is None:
+            self._aclient = httpx.AsyncClient(timeout=self._timeout)
+        return self._aclient
+
+    async def _aopen(self, body: Mapping[str, Any], stream: bool) -> httpx.Response:
+        client = self._async_client()
+        content = self._encode(body)
+        attempt = 0
+        while True:
+            logger.debug("%s: POST %s attempt %d", self.name, self._url, attempt + 1)
+            request = client.build_request(
+                "POST",
+                self._url,
+                content=content,
+                headers=self._headers(stream),
+                timeout=self._timeout,
+            )
+            try:
+                response = await client.send(request, stream=True)
+            except httpx.HTTPError as exc:
+                err = self._transport_error(exc, mid_stream=False)
+                delay = self._retry_delay(err, attempt)
+                if delay is None:
+                    raise self._fail(err) from exc
+                await self._asleep(delay)
+                attempt += 1
+                continue
+            if response.is_success:
+                return response
+            try:
+                err = self._status_error(response, await response.aread())
+            except httpx.HTTPError as exc:
+                raise self._fail(self._transport_error(exc, mid_stream=False)) from exc
+            finally:
+                await response.aclose()
+            logger.debug("%s: HTTP %d", self.name, response.status_code)
+            delay = self._retry_delay(err, attempt)
+            if delay is None:
+                raise self._fail(err)
+            await self._asleep(delay)
+            attempt += 1
+
+    async def acomplete(self, request: CompletionRequest) -> CompletionResponse:
+        body = self.build_request(request, stream=False)
+        response = await self._aopen(body, stream=False)
+        try:
+            raw = await response.aread()
+        except httpx.HTTPError as exc:
+            raise self._fail(self._transport_error(exc, mid_stream=True)) from exc
+        finally:
+            await response.aclose()
+        return self._parse_complete(raw)
+
+    def astream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
+        """Async events as they arrive. Bad input raises here, before any I/O."""
+        body = self.build_request(request, stream=True)
+        return self._astream(body)
+
+    async def _astream(self, body: Mapping[str, Any]) -> AsyncIterator[StreamEvent]:
+        response = await self._aopen(body, stream=True)
+        try:
+            yield Connected()
+            parser = StreamParser(self._dialect, self._max_frame_bytes)
+            try:
+                async for data in response.aiter_bytes():
+                    for event in parser.feed(data):
+                        yield event
+                    if parser.done:
+                        return
+                for event in parser.end():
+                    yield event
+            except httpx.HTTPError as exc:
+                raise self._fail(self._transport_error(exc, mid_stream=True)) from exc
+            except LlmError as err:
+                self._fail(err)
+                raise
+        finally:
+            await response.aclose()
+
+    async def aclose(self) -> None:
+        if self._aclient is not None and self._owns_aclient:
+            await self._aclient.aclose()
+            self._aclient = None
+
+    async def __aenter__(self: _P) -> _P:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- shared ------------------------------------------------------------
+
+    def _parse_complete(self, raw: bytes) -> CompletionResponse:
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise self._fail(
+                DeserializationError(f"the response is not JSON: {raw[:200]!r}", provider=self.name)
+            ) from None
+        try:
+            return response_from_json(body, self._dialect)
+        except LlmError as err:
+            raise self._fail(err) from None

@@ -1,0 +1,102 @@
+"""Whole replies: collect a stream into a ``CompletionResponse``, or parse a
+non-streaming ``chat.completion`` body through the same adapter."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from provider_impl.adapter import StreamAdapter
+from provider_impl.dialects import ProviderDialect
+from provider_impl.errors import DeserializationError, classify_error
+from provider_impl.events import (
+    ContentBlockStart,
+    MessageDelta,
+    MessageStart,
+    StreamEvent,
+    TextDelta,
+    ThinkingDelta,
+    ToolUseComplete,
+)
+from provider_impl.sse import ServerSentEvent
+from provider_impl.types import CompletionResponse, StopReason, ToolCall, Usage
+
+__all__ = ["response_from_events", "response_from_json"]
+
+
+def response_from_events(events: Iterable[StreamEvent]) -> CompletionResponse:
+    """Fold a stream's events into one response (text, thinking, refusal, tool calls)."""
+    kinds: dict[int, str] = {}
+    text: list[str] = []
+    thinking: list[str] = []
+    refusal: list[str] = []
+    calls: list[ToolCall] = []
+    rid: str | None = None
+    model: str | None = None
+    stop = StopReason.END_TURN
+    raw: str | None = None
+    usage = Usage()
+    for ev in events:
+        if isinstance(ev, TextDelta):
+            (refusal if kinds.get(ev.index) == "refusal" else text).append(ev.text)
+        elif isinstance(ev, ThinkingDelta):
+            thinking.append(ev.thinking)
+        elif isinstance(ev, ContentBlockStart):
+            kinds[ev.index] = ev.content_type
+        elif isinstance(ev, ToolUseComplete):
+            calls.append(ToolCall(ev.id, ev.name, ev.input))
+        elif isinstance(ev, MessageStart):
+            rid, model = ev.id, ev.model
+        elif isinstance(ev, MessageDelta):
+            stop, raw = ev.stop_reason, ev.raw_finish_reason
+        elif isinstance(ev, Usage):
+            usage = ev
+    return CompletionResponse(
+        id=rid,
+        model=model,
+        text="".join(text),
+        thinking="".join(thinking) if thinking else None,
+        tool_calls=tuple(calls),
+        stop_reason=stop,
+        usage=usage,
+        raw_finish_reason=raw,
+        refusal="".join(refusal) if refusal else None,
+    )
+
+
+def response_from_json(body: Any, dialect: ProviderDialect) -> CompletionResponse:
+    """Parse a non-streaming body: its ``message`` is fed to the adapter as one delta."""
+    if isinstance(body, list) or (isinstance(body, dict) and body.get("error")):
+        raise classify_error(200, {}, body, provider=dialect.name, error_codes=dialect.error_codes)
+    if not isinstance(body, dict):
+        raise DeserializationError(
+            f"the response is {type(body).__name__}, expected a JSON object",
+            provider=dialect.name,
+        )
+    choices = body.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise DeserializationError("the response has no choices", provider=dialect.name)
+    choice = next(
+        (c for c in choices if isinstance(c, dict) and c.get("index", 0) == 0), choices[0]
+    )
+    if not isinstance(choice, dict):
+        raise DeserializationError(
+            "the response's first choice is not an object", provider=dialect.name
+        )
+    message = choice.get("message")
+    chunk = {
+        "id": body.get("id"),
+        "model": body.get("model"),
+        "choices": [
+            {
+                "index": 0,
+                "delta": message if isinstance(message, dict) else {},
+                "finish_reason": choice.get("finish_reason"),
+            }
+        ],
+        "usage": body.get("usage"),
+    }
+    adapter = StreamAdapter(dialect)
+    events = adapter.feed_chunk(chunk)
+    events.extend(adapter.feed_event(ServerSentEvent("[DONE]")))
+    return response_from_events(events)

@@ -1,0 +1,121 @@
+"""A sans-I/O Server-Sent Events decoder: bytes in, ``ServerSentEvent`` out.
+
+Follows the WHATWG event-stream rules: lines end in CR, LF or CRLF (a CRLF may
+be split across reads), ``:`` lines are comments, ``data:`` lines of one event
+are joined with LF, a blank line dispatches. Lines are split on bytes before
+decoding, so a UTF-8 character split across reads is reassembled, and U+2028,
+U+2029 or U+0085 inside JSON never end a line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from provider_impl.errors import StreamError
+
+__all__ = ["DEFAULT_MAX_FRAME_BYTES", "SSEDecoder", "ServerSentEvent"]
+
+DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSentEvent:
+    data: str
+    event: str = "message"
+    id: str | None = None
+    retry: int | None = None
+
+
+class SSEDecoder:
+    """Feed it bytes in any split; it returns the events completed so far."""
+
+    __slots__ = ("_buf", "_data", "_data_size", "_event", "_id", "_max", "_retry", "_skip_lf")
+
+    def __init__(self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:
+        self._max = max_frame_bytes
+        self._buf = bytearray()
+        self._skip_lf = False  # the last read ended in CR; a leading LF belongs to it
+        self._data: list[str] = []
+        self._data_size = 0
+        self._event = ""
+        self._id: str | None = None
+        self._retry: int | None = None
+
+    def feed(self, data: bytes) -> list[ServerSentEvent]:
+        if not data:
+            return []
+        if self._skip_lf:
+            self._skip_lf = False
+            if data[:1] == b"\n":
+                data = data[1:]
+        if b"\r" in data:
+            self._skip_lf = data.endswith(b"\r")
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        buf = self._buf
+        buf += data
+        end = buf.rfind(b"\n")
+        if end < 0:
+            self._check_size(len(buf))
+            return []
+        lines = bytes(buf[:end]).split(b"\n")
+        del buf[: end + 1]
+        self._check_size(len(buf))
+        out: list[ServerSentEvent] = []
+        for line in lines:
+            ev = self._line(line)
+            if ev is not None:
+                out.append(ev)
+        return out
+
+    def end(self) -> list[ServerSentEvent]:
+        """The input is over: a last line or frame without its blank line still counts."""
+        out: list[ServerSentEvent] = []
+        if self._buf:
+            line = bytes(self._buf)
+            self._buf.clear()
+            ev = self._line(line)
+            if ev is not None:
+                out.append(ev)
+        ev = self._line(b"")
+        if ev is not None:
+            out.append(ev)
+        return out
+
+    def _check_size(self, pending: int) -> None:
+        if pending + self._data_size > self._max:
+            raise StreamError(
+                f"an SSE frame exceeded the {self._max}-byte limit; refusing to buffer more"
+            )
+
+    def _line(self, raw: bytes) -> ServerSentEvent | None:
+        if not raw:
+            return self._dispatch()
+        if raw[0] == 0x3A:  # ":" comment, e.g. a proxy keep-alive
+            return None
+        line = raw.decode("utf-8", "replace")
+        name, sep, value = line.partition(":")
+        if sep and value[:1] == " ":
+            value = value[1:]
+        if name == "data":
+            self._data.append(value)
+            self._data_size += len(raw)
+            self._check_size(0)
+        elif name == "event":
+            self._event = value
+        elif name == "id":
+            if "\0" not in value:
+                self._id = value
+        elif name == "retry" and value.isdigit():
+            self._retry = int(value)
+        return None
+
+    def _dispatch(self) -> ServerSentEvent | None:
+        if not self._data:
+            self._event = ""
+            return None
+        data = self._data[0] if len(self._data) == 1 else "\n".join(self._data)
+        ev = ServerSentEvent(data, self._event or "message", self._id, self._retry)
+        self._data = []
+        self._data_size = 0
+        self._event = ""
+        return ev

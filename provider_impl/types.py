@@ -1,0 +1,164 @@
+"""Request and response types shared by every provider."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+__all__ = [
+    "CompletionRequest",
+    "CompletionResponse",
+    "Message",
+    "Role",
+    "StopReason",
+    "ToolCall",
+    "ToolDefinition",
+    "Usage",
+]
+
+Role = Literal["system", "user", "assistant", "tool"]
+_ROLES = frozenset(("system", "user", "assistant", "tool"))
+
+
+class StopReason(str, enum.Enum):
+    """Why the model stopped, normalized across providers."""
+
+    END_TURN = "end_turn"
+    TOOL_USE = "tool_use"
+    MAX_TOKENS = "max_tokens"
+    STOP_SEQUENCE = "stop_sequence"
+    CONTENT_FILTER = "content_filter"
+    PAUSE_TURN = "pause_turn"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A tool call made by the assistant: ``arguments`` is the parsed JSON object."""
+
+    id: str
+    name: str
+    arguments: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One chat message.
+
+    ``tool_calls`` is only for assistant messages; ``tool_call_id`` only (and
+    always) for ``role="tool"`` messages carrying a tool's result.
+    """
+
+    role: Role
+    content: str | None = None
+    tool_calls: Sequence[ToolCall] = ()
+    tool_call_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.role not in _ROLES:
+            raise ValueError(f"Message.role must be one of {sorted(_ROLES)}, got {self.role!r}")
+        if self.tool_calls and self.role != "assistant":
+            raise ValueError("Message.tool_calls is only allowed on assistant messages")
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("a tool message needs tool_call_id")
+        if self.tool_call_id is not None and self.role != "tool":
+            raise ValueError("Message.tool_call_id is only allowed on tool messages")
+
+    @classmethod
+    def system(cls, content: str) -> Message:
+        return cls(role="system", content=content)
+
+    @classmethod
+    def user(cls, content: str) -> Message:
+        return cls(role="user", content=content)
+
+    @classmethod
+    def assistant(cls, content: str | None = None, tool_calls: Sequence[ToolCall] = ()) -> Message:
+        return cls(role="assistant", content=content, tool_calls=tuple(tool_calls))
+
+    @classmethod
+    def tool_result(cls, tool_call_id: str, content: str) -> Message:
+        return cls(role="tool", content=content, tool_call_id=tool_call_id)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolDefinition:
+    """A function the model may call; ``parameters`` is a JSON Schema object."""
+
+    name: str
+    description: str = ""
+    parameters: Mapping[str, Any] = field(
+        default_factory=lambda: {"type": "object", "properties": {}}, hash=False
+    )
+
+
+@dataclass(frozen=True)
+class CompletionRequest:
+    """What to ask for; each provider's dialect turns it into its own JSON body."""
+
+    messages: Sequence[Message]
+    model: str | None = None
+    system: str | None = None
+    max_tokens: int = 4096
+    temperature: float | None = None
+    top_p: float | None = None
+    stop_sequences: Sequence[str] | None = None
+    tools: Sequence[ToolDefinition] | None = None
+    tool_choice: str | Mapping[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    extra_body: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts; ``None`` where the provider reported nothing.
+
+    Used both as the stream event and as ``CompletionResponse.usage``.
+    """
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_input_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    type: ClassVar[str] = "usage"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cache_read_input_tokens": self.cache_read_input_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+        }
+
+
+@dataclass(frozen=True)
+class CompletionResponse:
+    """A whole reply, from ``complete()`` or collected from a stream."""
+
+    id: str | None
+    model: str | None
+    text: str
+    thinking: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    stop_reason: StopReason = StopReason.END_TURN
+    usage: Usage = field(default_factory=Usage)
+    raw_finish_reason: str | None = None
+    refusal: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "model": self.model,
+            "text": self.text,
+            "thinking": self.thinking,
+            "refusal": self.refusal,
+            "tool_calls": [
+                {"id": c.id, "name": c.name, "arguments": dict(c.arguments)}
+                for c in self.tool_calls
+            ],
+            "stop_reason": self.stop_reason.value,
+            "raw_finish_reason": self.raw_finish_reason,
+            "usage": self.usage.to_dict(),
+        }
