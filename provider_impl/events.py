@@ -149,16 +149,16 @@ class Done:
         return {"type": self.type}
 
 
-StreamEvent = Union[
-    Connected,
-    MessageStart,
-    ContentBlockStart,
-    TextDelta,
-    ThinkingDelta,
-    ToolUseInputDelta,
-    ToolUseComplete,
-    ContentBlockStop,
-    MessageDelta,
-    Usage,
-    Done,
-]
+StreamEvent = (
+    Connected
+    | MessageStart
+    | ContentBlockStart
+    | TextDelta
+    | ThinkingDelta
+    | ToolUseInputDelta
+    | ToolUseComplete
+    | ContentBlockStop
+    | MessageDelta
+    | Usage
+    | Done
+)

@@ -330,7 +330,7 @@ class OpenAiCompatibleProvider:
         """Seconds to wait before retry ``attempt + 1``, or None to give up."""
         if attempt >= self._max_retries or not _is_retryable(err):
             return None
-        backoff = min(self._backoff_max, self._backoff_base * (2**attempt))
+        backoff = min(self._backoff_max, self._backoff_base * (2.0**attempt))
         delay = backoff * random.uniform(0.5, 1.0)
         retry_after = err.retry_after if isinstance(err, RateLimited) else None
         if retry_after is not None:
