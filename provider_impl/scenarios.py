@@ -1,0 +1,275 @@
+"""Conformance scenarios as data: one definition each, run against every provider.
+
+A scenario says what to ask (the request, streaming or not, which key and
+retries), which providers it applies to, and what must come back (a stop
+reason, or a typed error and its fields). The emulator scripts its reply by
+the scenario's name (sent as the ``x-emulator-scenario`` header, which real
+providers ignore); the conformance suite replays the recorded cassettes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from provider_impl.dialects import DIALECTS
+from provider_impl.errors import (
+    AuthenticationFailed,
+    ContextLengthExceeded,
+    InvalidRequest,
+    LlmError,
+    Overloaded,
+    RateLimited,
+    StreamError,
+)
+from provider_impl.types import (
+    CompletionRequest,
+    Message,
+    StopReason,
+    ToolCall,
+    ToolDefinition,
+)
+
+__all__ = ["PROVIDERS", "SCENARIOS", "SCENARIO_HEADER", "Scenario", "get_scenario"]
+
+SCENARIO_HEADER = "x-emulator-scenario"
+PROVIDERS: tuple[str, ...] = tuple(DIALECTS)
+# Not key-shaped on purpose: it must be refused, and never trip a secret scan.
+INVALID_KEY = "invalid-key-for-conformance"
+
+WEATHER = ToolDefinition(
+    name="get_weather",
+    description="Current weather for a city.",
+    parameters={
+        "type": "object",
+        "properties": {"city": {"type": "string", "description": "City name"}},
+        "required": ["city"],
+    },
+)
+LOCAL_TIME = ToolDefinition(
+    name="get_local_time",
+    description="Current local time in a city.",
+    parameters={
+        "type": "object",
+        "properties": {"city": {"type": "string", "description": "City name"}},
+        "required": ["city"],
+    },
+)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    request: CompletionRequest
+    stream: bool = True
+    # None: every provider. Otherwise the providers that can produce this outcome.
+    providers: frozenset[str] | None = None
+    # Per-provider additions to the request (a model that reasons, a rejected parameter).
+    extra_body: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    model: Mapping[str, str] = field(default_factory=dict)
+    api_key: str | None = None
+    max_retries: int = 0
+    expect_error: type[LlmError] | None = None
+    expect_stop_reason: StopReason | None = None
+    # The recorded request must be accepted by the provider's schema (False when the
+    # scenario deliberately sends a parameter the provider rejects).
+    schema_valid: bool = True
+
+    def applies_to(self, provider: str) -> bool:
+        return self.providers is None or provider in self.providers
+
+    def request_for(self, provider: str) -> CompletionRequest:
+        """The request as sent to ``provider``, with its per-provider additions."""
+        req = self.request
+        extra = self.extra_body.get(provider)
+        model = self.model.get(provider)
+        if extra is None and model is None:
+            return req
+        merged = {**(req.extra_body or {}), **(extra or {})}
+        return CompletionRequest(
+            messages=req.messages,
+            model=model or req.model,
+            system=req.system,
+            max_tokens=req.max_tokens,
+            temperature=req.temperature,
+            top_p=req.top_p,
+            stop_sequences=req.stop_sequences,
+            tools=req.tools,
+            tool_choice=req.tool_choice,
+            parallel_tool_calls=req.parallel_tool_calls,
+            extra_body=merged or None,
+        )
+
+
+def _ask(text: str, **kw: Any) -> CompletionRequest:
+    kw.setdefault("max_tokens", 256)
+    return CompletionRequest(messages=[Message.user(text)], **kw)
+
+
+_ALL_BUT_CLAUDE = frozenset(p for p in PROVIDERS if p != "claude_subscription")
+
+_SCENARIOS = (
+    Scenario(
+        "text",
+        "A short streamed reply.",
+        _ask("Say hello to the conformance suite."),
+        expect_stop_reason=StopReason.END_TURN,
+    ),
+    Scenario(
+        "text_nonstream",
+        "The same through complete(): one chat.completion body.",
+        _ask("Say hello without streaming."),
+        stream=False,
+        expect_stop_reason=StopReason.END_TURN,
+    ),
+    Scenario(
+        "system_multi_turn",
+        "A system prompt first, then a three-turn conversation.",
+        CompletionRequest(
+            system="You are a terse assistant.",
+            messages=[
+                Message.user("My name is Ada."),
+                Message.assistant("Hello Ada."),
+                Message.user("What is my name?"),
+            ],
+            max_tokens=128,
+            temperature=0.2,
+        ),
+        expect_stop_reason=StopReason.END_TURN,
+    ),
+    Scenario(
+        "tool_call",
+        "One tool call; its arguments stream in the provider's style.",
+        _ask("What is the weather in Paris?", tools=[WEATHER], tool_choice="auto"),
+        expect_stop_reason=StopReason.TOOL_USE,
+    ),
+    Scenario(
+        "parallel_tool_calls",
+        "Two tool calls in one turn.",
+        _ask(
+            "What are the weather and the local time in Paris?",
+            tools=[WEATHER, LOCAL_TIME],
+            tool_choice="auto",
+            parallel_tool_calls=True,
+        ),
+        expect_stop_reason=StopReason.TOOL_USE,
+    ),
+    Scenario(
+        "tool_result_followup",
+        "A tool's result sent back; the reply uses it.",
+        CompletionRequest(
+            messages=[
+                Message.user("What is the weather in Paris?"),
+                # Nine alphanumerics: the one id shape every provider (Mistral too) accepts.
+                Message.assistant(
+                    tool_calls=[ToolCall("call12345", "get_weather", {"city": "Paris"})]
+                ),
+                Message.tool_result("call12345", "18 degrees and sunny"),
+            ],
+            tools=[WEATHER],
+            max_tokens=256,
+        ),
+        expect_stop_reason=StopReason.END_TURN,
+    ),
+    Scenario(
+        "max_tokens_length",
+        "The output cap cuts the reply short.",
+        _ask("Write a long essay about the sea.", max_tokens=16),
+        expect_stop_reason=StopReason.MAX_TOKENS,
+    ),
+    Scenario(
+        "stop_sequence",
+        "A stop sequence ends the reply early.",
+        _ask("Count from 1 to 10, comma separated.", stop_sequences=["5"]),
+        expect_stop_reason=StopReason.END_TURN,
+    ),
+    Scenario(
+        "reasoning",
+        "A model that reasons: thinking streamed where the provider streams it.",
+        _ask("What is 17 times 23? Think it through.", max_tokens=2048),
+        model={"openai": "o3-mini", "mistral": "magistral-medium-latest"},
+        extra_body={
+            "glm": {"thinking": {"type": "enabled"}},
+            "gemini": {
+                "reasoning_effort": "low",
+                "extra_body": {"google": {"thinking_config": {"include_thoughts": True}}},
+            },
+        },
+        expect_stop_reason=StopReason.END_TURN,
+    ),
+    Scenario(
+        "unicode",
+        "Multi-byte text, emoji and line separators inside JSON strings.",
+        _ask(
+            "Repeat: h\u00e9llo w\u00f6rld \u4f60\u597d "
+            "\U0001f469\u200d\U0001f4bb \u2028 \u2029 \u0085"
+        ),
+        expect_stop_reason=StopReason.END_TURN,
+    ),
+    Scenario(
+        "error_auth",
+        "A wrong key is refused with the provider's 401.",
+        _ask("This key is wrong."),
+        providers=_ALL_BUT_CLAUDE,  # the local Claude proxy ignores auth
+        api_key=INVALID_KEY,
+        expect_error=AuthenticationFailed,
+    ),
+    Scenario(
+        "error_rate_limit",
+        "429 with the provider's retry hint.",
+        _ask("Too many requests."),
+        expect_error=RateLimited,
+    ),
+    Scenario(
+        "error_context_length",
+        "The prompt is longer than the context window.",
+        _ask("Pretend this prompt is two million tokens long."),
+        expect_error=ContextLengthExceeded,
+    ),
+    Scenario(
+        "error_invalid_param",
+        "A parameter the provider rejects (Mistral: max_completion_tokens).",
+        _ask("This request carries a parameter the provider refuses."),
+        providers=_ALL_BUT_CLAUDE,  # the proxy silently ignores unknown parameters
+        extra_body={
+            "openai": {"not_a_real_param": True},
+            "gemini": {"not_a_real_param": True},
+            "mistral": {"max_completion_tokens": 256},
+            "glm": {"not_a_real_param": True},
+        },
+        expect_error=InvalidRequest,
+        schema_valid=False,
+    ),
+    Scenario(
+        "error_overloaded",
+        "The provider is overloaded (503, 500 or 529).",
+        _ask("The server is busy."),
+        expect_error=Overloaded,
+    ),
+    Scenario(
+        "error_in_stream",
+        "The stream starts, then fails in-band.",
+        _ask("Start, then fail."),
+        expect_error=StreamError,
+    ),
+    Scenario(
+        "content_filter",
+        "The reply is cut by the provider's content filter.",
+        _ask("Say something the filter stops."),
+        providers=frozenset({"openai", "gemini", "glm"}),
+        expect_stop_reason=StopReason.CONTENT_FILTER,
+    ),
+)
+
+SCENARIOS: Mapping[str, Scenario] = MappingProxyType({s.name: s for s in _SCENARIOS})
+
+
+def get_scenario(name: str) -> Scenario:
+    try:
+        return SCENARIOS[name]
+    except KeyError:
+        known = ", ".join(SCENARIOS)
+        raise ValueError(f"unknown scenario {name!r}; known scenarios: {known}") from None
