@@ -1,0 +1,151 @@
+"""The conformance properties, each run for every provider × scenario cassette."""
+
+from __future__ import annotations
+
+import functools
+import zlib
+from typing import Any
+
+import pytest
+from syrupy.assertion import SnapshotAssertion
+from syrupy.extensions.json import JSONSnapshotExtension
+
+from conformance.conftest import Case
+from conformance.features import FEATURES
+from provider_impl import (
+    MessageStart,
+    StopReason,
+    TextDelta,
+    ThinkingDelta,
+    ToolUseComplete,
+    Usage,
+)
+from provider_impl.harness import (
+    Outcome,
+    decode_recorded,
+    load_exchange,
+    rechunk_splits,
+    replay_scenario,
+    replay_scenario_async,
+)
+from provider_impl.invariants import check_invariants
+from provider_impl.schemas import schema_errors
+
+pytestmark = pytest.mark.usefixtures("applicable_case")
+
+
+@functools.lru_cache(maxsize=None)
+def _replayed(case: Case) -> Outcome:
+    return replay_scenario(case.provider, case.scenario, case.cassette)
+
+
+@pytest.fixture
+def snapshot_json(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    return snapshot.use_extension(JSONSnapshotExtension)
+
+
+def test_events_match_snapshot(case: Case, snapshot_json: SnapshotAssertion) -> None:
+    """The normalized events (or response, or error) are exactly the reviewed ones."""
+    assert _replayed(case).to_dict() == snapshot_json
+
+
+def test_expected_outcome(case: Case) -> None:
+    """Invariants of DESIGN §3 and the scenario's expected outcome."""
+    out = _replayed(case)
+    sc = case.scenario
+    features = FEATURES[case.provider]
+    if sc.expect_error is not None:
+        assert out.exception is not None, f"expected {sc.expect_error.__name__}, got success"
+        assert isinstance(out.exception, sc.expect_error), out.error
+        err: dict[str, Any] = out.error or {}
+        assert err["message"]
+        if sc.name == "error_in_stream":
+            check_invariants(out.raw_events, complete=False)
+            assert any(isinstance(e, TextDelta) for e in out.raw_events), "no text before error"
+        else:
+            assert out.raw_events == [], "an HTTP error must come before any event"
+            assert err["status_code"] is not None and err["status_code"] >= 400
+        if sc.name == "error_rate_limit" and features.retry_after:
+            assert err["retry_after"] is not None and err["retry_after"] > 0
+        if sc.name == "error_context_length" and features.context_numbers:
+            assert err["max_tokens"] and err["requested_tokens"]
+            assert err["requested_tokens"] > err["max_tokens"]
+        return
+    assert out.exception is None, f"unexpected error: {out.error}"
+    if out.response is not None:  # complete()
+        resp = out.response
+        if sc.expect_stop_reason is not None:
+            assert resp["stop_reason"] == sc.expect_stop_reason.value
+        assert resp["text"]
+        assert resp["usage"]["input_tokens"] and resp["usage"]["output_tokens"]
+        return
+    check_invariants(out.raw_events)
+    events = out.raw_events
+    start = next(e for e in events if isinstance(e, MessageStart))
+    assert (start.id is not None) == features.message_id
+    stop = next(e for e in events if e.type == "message_delta")
+    if sc.expect_stop_reason is not None:
+        assert stop.stop_reason is sc.expect_stop_reason  # type: ignore[union-attr]
+    usage = next(e for e in events if isinstance(e, Usage))
+    assert usage.input_tokens and usage.output_tokens, "usage must be reported"
+    text = "".join(e.text for e in events if isinstance(e, TextDelta))
+    tools = [e for e in events if isinstance(e, ToolUseComplete)]
+    thinking = [e for e in events if isinstance(e, ThinkingDelta)]
+    if sc.name == "tool_call":
+        assert [t.name for t in tools] == ["get_weather"]
+        assert isinstance(tools[0].input.get("city"), str)
+    elif sc.name == "parallel_tool_calls":
+        assert len(tools) == 2
+        assert {t.name for t in tools} <= {"get_weather", "get_local_time"}
+        assert len({t.id for t in tools}) == 2, "parallel calls need distinct ids"
+    else:
+        assert tools == []
+        assert text, "a text scenario must produce text"
+    if sc.name == "reasoning":
+        assert bool(thinking) == features.streams_thinking
+        if features.reports_reasoning_tokens:
+            assert usage.reasoning_tokens and usage.reasoning_tokens > 0
+    else:
+        assert not thinking or sc.name == "tool_call"
+    if sc.name == "unicode":
+        for needle in ("h\u00e9llo", "\u4f60\u597d", "\U0001f469\u200d\U0001f4bb", "\u2028"):
+            assert needle in text
+    if sc.name == "stop_sequence":
+        assert all(s not in text for s in sc.request.stop_sequences or ())
+    if sc.name == "tool_result_followup":
+        assert "18" in text, "the reply should use the tool's result"
+
+
+def test_async_client_gives_the_same(case: Case) -> None:
+    """The async client over the same cassette yields the same events."""
+    out = replay_scenario_async(case.provider, case.scenario, case.cassette)
+    assert out.to_dict() == _replayed(case).to_dict()
+
+
+def test_recorded_request_is_what_the_builder_sends(case: Case) -> None:
+    """The cassette's request body equals today's payload and fits the provider's schema."""
+    from provider_impl.harness import _provider_for
+
+    exchange = load_exchange(case.cassette)
+    client = _provider_for(case.provider, case.scenario)
+    built = client.build_request(case.scenario.request_for(case.provider), stream=case.scenario.stream)
+    assert exchange.request_body == built
+    for body in (exchange.request_body, built):
+        errors = schema_errors(case.provider, body)
+        if case.scenario.schema_valid:
+            assert errors == [], errors
+        else:
+            assert errors, "this scenario's request must break the provider's schema"
+
+
+def test_any_split_gives_the_same_events(case: Case) -> None:
+    """The body decoded byte by byte, at single cuts and at random cuts, matches the replay."""
+    exchange = load_exchange(case.cassette)
+    expected = _replayed(case).to_dict()
+    whole = decode_recorded(exchange, case.provider)
+    assert whole.to_dict() == expected
+    if not exchange.is_sse:
+        return
+    for i, pieces in enumerate(rechunk_splits(exchange.body, seed=zlib.crc32(case.id.encode()))):
+        got = decode_recorded(exchange, case.provider, pieces)
+        assert got.to_dict() == expected, f"split #{i} ({len(pieces)} pieces) differs"

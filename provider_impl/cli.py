@@ -1,0 +1,278 @@
+"""``provider-impl``: conformance, record, replay, providers, costs, emulator, scan-secrets."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from provider_impl.costs import COST_TABLE
+from provider_impl.dialects import DIALECTS
+from provider_impl.scenarios import PROVIDERS, SCENARIOS
+
+__all__ = ["main"]
+
+_MARK = {"pass": "pass", "fail": "FAIL", "n/a": "n/a", "missing": "MISSING"}
+
+
+def _check_names(provider: Sequence[str] | None, scenario: Sequence[str] | None) -> None:
+    for p in provider or ():
+        if p not in DIALECTS:
+            raise SystemExit(f"unknown provider {p!r}; known: {', '.join(DIALECTS)}")
+    for s in scenario or ():
+        if s not in SCENARIOS:
+            raise SystemExit(f"unknown scenario {s!r}; known: {', '.join(SCENARIOS)}")
+
+
+def _cmd_providers(args: argparse.Namespace) -> int:
+    cols = ("provider", "base_url", "key env", "cap param", "usage opt", "default model")
+    rows = [
+        (
+            d.name,
+            d.base_url,
+            d.api_key_env or "-",
+            d.max_tokens_param,
+            "yes" if d.stream_usage_option else "no",
+            d.default_model,
+        )
+        for d in DIALECTS.values()
+    ]
+    _table(cols, rows)
+    print()
+    cols = ("provider", "stream", "tools", "vision", "thinking", "context", "max output")
+    rows = []
+    for d in DIALECTS.values():
+        c = d.capabilities
+        rows.append(
+            (
+                d.name,
+                _yn(c.streaming),
+                _yn(c.tool_calling),
+                _yn(c.vision),
+                _yn(c.extended_thinking),
+                f"{c.max_context_tokens:,}",
+                f"{c.max_output_tokens:,}",
+            )
+        )
+    _table(cols, rows)
+    return 0
+
+
+def _yn(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def _cmd_costs(args: argparse.Namespace) -> int:
+    rows = [
+        (
+            key,
+            f"{c.input_per_mtok:.2f}",
+            f"{c.output_per_mtok:.2f}",
+            "-" if c.cache_read_per_mtok is None else f"{c.cache_read_per_mtok:.3f}",
+        )
+        for key, c in sorted(COST_TABLE.items())
+    ]
+    _table(("provider:model", "input $/Mtok", "output $/Mtok", "cache read $/Mtok"), rows)
+    return 0
+
+
+def _table(cols: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(str(x)) for x in col) for col in zip(cols, *rows)]
+    line = "  ".join(c.ljust(w) for c, w in zip(cols, widths))
+    print(line)
+    print("  ".join("-" * w for w in widths))
+    for row in rows:
+        print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)))
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from provider_impl.harness import replay_cassette_file
+
+    path = Path(args.cassette)
+    if not path.is_file():
+        print(f"no such cassette: {path}", file=sys.stderr)
+        return 2
+    provider = args.provider or path.parent.name
+    if provider not in DIALECTS:
+        print(
+            f"cannot tell the provider of {path} (its folder is {path.parent.name!r}); "
+            f"pass --provider, one of {', '.join(DIALECTS)}",
+            file=sys.stderr,
+        )
+        return 2
+    outcome = replay_cassette_file(path, provider)
+    for event in outcome.events:
+        print(json.dumps(event, ensure_ascii=False))
+    if outcome.response is not None:
+        print(json.dumps({"response": outcome.response}, ensure_ascii=False, indent=2))
+    if outcome.error is not None:
+        print(json.dumps({"error": outcome.error}, ensure_ascii=False))
+    return 0
+
+
+def _cmd_conformance(args: argparse.Namespace) -> int:
+    _check_names(args.provider, args.scenario)
+    suite = Path(args.suite)
+    if not (suite / "conftest.py").is_file():
+        print(
+            f"no conformance suite at {suite}; run from the project checkout or pass --suite DIR",
+            file=sys.stderr,
+        )
+        return 2
+    with tempfile.TemporaryDirectory() as tmp:
+        matrix_file = Path(tmp) / "matrix.json"
+        cmd = [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(suite),
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--no-header",
+            f"--matrix-json={matrix_file}",
+            f"--cassette-dir={args.cassette_dir}",
+            "-o",
+            "addopts=",
+        ]
+        for p in args.provider or ():
+            cmd.append(f"--provider={p}")
+        for s in args.scenario or ():
+            cmd.append(f"--scenario={s}")
+        if args.junit:
+            cmd.append(f"--junitxml={args.junit}")
+        if not args.verbose:
+            cmd.append("--tb=short")
+        started = time.perf_counter()
+        proc = subprocess.run(cmd, env=os.environ.copy(), check=False)
+        elapsed = time.perf_counter() - started
+        if not matrix_file.is_file():
+            print("the conformance suite did not run (see pytest's output above)", file=sys.stderr)
+            return proc.returncode or 1
+        matrix: dict[str, Any] = json.loads(matrix_file.read_text())
+    _print_matrix(matrix, args.provider, args.scenario)
+    cells = matrix["cells"]
+    failed = sum(1 for c in cells.values() if c["status"] == "fail")
+    passed = sum(1 for c in cells.values() if c["status"] == "pass")
+    print(f"\n{passed} passed, {failed} failed, wall time {elapsed:.2f}s")
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps({**matrix, "wall_time_s": round(elapsed, 3)}, indent=2) + "\n"
+        )
+    return 1 if failed or proc.returncode not in (0, 5) else 0
+
+
+def _print_matrix(
+    matrix: dict[str, Any], providers: Sequence[str] | None, scenarios: Sequence[str] | None
+) -> None:
+    provs = list(providers or PROVIDERS)
+    scens = list(scenarios or SCENARIOS)
+    cells = matrix["cells"]
+    rows = []
+    for s in scens:
+        row = [s]
+        for p in provs:
+            cell = cells.get(f"{p}/{s}")
+            row.append(_MARK[cell["status"]] if cell else "-")
+        rows.append(row)
+    _table(["scenario", *provs], rows)
+
+
+def _cmd_record(args: argparse.Namespace) -> int:
+    from provider_impl.recording import record_cassettes
+
+    _check_names([args.provider], args.scenario)
+    results = record_cassettes(
+        args.provider,
+        args.scenario or None,
+        base_url=args.base_url,
+        cassette_dir=Path(args.cassette_dir),
+    )
+    return 0 if all(r.ok for r in results) else 1
+
+
+def _cmd_scan_secrets(args: argparse.Namespace) -> int:
+    from provider_impl.recording.secrets import scan_paths
+
+    paths = [Path(p) for p in args.paths]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        print(f"no such path: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    findings = scan_paths(paths)
+    for f in findings:
+        print(f)
+    if findings:
+        print(f"{len(findings)} possible secret(s) found", file=sys.stderr)
+        return 1
+    print(f"no secrets found in {', '.join(map(str, paths))}")
+    return 0
+
+
+def _cmd_emulator(args: argparse.Namespace) -> int:
+    from provider_impl.emulator import main as emulator_main
+
+    return emulator_main(["--host", args.host, "--port", str(args.port)]) or 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="provider-impl",
+        description="One OpenAI-compatible client for five providers, and its conformance harness.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("conformance", help="replay every shipped cassette offline; print a matrix")
+    p.add_argument("--provider", action="append", help="limit to a provider (repeatable)")
+    p.add_argument("--scenario", action="append", help="limit to a scenario (repeatable)")
+    p.add_argument("--junit", metavar="FILE", help="write a JUnit XML report")
+    p.add_argument("--json", metavar="FILE", help="write the matrix as JSON")
+    p.add_argument("--cassette-dir", default="cassettes", help="where the cassettes are")
+    p.add_argument("--suite", default="conformance", help="the conformance suite folder")
+    p.add_argument("-v", "--verbose", action="store_true", help="full tracebacks")
+    p.set_defaults(func=_cmd_conformance)
+
+    p = sub.add_parser("record", help="record cassettes from a provider or the emulator")
+    p.add_argument("--provider", required=True, choices=list(DIALECTS))
+    p.add_argument("--scenario", action="append", help="a scenario to record (repeatable)")
+    p.add_argument("--base-url", help="where to send requests (default: the real provider)")
+    p.add_argument("--cassette-dir", default="cassettes")
+    p.set_defaults(func=_cmd_record)
+
+    p = sub.add_parser("replay", help="print the normalized events of one cassette")
+    p.add_argument("cassette")
+    p.add_argument("--provider", help="the provider (default: the cassette's folder name)")
+    p.set_defaults(func=_cmd_replay)
+
+    p = sub.add_parser("providers", help="list dialects and capabilities")
+    p.set_defaults(func=_cmd_providers)
+
+    p = sub.add_parser("costs", help="print the cost table")
+    p.set_defaults(func=_cmd_costs)
+
+    p = sub.add_parser("emulator", help="serve the loopback provider emulator")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8765)
+    p.set_defaults(func=_cmd_emulator)
+
+    p = sub.add_parser("scan-secrets", help="scan files for key-shaped strings")
+    p.add_argument("paths", nargs="+")
+    p.set_defaults(func=_cmd_scan_secrets)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
