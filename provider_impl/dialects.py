@@ -54,9 +54,11 @@ class ProviderDialect:
     max_tokens_param: str = "max_tokens"
     # Send stream_options.include_usage when streaming (Mistral rejects it with 422).
     stream_usage_option: bool = True
-    # Keys this provider answers 422/400 to; the builder never emits them
-    # (only an explicit extra_body can, deliberately).
+    # Keys this provider refuses (422/400); the builder leaves them out even when
+    # the request asks for them (only an explicit extra_body can send one).
     forbidden_params: frozenset[str] = frozenset()
+    # The highest temperature the provider accepts.
+    max_temperature: float = 2.0
     # Provider error codes (GLM's "1261", Mistral's "1300") -> error kind.
     error_codes: Mapping[str, ErrorKind] = field(default_factory=lambda: MappingProxyType({}))
     # Which cost-table prefix prices this provider's models.
@@ -105,6 +107,7 @@ MISTRAL = ProviderDialect(
     api_key_env="MISTRAL_API_KEY",
     stream_usage_option=False,
     forbidden_params=frozenset({"stream_options", "max_completion_tokens"}),
+    max_temperature=1.5,
     error_codes=MappingProxyType({"1300": "rate_limited", "3051": "context_length"}),
     capabilities=ProviderCapabilities(
         streaming=True,
@@ -121,6 +124,9 @@ GLM = ProviderDialect(
     base_url="https://api.z.ai/api/paas/v4",
     default_model="glm-4.7",
     api_key_env="ZAI_API_KEY",
+    # Not a documented Z.ai field; unknown fields get 400 code 1210.
+    forbidden_params=frozenset({"parallel_tool_calls"}),
+    max_temperature=1.0,
     error_codes=MappingProxyType(
         {
             "1000": "auth",

@@ -41,8 +41,11 @@ def _validate(request: CompletionRequest, dialect: ProviderDialect) -> None:
             f"must be an integer from 1 to {cap} for {dialect.name}, got {mt!r}",
         )
     t = request.temperature
-    if t is not None and (not _is_number(t) or math.isnan(t) or not 0.0 <= t <= 2.0):
-        raise _invalid(dialect, "temperature", f"must be between 0 and 2, got {t!r}")
+    t_max = dialect.max_temperature
+    if t is not None and (not _is_number(t) or math.isnan(t) or not 0.0 <= t <= t_max):
+        raise _invalid(
+            dialect, "temperature", f"must be between 0 and {t_max:g} for {dialect.name}, got {t!r}"
+        )
     p = request.top_p
     if p is not None and (not _is_number(p) or math.isnan(p) or not 0.0 <= p <= 1.0):
         raise _invalid(dialect, "top_p", f"must be between 0 and 1, got {p!r}")
@@ -158,6 +161,8 @@ def build_payload(
         body["tool_choice"] = _tool_choice_json(request.tool_choice)
     if request.parallel_tool_calls is not None:
         body["parallel_tool_calls"] = request.parallel_tool_calls
+    for key in dialect.forbidden_params:
+        body.pop(key, None)
     if request.extra_body:
         body.update(request.extra_body)
     return body
