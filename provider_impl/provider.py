@@ -210,6 +210,7 @@ class OpenAiCompatibleProvider:
         max_tokens_param: str = "max_tokens",
         stream_usage_option: bool = True,
         forbidden_params: frozenset[str] = frozenset(),
+        max_temperature: float = 2.0,
         error_codes: Mapping[str, ErrorKind] | None = None,
         cost_provider: str | None = None,
         **kwargs: Any,
@@ -235,6 +236,7 @@ class OpenAiCompatibleProvider:
             max_tokens_param=max_tokens_param,
             stream_usage_option=stream_usage_option,
             forbidden_params=frozenset(forbidden_params),
+            max_temperature=max_temperature,
             error_codes=dict(error_codes or {}),
             cost_provider=cost_provider,
         )
