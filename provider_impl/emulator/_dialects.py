@@ -1,0 +1,1475 @@
+"""Per-provider wire formats: auth, validation, errors, stream chunks, completions.
+
+Each :class:`Dialect` renders a neutral :class:`~._script.Script` the way that
+provider puts it on the wire, quirks included (DESIGN section 4, checked
+against real captures). All output is deterministic for a given request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from ._http import Request
+from ._script import Script, ToolCallSpec, estimate_tokens, split_fixed
+
+JSON = Any
+Headers = list[tuple[str, str]]
+
+#: Fixed ``created`` timestamp of every response (2026-01-01T00:00:00Z).
+CREATED = 1767225600
+
+ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+PROVIDER_PREFIXES: dict[str, str] = {
+    "openai": "/openai/v1",
+    "gemini": "/gemini/v1beta/openai",
+    "mistral": "/mistral/v1",
+    "glm": "/glm/api/paas/v4",
+    "claude_subscription": "/claude_subscription/v1",
+}
+
+
+class IdGen:
+    """Deterministic pseudo-random ids derived from the request."""
+
+    def __init__(self, seed: bytes) -> None:
+        self._seed = seed
+
+    def _digest(self, label: str, n: int) -> bytes:
+        return hashlib.shake_256(self._seed + b"\x00" + label.encode()).digest(n)
+
+    def alnum(self, label: str, n: int) -> str:
+        return "".join(ALNUM[b % 62] for b in self._digest(label, n))
+
+    def hex(self, label: str, n: int) -> str:
+        return self._digest(label, (n + 1) // 2).hex()[:n]
+
+    def number(self, label: str, lo: int, hi: int) -> int:
+        return lo + int.from_bytes(self._digest(label, 4), "big") % (hi - lo + 1)
+
+
+@dataclass
+class Ctx:
+    """Per-request rendering context."""
+
+    provider: str
+    ids: IdGen
+    body: dict[str, JSON] = field(default_factory=dict)
+    model: str = ""
+    variant: str = ""
+    scenario: str = "text"
+    ensure_ascii: bool = False
+
+    @property
+    def include_usage(self) -> bool:
+        opts = self.body.get("stream_options")
+        return isinstance(opts, dict) and opts.get("include_usage") is True
+
+    @property
+    def include_obfuscation(self) -> bool:
+        opts = self.body.get("stream_options")
+        return not (isinstance(opts, dict) and opts.get("include_obfuscation") is False)
+
+
+@dataclass(frozen=True)
+class ErrorResponse:
+    status: int
+    body: JSON
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One SSE event as bytes. ``kind`` is ``data``, ``comment`` or ``done``."""
+
+    kind: str
+    raw: bytes
+
+
+DONE = Frame("done", b"data: [DONE]\n\n")
+
+
+def comment(text: str) -> Frame:
+    return Frame("comment", f": {text}\n\n".encode())
+
+
+class Dialect:
+    name: ClassVar[str] = ""
+    context_window: ClassVar[int] = 128_000
+    #: Fields the provider accepts; ``None`` accepts anything (claude proxy).
+    known_fields: ClassVar[frozenset[str] | None] = None
+    requires_auth: ClassVar[bool] = True
+    gzip: ClassVar[bool] = False
+    sort_keys: ClassVar[bool] = False
+    sse_content_type: ClassVar[str] = "text/event-stream; charset=utf-8"
+    json_content_type: ClassVar[str] = "application/json"
+    compact_arguments: ClassVar[bool] = True
+
+    @property
+    def prefix(self) -> str:
+        return PROVIDER_PREFIXES[self.name]
+
+    # ----------------------------------------------------------------- helpers
+    def dumps(self, obj: JSON, ctx: Ctx | None = None) -> str:
+        return json.dumps(
+            obj,
+            ensure_ascii=bool(ctx and ctx.ensure_ascii),
+            separators=(",", ":"),
+            sort_keys=self.sort_keys,
+        )
+
+    def data(self, obj: JSON, ctx: Ctx) -> Frame:
+        return Frame("data", b"data: " + self.dumps(obj, ctx).encode("utf-8") + b"\n\n")
+
+    def arguments(self, call: ToolCallSpec) -> str:
+        if self.compact_arguments:
+            return json.dumps(call.arguments, ensure_ascii=False, separators=(",", ":"))
+        return json.dumps(call.arguments, ensure_ascii=False)
+
+    def all_arguments(self, script: Script) -> str:
+        return "".join(self.arguments(c) for c in script.tool_calls)
+
+    def finish(self, neutral: str) -> str:
+        return "length" if neutral == "model_length" else neutral
+
+    def completion_id(self, ctx: Ctx) -> str:
+        return "chatcmpl-" + ctx.ids.alnum("completion", 29)
+
+    def request_id(self, ctx: Ctx) -> str:
+        return "req_" + ctx.ids.hex("request", 32)
+
+    def response_headers(self, ctx: Ctx) -> Headers:
+        return []
+
+    # ------------------------------------------------------------------- auth
+    def api_key(self, req: Request) -> str | None:
+        auth = req.header("authorization")
+        if auth[:7].lower() == "bearer ":
+            key = auth[7:].strip()
+            return key or None
+        return None
+
+    def check_auth(self, req: Request, ctx: Ctx) -> ErrorResponse | None:
+        if not self.requires_auth:
+            return None
+        key = self.api_key(req)
+        if key is None or "invalid" in key:
+            return self.auth_error(key, ctx)
+        return None
+
+    def auth_error(self, key: str | None, ctx: Ctx) -> ErrorResponse:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------- validation
+    def validate(self, body: dict[str, JSON], ctx: Ctx) -> ErrorResponse | None:
+        if self.known_fields is not None:
+            extra = [k for k in body if k not in self.known_fields]
+            if extra:
+                return self.unknown_fields(body, extra, ctx)
+        return None
+
+    def unknown_fields(self, body: dict[str, JSON], extra: list[str], ctx: Ctx) -> ErrorResponse:
+        raise NotImplementedError
+
+    def invalid_param_error(self, body: dict[str, JSON], ctx: Ctx) -> ErrorResponse:
+        """Scenario ``error_invalid_param``: reject ``not_a_real_param``."""
+        return self.unknown_fields(
+            {**body, "not_a_real_param": body.get("not_a_real_param", True)},
+            ["not_a_real_param"],
+            ctx,
+        )
+
+    # ----------------------------------------------------------------- errors
+    def invalid_json(self, ctx: Ctx) -> ErrorResponse:
+        return self.bad_request("We could not parse the JSON body of your request.", ctx)
+
+    def bad_request(self, message: str, ctx: Ctx, status: int = 400) -> ErrorResponse:
+        raise NotImplementedError
+
+    def not_found(self, path: str, ctx: Ctx) -> ErrorResponse:
+        return self.bad_request(f"Invalid URL (POST {path})", ctx, status=404)
+
+    def method_not_allowed(self, method: str, path: str, ctx: Ctx) -> ErrorResponse:
+        return self.bad_request(f"Invalid method for URL ({method} {path})", ctx, status=405)
+
+    def context_error(self, n: int, ctx: Ctx) -> ErrorResponse:
+        raise NotImplementedError
+
+    def rate_limited(self, retry_after: int, ctx: Ctx) -> ErrorResponse:
+        raise NotImplementedError
+
+    def overloaded(self, ctx: Ctx) -> ErrorResponse:
+        raise NotImplementedError
+
+    def unavailable(self, ctx: Ctx) -> ErrorResponse:
+        """503 for the ``unavailable_then_ok`` fault."""
+        ov = self.overloaded(ctx)
+        return ErrorResponse(503, ov.body, ov.headers)
+
+    def server_error(self, ctx: Ctx) -> ErrorResponse:
+        raise NotImplementedError
+
+    # -------------------------------------------------------------- rendering
+    def stream(self, script: Script, ctx: Ctx) -> list[Frame]:
+        raise NotImplementedError
+
+    def in_band_error(self, ctx: Ctx) -> list[Frame]:
+        raise NotImplementedError
+
+    def completion(self, script: Script, ctx: Ctx) -> JSON:
+        raise NotImplementedError
+
+
+def _retry_headers(retry_after: int) -> tuple[tuple[str, str], ...]:
+    return (("retry-after", str(retry_after)),)
+
+
+# =============================================================================
+# OpenAI
+# =============================================================================
+
+_OPENAI_FIELDS = frozenset(
+    {
+        "messages",
+        "model",
+        "audio",
+        "frequency_penalty",
+        "function_call",
+        "functions",
+        "logit_bias",
+        "logprobs",
+        "max_completion_tokens",
+        "max_tokens",
+        "metadata",
+        "modalities",
+        "moderation",
+        "n",
+        "parallel_tool_calls",
+        "prediction",
+        "presence_penalty",
+        "prompt_cache_key",
+        "prompt_cache_retention",
+        "reasoning_effort",
+        "response_format",
+        "safety_identifier",
+        "seed",
+        "service_tier",
+        "stop",
+        "store",
+        "stream",
+        "stream_options",
+        "temperature",
+        "tool_choice",
+        "tools",
+        "top_logprobs",
+        "top_p",
+        "user",
+        "verbosity",
+        "web_search_options",
+    }
+)
+
+
+def _openai_error(
+    message: str, type_: str, param: str | None = None, code: str | None = None
+) -> JSON:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def mask_key(key: str) -> str:
+    """OpenAI-style masked key: never more than a prefix and the last 4 characters."""
+    if len(key) < 12:
+        return "*" * len(key)
+    prefix = "sk-" if key.startswith("sk-") else ""
+    return f"{prefix}...{key[-4:]}"
+
+
+class OpenAiDialect(Dialect):
+    name = "openai"
+    context_window = 128_000
+    known_fields = _OPENAI_FIELDS
+
+    def fingerprint(self, ctx: Ctx) -> str:
+        return "fp_" + ctx.ids.hex("fingerprint", 10)
+
+    def response_headers(self, ctx: Ctx) -> Headers:
+        return [
+            ("x-request-id", self.request_id(ctx)),
+            ("openai-version", "2020-10-01"),
+            ("openai-processing-ms", str(ctx.ids.number("ms", 80, 900))),
+            ("x-ratelimit-limit-requests", "10000"),
+            ("x-ratelimit-limit-tokens", "30000000"),
+            ("x-ratelimit-remaining-requests", "9999"),
+            ("x-ratelimit-remaining-tokens", "29999990"),
+            ("x-ratelimit-reset-requests", "6ms"),
+            ("x-ratelimit-reset-tokens", "0s"),
+        ]
+
+    def auth_error(self, key: str | None, ctx: Ctx) -> ErrorResponse:
+        if key is None:
+            msg = (
+                "You didn't provide an API key. You need to provide your API key in an "
+                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+            )
+        else:
+            msg = (
+                f"Incorrect API key provided: {mask_key(key)}. You can find your API key at "
+                "https://platform.openai.com/account/api-keys."
+            )
+        return ErrorResponse(
+            401, _openai_error(msg, "invalid_request_error", None, "invalid_api_key")
+        )
+
+    def validate(self, body: dict[str, JSON], ctx: Ctx) -> ErrorResponse | None:
+        if "messages" not in body:
+            return ErrorResponse(
+                400,
+                _openai_error(
+                    "Missing required parameter: 'messages'.",
+                    "invalid_request_error",
+                    "messages",
+                    "missing_required_parameter",
+                ),
+            )
+        err = super().validate(body, ctx)
+        if err is not None:
+            return err
+        if not isinstance(body.get("model"), str) or not body["model"]:
+            return self.bad_request("you must provide a model parameter", ctx)
+        if body.get("max_tokens") is not None and body.get("max_completion_tokens") is not None:
+            return ErrorResponse(
+                400,
+                _openai_error(
+                    "max_tokens is not supported with max_completion_tokens. "
+                    "Use only max_completion_tokens.",
+                    "invalid_request_error",
+                    "max_tokens",
+                    "unsupported_parameter",
+                ),
+            )
+        if "stream_options" in body and body.get("stream") is not True:
+            return ErrorResponse(
+                400,
+                _openai_error(
+                    "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+                    "invalid_request_error",
+                    "stream_options",
+                    None,
+                ),
+            )
+        return None
+
+    def unknown_fields(self, body: dict[str, JSON], extra: list[str], ctx: Ctx) -> ErrorResponse:
+        if len(extra) == 1:
+            msg = f"Unrecognized request argument supplied: {extra[0]}"
+        else:
+            msg = f"Unrecognized request arguments supplied: {', '.join(extra)}"
+        return ErrorResponse(400, _openai_error(msg, "invalid_request_error"))
+
+    def bad_request(self, message: str, ctx: Ctx, status: int = 400) -> ErrorResponse:
+        return ErrorResponse(status, _openai_error(message, "invalid_request_error"))
+
+    def context_error(self, n: int, ctx: Ctx) -> ErrorResponse:
+        msg = (
+            f"This model's maximum context length is {self.context_window} tokens. However, "
+            f"your messages resulted in {n} tokens. Please reduce the length of the messages."
+        )
+        return ErrorResponse(
+            400, _openai_error(msg, "invalid_request_error", "messages", "context_length_exceeded")
+        )
+
+    def rate_limited(self, retry_after: int, ctx: Ctx) -> ErrorResponse:
+        msg = (
+            f"Rate limit reached for {ctx.model or 'gpt-4o-mini'} in organization org-emulator "
+            "on requests per min (RPM): Limit 3, Used 3, Requested 1. "
+            f"Please try again in {retry_after}s."
+        )
+        return ErrorResponse(
+            429,
+            _openai_error(msg, "requests", None, "rate_limit_exceeded"),
+            (
+                ("retry-after", str(retry_after)),
+                ("retry-after-ms", str(retry_after * 1000)),
+                ("x-ratelimit-limit-requests", "3"),
+                ("x-ratelimit-remaining-requests", "0"),
+                ("x-ratelimit-reset-requests", f"{retry_after}s"),
+            ),
+        )
+
+    def overloaded(self, ctx: Ctx) -> ErrorResponse:
+        return ErrorResponse(
+            503, _openai_error("The server is overloaded or not ready yet.", "server_error")
+        )
+
+    def server_error(self, ctx: Ctx) -> ErrorResponse:
+        return ErrorResponse(
+            500,
+            _openai_error(
+                "The server had an error while processing your request. Sorry about that!",
+                "server_error",
+            ),
+        )
+
+    # --------------------------------------------------------------- chunks
+    def _usage(self, script: Script, ctx: Ctx) -> JSON:
+        reasoning = script.thinking_tokens + script.hidden_reasoning_tokens
+        ct = script.completion_tokens(self.all_arguments(script))
+        return {
+            "prompt_tokens": script.prompt_tokens,
+            "completion_tokens": ct,
+            "total_tokens": script.prompt_tokens + ct,
+            "prompt_tokens_details": {"cached_tokens": script.cached_tokens, "audio_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": reasoning,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
+        }
+
+    def _chunk(self, ctx: Ctx, n: int, choices: list[JSON], usage: JSON = None) -> JSON:
+        obj: dict[str, JSON] = {
+            "id": self.completion_id(ctx),
+            "object": "chat.completion.chunk",
+            "created": CREATED,
+            "model": ctx.model,
+            "service_tier": "default",
+            "system_fingerprint": self.fingerprint(ctx),
+            "choices": choices,
+        }
+        if ctx.include_usage:
+            obj["usage"] = usage
+        if ctx.include_obfuscation:
+            obj["obfuscation"] = ctx.ids.alnum(f"obf{n}", ctx.ids.number(f"obfl{n}", 2, 15))
+        return obj
+
+    @staticmethod
+    def _choice(delta: JSON, finish: str | None = None) -> JSON:
+        return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+
+    def tool_call_id(self, ctx: Ctx, i: int) -> str:
+        return "call_" + ctx.ids.alnum(f"call{i}", 24)
+
+    def stream(self, script: Script, ctx: Ctx) -> list[Frame]:
+        deltas: list[JSON] = []
+        if script.tool_calls:
+            headers: list[JSON] = []
+            for i, call in enumerate(script.tool_calls):
+                headers.append(
+                    {
+                        "index": i,
+                        "id": self.tool_call_id(ctx, i),
+                        "type": "function",
+                        "function": {"name": call.name, "arguments": ""},
+                    }
+                )
+            if len(script.tool_calls) == 1:
+                deltas.append(
+                    {
+                        "role": "assistant",
+                        "content": None,
+                        "tool_calls": headers[:1],
+                        "refusal": None,
+                    }
+                )
+            else:
+                deltas.append({"role": "assistant", "content": None})
+            for i, call in enumerate(script.tool_calls):
+                if i > 0 or len(script.tool_calls) > 1:
+                    deltas.append({"tool_calls": [headers[i]]})
+                for frag in split_fixed(self.arguments(call)):
+                    deltas.append({"tool_calls": [{"index": i, "function": {"arguments": frag}}]})
+        else:
+            deltas.append({"role": "assistant", "content": "", "refusal": None})
+            deltas.extend({"content": piece} for piece in script.text if piece)
+        frames = [
+            self.data(self._chunk(ctx, n, [self._choice(d)]), ctx) for n, d in enumerate(deltas)
+        ]
+        n = len(deltas)
+        frames.append(
+            self.data(self._chunk(ctx, n, [self._choice({}, self.finish(script.finish))]), ctx)
+        )
+        if ctx.include_usage:
+            frames.append(self.data(self._chunk(ctx, n + 1, [], self._usage(script, ctx)), ctx))
+        frames.append(DONE)
+        return frames
+
+    def in_band_error(self, ctx: Ctx) -> list[Frame]:
+        return [self.data(self.server_error(ctx).body, ctx)]
+
+    def completion(self, script: Script, ctx: Ctx) -> JSON:
+        message: dict[str, JSON] = {
+            "role": "assistant",
+            "content": None if script.tool_calls else script.full_text,
+            "refusal": None,
+            "annotations": [],
+        }
+        if script.tool_calls:
+            message["tool_calls"] = [
+                {
+                    "id": self.tool_call_id(ctx, i),
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": self.arguments(c)},
+                }
+                for i, c in enumerate(script.tool_calls)
+            ]
+        return {
+            "id": self.completion_id(ctx),
+            "object": "chat.completion",
+            "created": CREATED,
+            "model": ctx.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "logprobs": None,
+                    "finish_reason": self.finish(script.finish),
+                }
+            ],
+            "usage": self._usage(script, ctx),
+            "service_tier": "default",
+            "system_fingerprint": self.fingerprint(ctx),
+        }
+
+
+# =============================================================================
+# Gemini (OpenAI compatibility layer)
+# =============================================================================
+
+_GEMINI_FIELDS = frozenset(
+    {
+        "messages",
+        "model",
+        "stream",
+        "stream_options",
+        "max_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "top_p",
+        "n",
+        "stop",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "response_format",
+        "reasoning_effort",
+        "seed",
+        "presence_penalty",
+        "frequency_penalty",
+        "logprobs",
+        "top_logprobs",
+        "user",
+        "modalities",
+        "audio",
+        "extra_body",
+        "google",
+        "metadata",
+        "store",
+    }
+)
+
+
+def _google_error(code: int, status: str, message: str, details: list[JSON] | None = None) -> JSON:
+    err: dict[str, JSON] = {"code": code, "message": message, "status": status}
+    if details:
+        err["details"] = details
+    return [{"error": err}]
+
+
+class GeminiDialect(Dialect):
+    name = "gemini"
+    context_window = 1_000_000
+    known_fields = _GEMINI_FIELDS
+    gzip = True
+    sort_keys = True
+    sse_content_type = "text/event-stream"
+    json_content_type = "application/json; charset=UTF-8"
+
+    def api_key(self, req: Request) -> str | None:
+        key = super().api_key(req)
+        if key is None:
+            key = req.header("x-goog-api-key").strip() or None
+        if key is None:
+            values = req.query.get("key")
+            if values and values[0]:
+                key = values[0]
+        return key
+
+    def response_headers(self, ctx: Ctx) -> Headers:
+        return [
+            ("vary", "Origin, X-Origin, Referer"),
+            ("server", "scaffolding on HTTPServer2"),
+            ("server-timing", f"gfet4t7; dur={ctx.ids.number('ms', 200, 1500)}"),
+            ("x-xss-protection", "0"),
+            ("x-frame-options", "SAMEORIGIN"),
+            ("x-content-type-options", "nosniff"),
+        ]
+
+    def auth_error(self, key: str | None, ctx: Ctx) -> ErrorResponse:
+        if key is None:
+            msg = (
+                "Method doesn't allow unregistered callers (callers without established "
+                "identity). Please use API Key or other form of API consumer identity to "
+                "call this API."
+            )
+            reason = "CREDENTIALS_MISSING"
+        else:
+            msg = "API key not valid. Please pass a valid API key."
+            reason = "API_KEY_INVALID"
+        details = [
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": reason,
+                "domain": "googleapis.com",
+                "metadata": {"service": "generativelanguage.googleapis.com"},
+            }
+        ]
+        return ErrorResponse(401, _google_error(401, "UNAUTHENTICATED", msg, details))
+
+    def validate(self, body: dict[str, JSON], ctx: Ctx) -> ErrorResponse | None:
+        err = super().validate(body, ctx)
+        if err is not None:
+            return err
+        if not isinstance(body.get("model"), str) or not body["model"]:
+            return self.bad_request("model is not specified", ctx)
+        if not isinstance(body.get("messages"), list) or not body["messages"]:
+            return self.bad_request(
+                "* GenerateContentRequest.contents: contents is not specified\n", ctx
+            )
+        return None
+
+    def unknown_fields(self, body: dict[str, JSON], extra: list[str], ctx: Ctx) -> ErrorResponse:
+        msgs = [
+            f'Invalid JSON payload received. Unknown name "{f}": Cannot find field.' for f in extra
+        ]
+        details = [
+            {
+                "@type": "type.googleapis.com/google.rpc.BadRequest",
+                "fieldViolations": [{"description": m} for m in msgs],
+            }
+        ]
+        return ErrorResponse(400, _google_error(400, "INVALID_ARGUMENT", "\n".join(msgs), details))
+
+    def invalid_json(self, ctx: Ctx) -> ErrorResponse:
+        msg = "Invalid JSON payload received. Unexpected token."
+        details = [
+            {
+                "@type": "type.googleapis.com/google.rpc.BadRequest",
+                "fieldViolations": [{"description": msg}],
+            }
+        ]
+        return ErrorResponse(400, _google_error(400, "INVALID_ARGUMENT", msg, details))
+
+    def bad_request(self, message: str, ctx: Ctx, status: int = 400) -> ErrorResponse:
+        google_status = {404: "NOT_FOUND", 405: "INVALID_ARGUMENT"}.get(status, "INVALID_ARGUMENT")
+        return ErrorResponse(status, _google_error(status, google_status, message))
+
+    def context_error(self, n: int, ctx: Ctx) -> ErrorResponse:
+        msg = f"The input token count ({n}) exceeds the maximum number of tokens allowed (1048576)."
+        return ErrorResponse(400, _google_error(400, "INVALID_ARGUMENT", msg))
+
+    def rate_limited(self, retry_after: int, ctx: Ctx) -> ErrorResponse:
+        details = [
+            {
+                "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                "violations": [
+                    {
+                        "quotaMetric": "generativelanguage.googleapis.com/"
+                        "generate_content_free_tier_requests",
+                        "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+                        "quotaDimensions": {"location": "global", "model": ctx.model},
+                        "quotaValue": "10",
+                    }
+                ],
+            },
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{retry_after}s"},
+        ]
+        msg = (
+            "You exceeded your current quota, please check your plan and billing details. "
+            f"Please retry in {retry_after}s."
+        )
+        return ErrorResponse(
+            429, _google_error(429, "RESOURCE_EXHAUSTED", msg, details), _retry_headers(retry_after)
+        )
+
+    def overloaded(self, ctx: Ctx) -> ErrorResponse:
+        return ErrorResponse(
+            503,
+            _google_error(503, "UNAVAILABLE", "The model is overloaded. Please try again later."),
+        )
+
+    def server_error(self, ctx: Ctx) -> ErrorResponse:
+        return ErrorResponse(
+            500,
+            _google_error(500, "INTERNAL", "An internal error has occurred. Please retry."),
+        )
+
+    def finish(self, neutral: str) -> str:
+        # Gemini says "stop" after tool calls too.
+        return {"tool_calls": "stop", "model_length": "length"}.get(neutral, neutral)
+
+    def _usage(self, script: Script, completion: int) -> JSON:
+        return {
+            "completion_tokens": completion,
+            "prompt_tokens": script.prompt_tokens,
+            "total_tokens": script.prompt_tokens + completion,
+        }
+
+    def _chunk(self, ctx: Ctx, delta: JSON, finish: str | None, usage: JSON) -> JSON:
+        choice: dict[str, JSON] = {"delta": delta, "index": 0}
+        if finish is not None:
+            choice["finish_reason"] = finish
+        return {
+            "choices": [choice],
+            "created": CREATED,
+            "model": ctx.model,
+            "object": "chat.completion.chunk",
+            "usage": usage,
+        }
+
+    def _tool_calls(self, script: Script) -> list[JSON]:
+        return [
+            {
+                "function": {"arguments": self.arguments(c), "name": c.name},
+                "id": "",
+                "type": "function",
+            }
+            for c in script.tool_calls
+        ]
+
+    def stream(self, script: Script, ctx: Ctx) -> list[Frame]:
+        total = script.completion_tokens(self.all_arguments(script))
+        finish = self.finish(script.finish)
+        if script.tool_calls:
+            delta = {"role": "assistant", "tool_calls": self._tool_calls(script)}
+            return [
+                self.data(self._chunk(ctx, delta, finish, self._usage(script, total)), ctx),
+                DONE,
+            ]
+        deltas: list[JSON] = []
+        for t in script.thinking:
+            deltas.append(
+                {"content": t, "extra_content": {"google": {"thought": True}}, "role": "assistant"}
+            )
+        deltas.extend({"content": p, "role": "assistant"} for p in script.text)
+        frames: list[Frame] = []
+        seen = ""
+        for i, delta in enumerate(deltas):
+            last = i == len(deltas) - 1
+            seen += delta["content"]
+            # Usage grows chunk by chunk; the first says 0, the last one is final.
+            used = total if last else (0 if i == 0 else min(total, estimate_tokens(seen)))
+            frames.append(
+                self.data(
+                    self._chunk(ctx, delta, finish if last else None, self._usage(script, used)),
+                    ctx,
+                )
+            )
+        frames.append(DONE)
+        return frames
+
+    def in_band_error(self, ctx: Ctx) -> list[Frame]:
+        body = self.server_error(ctx).body
+        if ctx.variant == "object":
+            body = body[0]
+        return [self.data(body, ctx)]
+
+    def completion(self, script: Script, ctx: Ctx) -> JSON:
+        message: dict[str, JSON] = {"role": "assistant"}
+        if script.tool_calls:
+            message["tool_calls"] = self._tool_calls(script)
+        else:
+            message["content"] = script.full_text
+        total = script.completion_tokens(self.all_arguments(script))
+        return {
+            "choices": [
+                {"finish_reason": self.finish(script.finish), "index": 0, "message": message}
+            ],
+            "created": CREATED,
+            "model": ctx.model,
+            "object": "chat.completion",
+            "usage": self._usage(script, total),
+        }
+
+
+# =============================================================================
+# Mistral
+# =============================================================================
+
+_MISTRAL_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "stream",
+        "stop",
+        "random_seed",
+        "metadata",
+        "response_format",
+        "tools",
+        "tool_choice",
+        "presence_penalty",
+        "frequency_penalty",
+        "n",
+        "prediction",
+        "parallel_tool_calls",
+        "prompt_mode",
+        "safe_prompt",
+    }
+)
+
+
+def _mistral_error(message: JSON, type_: str, code: str | None = None) -> JSON:
+    return {"object": "error", "message": message, "type": type_, "param": None, "code": code}
+
+
+class MistralDialect(Dialect):
+    name = "mistral"
+    context_window = 128_000
+    known_fields = _MISTRAL_FIELDS
+    compact_arguments = False
+
+    def completion_id(self, ctx: Ctx) -> str:
+        return ctx.ids.hex("completion", 32)
+
+    def request_id(self, ctx: Ctx) -> str:
+        return ctx.ids.hex("request", 32)
+
+    def response_headers(self, ctx: Ctx) -> Headers:
+        h = ctx.ids.hex("correlation", 32)
+        return [
+            ("mistral-correlation-id", f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"),
+            ("x-kong-request-id", self.request_id(ctx)),
+            ("x-ratelimitbysize-limit-minute", "500000"),
+            ("x-ratelimitbysize-remaining-minute", "499900"),
+        ]
+
+    def auth_error(self, key: str | None, ctx: Ctx) -> ErrorResponse:
+        return ErrorResponse(401, {"message": "Unauthorized", "request_id": self.request_id(ctx)})
+
+    def validate(self, body: dict[str, JSON], ctx: Ctx) -> ErrorResponse | None:
+        details: list[JSON] = []
+        for name in ("model", "messages"):
+            if name not in body:
+                details.append(
+                    {
+                        "type": "missing",
+                        "loc": ["body", name],
+                        "msg": "Field required",
+                        "input": body,
+                    }
+                )
+        details.extend(self._extra_details(body, [k for k in body if k not in _MISTRAL_FIELDS]))
+        if details:
+            return self._422(details)
+        return None
+
+    @staticmethod
+    def _extra_details(body: dict[str, JSON], extra: list[str]) -> list[JSON]:
+        return [
+            {
+                "type": "extra_forbidden",
+                "loc": ["body", name],
+                "msg": "Extra inputs are not permitted",
+                "input": body.get(name),
+            }
+            for name in extra
+        ]
+
+    def _422(self, details: list[JSON]) -> ErrorResponse:
+        return ErrorResponse(422, _mistral_error({"detail": details}, "invalid_request_error"))
+
+    def unknown_fields(self, body: dict[str, JSON], extra: list[str], ctx: Ctx) -> ErrorResponse:
+        return self._422(self._extra_details(body, extra))
+
+    def invalid_param_error(self, body: dict[str, JSON], ctx: Ctx) -> ErrorResponse:
+        extra = [k for k in body if k not in _MISTRAL_FIELDS]
+        if extra:
+            return self.unknown_fields(body, extra, ctx)
+        return super().invalid_param_error(body, ctx)
+
+    def invalid_json(self, ctx: Ctx) -> ErrorResponse:
+        detail = [
+            {
+                "type": "json_invalid",
+                "loc": ["body", 0],
+                "msg": "JSON decode error",
+                "input": {},
+                "ctx": {"error": "Expecting value"},
+            }
+        ]
+        return ErrorResponse(400, _mistral_error({"detail": detail}, "invalid_request_error"))
+
+    def bad_request(self, message: str, ctx: Ctx, status: int = 400) -> ErrorResponse:
+        return ErrorResponse(status, _mistral_error(message, "invalid_request_error"))
+
+    def not_found(self, path: str, ctx: Ctx) -> ErrorResponse:
+        return ErrorResponse(
+            404,
+            {"message": "no Route matched with those values", "request_id": self.request_id(ctx)},
+        )
+
+    def context_error(self, n: int, ctx: Ctx) -> ErrorResponse:
+        msg = (
+            f"Prompt contains {n} tokens and 0 draft tokens, too large for model with "
+            "131072 maximum context length"
+        )
+        return ErrorResponse(400, _mistral_error(msg, "invalid_request_message_error", "3051"))
+
+    def rate_limited(self, retry_after: int, ctx: Ctx) -> ErrorResponse:
+        return ErrorResponse(
+            429,
+            _mistral_error("Requests rate limit exceeded", "rate_limited", "1300"),
+            (("Retry-After", str(retry_after)),),
+        )
+
+    def overloaded(self, ctx: Ctx) -> ErrorResponse:
+        return ErrorResponse(
+            503, _mistral_error("Service unavailable", "service_unavailable", "3505")
+        )
+
+    def server_error(self, ctx: Ctx) -> ErrorResponse:
+        return ErrorResponse(
+            500, _mistral_error("Internal server error", "internal_server_error", "3000")
+        )
+
+    def finish(self, neutral: str) -> str:
+        return neutral
+
+    def tool_call_id(self, ctx: Ctx, i: int) -> str:
+        return ctx.ids.alnum(f"call{i}", 9)
+
+    def _usage(self, script: Script) -> JSON:
+        ct = script.completion_tokens(self.all_arguments(script))
+        # Key order as Mistral sends it.
+        return {
+            "prompt_tokens": script.prompt_tokens,
+            "total_tokens": script.prompt_tokens + ct,
+            "completion_tokens": ct,
+        }
+
+    def _chunk(self, ctx: Ctx, delta: JSON, finish: str | None = None, usage: JSON = None) -> JSON:
+        obj: dict[str, JSON] = {
+            "id": self.completion_id(ctx),
+            "object": "chat.completion.chunk",
+            "created": CREATED,
+            "model": ctx.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+        if usage is not None:
+            obj["usage"] = usage
+        return obj
+
+    def stream(self, script: Script, ctx: Ctx) -> list[Frame]:
+        frames = [self.data(self._chunk(ctx, {"role": "assistant", "content": ""}), ctx)]
+        finish = self.finish(script.finish)
+        if script.tool_calls:
+            calls = [
+                {
+                    "id": self.tool_call_id(ctx, i),
+                    "function": {"name": c.name, "arguments": self.arguments(c)},
+                }
+                for i, c in enumerate(script.tool_calls)
+            ]
+            frames.append(
+                self.data(self._chunk(ctx, {"tool_calls": calls}, finish, self._usage(script)), ctx)
+            )
+            frames.append(DONE)
+            return frames
+        for t in script.thinking:
+            block = [{"type": "thinking", "thinking": [{"type": "text", "text": t}]}]
+            frames.append(self.data(self._chunk(ctx, {"content": block}), ctx))
+        for p in script.text:
+            frames.append(self.data(self._chunk(ctx, {"content": p}), ctx))
+        frames.append(
+            self.data(self._chunk(ctx, {"content": ""}, finish, self._usage(script)), ctx)
+        )
+        frames.append(DONE)
+        return frames
+
+    def in_band_error(self, ctx: Ctx) -> list[Frame]:
+        usage = {"prompt_tokens": 1, "total_tokens": 1, "completion_tokens": 0}
+        return [self.data(self._chunk(ctx, {"content": ""}, "error", usage), ctx), DONE]
+
+    def completion(self, script: Script, ctx: Ctx) -> JSON:
+        content: JSON = script.full_text
+        if script.thinking:
+            content = [
+                {
+                    "type": "thinking",
+                    "thinking": [{"type": "text", "text": "".join(script.thinking)}],
+                },
+                {"type": "text", "text": script.full_text},
+            ]
+        tool_calls: JSON = None
+        if script.tool_calls:
+            content = ""
+            tool_calls = [
+                {
+                    "id": self.tool_call_id(ctx, i),
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": self.arguments(c)},
+                    "index": i,
+                }
+                for i, c in enumerate(script.tool_calls)
+            ]
+        return {
+            "id": self.completion_id(ctx),
+            "object": "chat.completion",
+            "model": ctx.model,
+            "usage": self._usage(script),
+            "created": CREATED,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {
+                        "role": "assistant",
+                        "tool_calls": tool_calls,
+                        "content": content,
+                    },
+                    "finish_reason": self.finish(script.finish),
+                }
+            ],
+        }
+
+
+# =============================================================================
+# GLM (Z.ai / BigModel)
+# =============================================================================
+
+_GLM_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "request_id",
+        "do_sample",
+        "stream",
+        "stream_options",
+        "thinking",
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "tools",
+        "tool_choice",
+        "stop",
+        "response_format",
+        "user_id",
+        "tool_stream",
+        "watermark_enabled",
+        "meta",
+        "sensitive_word_check",
+    }
+)
+
+
+def _glm_error(code: str, message: str) -> JSON:
+    return {"error": {"code": code, "message": message}}
+
+
+class GlmDialect(Dialect):
+    name = "glm"
+    context_window = 200_000
+    known_fields = _GLM_FIELDS
+    sse_content_type = "text/event-stream;charset=UTF-8"
+    json_content_type = "application/json;charset=UTF-8"
+
+    def completion_id(self, ctx: Ctx) -> str:
+        # Beijing-time timestamp of `created`, then 16 hex characters.
+        stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(CREATED + 8 * 3600))
+        return stamp + ctx.ids.hex("completion", 16)
+
+    def request_id(self, ctx: Ctx) -> str:
+        return self.completion_id(ctx)
+
+    def response_headers(self, ctx: Ctx) -> Headers:
+        return [("x-log-id", self.request_id(ctx))]
+
+    def auth_error(self, key: str | None, ctx: Ctx) -> ErrorResponse:
+        if key is None:
+            return ErrorResponse(
+                401,
+                _glm_error("1001", "Authorization header is missing; authentication failed."),
+            )
+        return ErrorResponse(
+            401, _glm_error("1000", "Authentication failed: the API key is invalid.")
+        )
+
+    def validate(self, body: dict[str, JSON], ctx: Ctx) -> ErrorResponse | None:
+        err = super().validate(body, ctx)
+        if err is not None:
+            return err
+        if not isinstance(body.get("model"), str) or not body["model"]:
+            return ErrorResponse(
+                400, _glm_error("1211", "Unknown model, please check the model code.")
+            )
+        if not isinstance(body.get("messages"), list) or not body["messages"]:
+            return ErrorResponse(400, _glm_error("1214", "Input messages must not be empty."))
+        return None
+
+    def unknown_fields(self, body: dict[str, JSON], extra: list[str], ctx: Ctx) -> ErrorResponse:
+        return ErrorResponse(
+            400,
+            _glm_error(
+                "1210",
+                "Incorrect API call parameters, please check the documentation. "
+                f"Unsupported parameter: {', '.join(extra)}",
+            ),
+        )
+
+    def invalid_json(self, ctx: Ctx) -> ErrorResponse:
+        return ErrorResponse(400, _glm_error("1210", "Request body is not valid JSON."))
+
+    def bad_request(self, message: str, ctx: Ctx, status: int = 400) -> ErrorResponse:
+        code = "1210" if status == 400 else str(status)
+        return ErrorResponse(status, _glm_error(code, message))
+
+    def context_error(self, n: int, ctx: Ctx) -> ErrorResponse:
+        return ErrorResponse(400, _glm_error("1261", "Prompt exceeds max length"))
+
+    def rate_limited(self, retry_after: int, ctx: Ctx) -> ErrorResponse:
+        return ErrorResponse(
+            429,
+            _glm_error(
+                "1302",
+                "High concurrency usage of this API, please reduce concurrency or contact "
+                "customer service to increase limits.",
+            ),
+            _retry_headers(retry_after),
+        )
+
+    def overloaded(self, ctx: Ctx) -> ErrorResponse:
+        return ErrorResponse(500, _glm_error("500", "Internal Error"))
+
+    def unavailable(self, ctx: Ctx) -> ErrorResponse:
+        return ErrorResponse(
+            503,
+            _glm_error("1305", "The service may be temporarily overloaded, please try again later"),
+        )
+
+    def server_error(self, ctx: Ctx) -> ErrorResponse:
+        return ErrorResponse(500, _glm_error("500", "Internal Error"))
+
+    def finish(self, neutral: str) -> str:
+        return {"content_filter": "sensitive", "model_length": "length"}.get(neutral, neutral)
+
+    def tool_call_id(self, ctx: Ctx, i: int) -> str:
+        return "call_" + ctx.ids.hex(f"call{i}", 24)
+
+    def _usage(self, script: Script) -> JSON:
+        thinking = estimate_tokens("".join(script.tool_thinking)) if script.tool_thinking else 0
+        ct = script.completion_tokens(self.all_arguments(script), extra_thinking=thinking)
+        return {
+            "prompt_tokens": script.prompt_tokens,
+            "completion_tokens": ct,
+            "total_tokens": script.prompt_tokens + ct,
+            "prompt_tokens_details": {"cached_tokens": script.cached_tokens},
+            "completion_tokens_details": {"reasoning_tokens": script.thinking_tokens + thinking},
+        }
+
+    def _chunk(self, ctx: Ctx, choice: JSON, usage: JSON = None) -> JSON:
+        obj: dict[str, JSON] = {
+            "id": self.completion_id(ctx),
+            "created": CREATED,
+            "object": "chat.completion.chunk",
+            "model": ctx.model,
+            "choices": [choice],
+        }
+        if usage is not None:
+            obj["usage"] = usage
+        return obj
+
+    def _delta(self, ctx: Ctx, delta: JSON) -> Frame:
+        return self.data(self._chunk(ctx, {"index": 0, "delta": delta}), ctx)
+
+    def _final(self, ctx: Ctx, finish: str, usage: JSON) -> Frame:
+        choice = {
+            "index": 0,
+            "finish_reason": finish,
+            "delta": {"role": "assistant", "content": ""},
+        }
+        return self.data(self._chunk(ctx, choice, usage), ctx)
+
+    def stream(self, script: Script, ctx: Ctx) -> list[Frame]:
+        frames: list[Frame] = []
+        for t in script.thinking + script.tool_thinking:
+            frames.append(self._delta(ctx, {"role": "assistant", "reasoning_content": t}))
+        for p in script.text:
+            frames.append(self._delta(ctx, {"role": "assistant", "content": p}))
+        tool_stream = ctx.body.get("tool_stream") is True
+        for i, c in enumerate(script.tool_calls):
+            call_id = self.tool_call_id(ctx, i)
+            args = self.arguments(c)
+            if tool_stream:
+                head = {
+                    "id": call_id,
+                    "index": i,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": ""},
+                }
+                frames.append(self._delta(ctx, {"tool_calls": [head]}))
+                for frag in split_fixed(args):
+                    frames.append(
+                        self._delta(
+                            ctx, {"tool_calls": [{"index": i, "function": {"arguments": frag}}]}
+                        )
+                    )
+            else:
+                whole = {
+                    "id": call_id,
+                    "index": i,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": args},
+                }
+                frames.append(self._delta(ctx, {"tool_calls": [whole]}))
+        frames.append(self._final(ctx, self.finish(script.finish), self._usage(script)))
+        frames.append(DONE)
+        return frames
+
+    def in_band_error(self, ctx: Ctx) -> list[Frame]:
+        usage = {
+            "prompt_tokens": 1,
+            "completion_tokens": 0,
+            "total_tokens": 1,
+            "prompt_tokens_details": {"cached_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0},
+        }
+        return [self._final(ctx, "network_error", usage), DONE]
+
+    def completion(self, script: Script, ctx: Ctx) -> JSON:
+        message: dict[str, JSON] = {"content": script.full_text}
+        thinking = "".join(script.thinking + script.tool_thinking)
+        if thinking:
+            message["reasoning_content"] = thinking
+        message["role"] = "assistant"
+        if script.tool_calls:
+            message["tool_calls"] = [
+                {
+                    "function": {"arguments": self.arguments(c), "name": c.name},
+                    "id": self.tool_call_id(ctx, i),
+                    "index": i,
+                    "type": "function",
+                }
+                for i, c in enumerate(script.tool_calls)
+            ]
+        return {
+            "choices": [
+                {"finish_reason": self.finish(script.finish), "index": 0, "message": message}
+            ],
+            "created": CREATED,
+            "id": self.completion_id(ctx),
+            "model": ctx.model,
+            "object": "chat.completion",
+            "request_id": self.request_id(ctx),
+            "usage": self._usage(script),
+        }
+
+
+# =============================================================================
+# Claude subscription (a local claude-max-api-proxy)
+# =============================================================================
+
+
+def _proxy_error(message: str, type_: str, code: str | None = None) -> JSON:
+    return {"error": {"message": message, "type": type_, "code": code}}
+
+
+def claude_model_name(model: JSON) -> str:
+    """The proxy reports normalised family names, whatever was asked for."""
+    if not isinstance(model, str) or not model:
+        return "claude-sonnet-4"
+    for family in ("opus", "sonnet", "haiku"):
+        if family in model:
+            return f"claude-{family}-4"
+    return model
+
+
+class ClaudeProxyDialect(Dialect):
+    name = "claude_subscription"
+    context_window = 200_000
+    known_fields = None
+    requires_auth = False
+    sse_content_type = "text/event-stream"
+    json_content_type = "application/json; charset=utf-8"
+    compact_arguments = False
+
+    def completion_id(self, ctx: Ctx) -> str:
+        return "chatcmpl-" + self.request_id(ctx)
+
+    def request_id(self, ctx: Ctx) -> str:
+        return ctx.ids.hex("request", 24)
+
+    def response_headers(self, ctx: Ctx) -> Headers:
+        return [("x-powered-by", "Express"), ("x-request-id", self.request_id(ctx))]
+
+    def auth_error(self, key: str | None, ctx: Ctx) -> ErrorResponse:
+        return ErrorResponse(
+            401,
+            _proxy_error(
+                "Claude CLI authentication failed: invalid or expired credentials",
+                "authentication_error",
+                "invalid_api_key",
+            ),
+        )
+
+    def validate(self, body: dict[str, JSON], ctx: Ctx) -> ErrorResponse | None:
+        msgs = body.get("messages")
+        if not isinstance(msgs, list) or not msgs:
+            return ErrorResponse(
+                400,
+                _proxy_error(
+                    "messages is required and must be a non-empty array",
+                    "invalid_request_error",
+                    "invalid_messages",
+                ),
+            )
+        return None
+
+    def unknown_fields(self, body: dict[str, JSON], extra: list[str], ctx: Ctx) -> ErrorResponse:
+        return ErrorResponse(
+            400,
+            _proxy_error(
+                f"Unrecognized request argument supplied: {', '.join(extra)}",
+                "invalid_request_error",
+            ),
+        )
+
+    def bad_request(self, message: str, ctx: Ctx, status: int = 400) -> ErrorResponse:
+        return ErrorResponse(status, _proxy_error(message, "invalid_request_error"))
+
+    def context_error(self, n: int, ctx: Ctx) -> ErrorResponse:
+        return ErrorResponse(
+            400,
+            _proxy_error(
+                f"prompt is too long: {n} tokens > {self.context_window} maximum",
+                "invalid_request_error",
+            ),
+        )
+
+    def rate_limited(self, retry_after: int, ctx: Ctx) -> ErrorResponse:
+        return ErrorResponse(
+            429,
+            _proxy_error(
+                "Claude usage limit reached; please retry later.",
+                "rate_limit_error",
+                "rate_limit_exceeded",
+            ),
+            _retry_headers(retry_after),
+        )
+
+    def overloaded(self, ctx: Ctx) -> ErrorResponse:
+        return ErrorResponse(529, {"error": {"type": "overloaded_error", "message": "Overloaded"}})
+
+    def unavailable(self, ctx: Ctx) -> ErrorResponse:
+        return ErrorResponse(503, _proxy_error("Service unavailable", "server_error"))
+
+    def server_error(self, ctx: Ctx) -> ErrorResponse:
+        return ErrorResponse(500, _proxy_error("Process exited with code 1", "server_error"))
+
+    def tool_call_id(self, ctx: Ctx, i: int) -> str:
+        # The proxy turns Anthropic's "toolu_01..." ids into "call_01...".
+        return "call_01" + ctx.ids.alnum(f"call{i}", 22)
+
+    def _chunk(self, ctx: Ctx, delta: JSON, finish: str | None = None, usage: JSON = None) -> JSON:
+        obj: dict[str, JSON] = {
+            "id": self.completion_id(ctx),
+            "object": "chat.completion.chunk",
+            "created": CREATED,
+            "model": ctx.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+        if usage is not None:
+            obj["usage"] = usage
+        return obj
+
+    def _usage(self, script: Script) -> JSON:
+        ct = script.completion_tokens(self.all_arguments(script))
+        return {
+            "prompt_tokens": script.prompt_tokens,
+            "completion_tokens": ct,
+            "total_tokens": script.prompt_tokens + ct,
+            "prompt_tokens_details": {"cached_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0},
+        }
+
+    def stream(self, script: Script, ctx: Ctx) -> list[Frame]:
+        frames: list[Frame] = [Frame("comment", b":ok\n\n")]
+        texts = script.tool_preamble if script.tool_calls else script.text
+        first = True
+        for n, piece in enumerate(texts):
+            delta: dict[str, JSON] = (
+                {"role": "assistant", "content": piece} if first else {"content": piece}
+            )
+            first = False
+            frames.append(self.data(self._chunk(ctx, delta), ctx))
+            if n % 3 == 1:
+                frames.append(comment("keep-alive"))
+        for i, call in enumerate(script.tool_calls):
+            head: dict[str, JSON] = {
+                "index": i,
+                "id": self.tool_call_id(ctx, i),
+                "type": "function",
+                "function": {"name": call.name, "arguments": ""},
+            }
+            delta = {"tool_calls": [head]}
+            if first:
+                delta = {"role": "assistant", **delta}
+                first = False
+            frames.append(self.data(self._chunk(ctx, delta), ctx))
+            frames.append(comment("keep-alive"))
+            for frag in split_fixed(self.arguments(call)):
+                frames.append(
+                    self.data(
+                        self._chunk(
+                            ctx, {"tool_calls": [{"index": i, "function": {"arguments": frag}}]}
+                        ),
+                        ctx,
+                    )
+                )
+        usage = self._usage(script) if ctx.include_usage else None
+        frames.append(self.data(self._chunk(ctx, {}, self.finish(script.finish), usage), ctx))
+        frames.append(DONE)
+        return frames
+
+    def in_band_error(self, ctx: Ctx) -> list[Frame]:
+        return [self.data(self.server_error(ctx).body, ctx), DONE]
+
+    def completion(self, script: Script, ctx: Ctx) -> JSON:
+        message: dict[str, JSON] = {"role": "assistant", "content": script.full_text}
+        if script.tool_calls:
+            message["content"] = "".join(script.tool_preamble)
+            message["tool_calls"] = [
+                {
+                    "id": self.tool_call_id(ctx, i),
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": self.arguments(c)},
+                }
+                for i, c in enumerate(script.tool_calls)
+            ]
+        return {
+            "id": self.completion_id(ctx),
+            "object": "chat.completion",
+            "created": CREATED,
+            "model": ctx.model,
+            "choices": [
+                {"index": 0, "message": message, "finish_reason": self.finish(script.finish)}
+            ],
+            "usage": self._usage(script),
+        }
+
+
+DIALECTS: dict[str, Dialect] = {
+    d.name: d
+    for d in (
+        OpenAiDialect(),
+        GeminiDialect(),
+        MistralDialect(),
+        GlmDialect(),
+        ClaudeProxyDialect(),
+    )
+}

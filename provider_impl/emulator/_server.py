@@ -1,0 +1,793 @@
+"""The emulator server: one asyncio loop, HTTP/1.1 keep-alive, scenarios and faults."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gzip
+import hashlib
+import json
+import logging
+import socket
+import struct
+import sys
+import threading
+from collections import deque
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any
+
+from ._dialects import (
+    DIALECTS,
+    PROVIDER_PREFIXES,
+    Ctx,
+    Dialect,
+    ErrorResponse,
+    Frame,
+    IdGen,
+    claude_model_name,
+)
+from ._http import (
+    MAX_HEAD_BYTES,
+    BadRequest,
+    ChunkedBody,
+    ClientGone,
+    Request,
+    accepts_gzip,
+    drain,
+    http_date,
+    read_request,
+    response_head,
+)
+from ._script import SCENARIOS, Script, build_script, prompt_tokens
+
+log = logging.getLogger("provider_impl.emulator")
+
+FAULTS: dict[str, str] = {
+    "reset": "send x-emulator-fault-after frames (default 2), then reset the TCP connection",
+    "stall": "after x-emulator-fault-after frames (default 0: before the headers), send "
+    "nothing for x-emulator-stall-seconds (default 30)",
+    "truncate": "send the frames, then half of the last JSON frame, then end the body cleanly "
+    "(no terminator, no [DONE])",
+    "error_frame": "an in-band error (as in scenario error_in_stream) at frame "
+    "x-emulator-fault-after (default 2)",
+    "rate_limit": "429 with Retry-After: x-emulator-retry-after (default 1) for the first "
+    "x-emulator-fail-times (default 1) requests with the same x-emulator-request-key",
+    "unavailable_then_ok": "503 for the first x-emulator-fail-times (default 1) requests with "
+    "the same x-emulator-request-key, then the normal response",
+    "trickle": "wait x-emulator-trickle-ms (default 50) between frames",
+}
+
+#: Request headers that steer the emulator.
+H_SCENARIO = "x-emulator-scenario"
+H_VARIANT = "x-emulator-variant"
+H_FAULT = "x-emulator-fault"
+H_FAULT_AFTER = "x-emulator-fault-after"
+H_STALL_SECONDS = "x-emulator-stall-seconds"
+H_RETRY_AFTER = "x-emulator-retry-after"
+H_FAIL_TIMES = "x-emulator-fail-times"
+H_REQUEST_KEY = "x-emulator-request-key"
+H_TRICKLE_MS = "x-emulator-trickle-ms"
+
+_ERROR_SCENARIOS = frozenset(
+    {
+        "error_auth",
+        "error_rate_limit",
+        "error_context_length",
+        "error_invalid_param",
+        "error_overloaded",
+    }
+)
+_SECRET_HEADERS = frozenset({"authorization", "x-goog-api-key", "api-key", "x-api-key", "cookie"})
+
+
+class EmulatorStats:
+    """Thread-safe counters (incremented on the emulator's loop, read anywhere)."""
+
+    FIELDS = (
+        "requests",
+        "connections_opened",
+        "connections_closed",
+        "streams_completed",
+        "streams_aborted_by_client",
+        "faults_injected",
+    )
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests = 0
+        self.connections_opened = 0
+        self.connections_closed = 0
+        self.streams_completed = 0
+        self.streams_aborted_by_client = 0
+        self.faults_injected = 0
+
+    def incr(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + n)
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return {f: int(getattr(self, f)) for f in self.FIELDS}
+
+    def reset(self) -> None:
+        with self._lock:
+            for f in self.FIELDS:
+                setattr(self, f, 0)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v}" for k, v in self.snapshot().items())
+        return f"EmulatorStats({inner})"
+
+
+class _Abort(Exception):
+    """The emulator deliberately ended the connection (a fault)."""
+
+
+def _int_header(req: Request, name: str, default: int) -> int:
+    raw = req.header(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ValueError(f"header {name} must be an integer, got {raw!r}") from exc
+    if value < 0:
+        raise ValueError(f"header {name} must not be negative")
+    return value
+
+
+def _float_header(req: Request, name: str, default: float) -> float:
+    raw = req.header(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ValueError(f"header {name} must be a number, got {raw!r}") from exc
+    if value < 0:
+        raise ValueError(f"header {name} must not be negative")
+    return value
+
+
+class Emulator:
+    """A loopback server answering ``POST <prefix>/chat/completions`` per provider.
+
+    Use it as a context manager (own loop in a daemon thread), or inside a
+    running loop with ``await start_async()`` / ``await serve()`` /
+    ``await stop_async()``.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        backlog: int = 4096,
+        keepalive_timeout: float | None = 120.0,
+    ) -> None:
+        self.host = host
+        self._requested_port = port
+        self._port = 0
+        self._backlog = backlog
+        self._keepalive_timeout = keepalive_timeout
+        self.stats = EmulatorStats()
+        #: The last requests seen (secrets removed), newest last.
+        self.recent_requests: deque[dict[str, Any]] = deque(maxlen=200)
+        self._server: asyncio.Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping: asyncio.Event | None = None
+        self._shut = False
+        self._conn_tasks: set[asyncio.Task[Any]] = set()
+        self._fault_counts: dict[tuple[str, str], int] = {}
+
+    # ------------------------------------------------------------ lifecycle
+    @property
+    def port(self) -> int:
+        if not self._port:
+            raise RuntimeError("emulator is not listening yet")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def base_url(self, provider: str) -> str:
+        try:
+            return self.url + PROVIDER_PREFIXES[provider]
+        except KeyError:
+            raise KeyError(
+                f"unknown provider {provider!r}; known: {', '.join(PROVIDER_PREFIXES)}"
+            ) from None
+
+    def reset_stats(self) -> None:
+        self.stats.reset()
+
+    def reset_faults(self) -> None:
+        """Forget how many times each request key has failed (rate_limit etc.)."""
+        loop = self._loop
+        if loop is not None and loop.is_running() and self._thread is not None:
+            loop.call_soon_threadsafe(self._fault_counts.clear)
+        else:
+            self._fault_counts.clear()
+
+    async def start_async(self) -> Emulator:
+        if self._server is not None:
+            raise RuntimeError("emulator already started")
+        self._loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        self._shut = False
+        self._server = await asyncio.start_server(
+            self._on_connection,
+            self.host,
+            self._requested_port,
+            backlog=self._backlog,
+            limit=MAX_HEAD_BYTES,
+            reuse_address=True,
+        )
+        self._port = int(self._server.sockets[0].getsockname()[1])
+        log.info("emulator listening on %s", self.url)
+        return self
+
+    async def serve(self) -> None:
+        """Serve until :meth:`stop`/:meth:`stop_async` (or cancellation)."""
+        if self._server is None:
+            await self.start_async()
+        assert self._stopping is not None
+        try:
+            await self._stopping.wait()
+        finally:
+            await self._shutdown()
+
+    async def stop_async(self) -> None:
+        if self._stopping is not None:
+            self._stopping.set()
+        await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        if self._shut or self._server is None:
+            return
+        self._shut = True
+        server = self._server
+        server.close()
+        tasks = [t for t in self._conn_tasks if not t.done()]
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(server.wait_closed(), 5)
+        self._server = None
+
+    def start(self) -> Emulator:
+        """Start serving on a private loop in a daemon thread; returns once listening."""
+        if self._thread is not None:
+            raise RuntimeError("emulator already started")
+        ready = threading.Event()
+        errors: list[BaseException] = []
+
+        async def main() -> None:
+            try:
+                await self.start_async()
+            except BaseException as exc:
+                errors.append(exc)
+                ready.set()
+                return
+            ready.set()
+            await self.serve()
+
+        def run() -> None:
+            asyncio.run(main())
+
+        self._thread = threading.Thread(target=run, name="provider-impl-emulator", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if errors:
+            self._thread.join()
+            self._thread = None
+            raise errors[0]
+        return self
+
+    def stop(self) -> None:
+        loop, stopping = self._loop, self._stopping
+        if loop is not None and stopping is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(stopping.set)
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=15)
+        self._thread = None
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> Emulator:
+        return await self.start_async()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop_async()
+
+    # ----------------------------------------------------------- connections
+    async def _on_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._conn_tasks.add(task)
+        self.stats.incr("connections_opened")
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            await self._serve_connection(reader, writer)
+        except asyncio.CancelledError:
+            pass
+        except (_Abort, ClientGone, ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except Exception:  # never let one request take the server down
+            log.exception("emulator: unexpected error while serving a connection")
+        finally:
+            if task is not None:
+                self._conn_tasks.discard(task)
+            if not writer.transport.is_closing():
+                writer.close()
+            self.stats.incr("connections_closed")
+
+    async def _serve_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        while True:
+            try:
+                if self._keepalive_timeout is None:
+                    req = await read_request(reader, writer)
+                else:
+                    req = await asyncio.wait_for(
+                        read_request(reader, writer), self._keepalive_timeout
+                    )
+            except BadRequest as exc:
+                await self._send_bad_http(writer, exc.status, str(exc))
+                return
+            except asyncio.TimeoutError:
+                return
+            if req is None:
+                return
+            self.stats.incr("requests")
+            keep = await self._handle(req, reader, writer)
+            if not keep or not req.keep_alive:
+                return
+
+    async def _send_bad_http(self, writer: asyncio.StreamWriter, status: int, message: str) -> None:
+        body = json.dumps(
+            {
+                "error": {
+                    "message": f"Bad HTTP request: {message}",
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": None,
+                }
+            }
+        ).encode()
+        head = response_head(
+            status,
+            [
+                ("date", http_date()),
+                ("content-type", "application/json"),
+                ("content-length", str(len(body))),
+                ("connection", "close"),
+            ],
+        )
+        with contextlib.suppress(Exception):
+            writer.write(head + body)
+            await drain(writer)
+
+    # -------------------------------------------------------------- requests
+    @staticmethod
+    def _match(path: str) -> tuple[str, Dialect] | None:
+        for name, prefix in PROVIDER_PREFIXES.items():
+            if path == prefix or path.startswith(prefix + "/"):
+                return path[len(prefix) :], DIALECTS[name]
+        return None
+
+    def _remember(self, req: Request, provider: str, body: Any) -> None:
+        self.recent_requests.append(
+            {
+                "provider": provider,
+                "method": req.method,
+                "path": req.path,
+                "headers": {k: v for k, v in req.headers.items() if k not in _SECRET_HEADERS},
+                "json": body,
+            }
+        )
+
+    async def _handle(
+        self, req: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        scenario = req.header(H_SCENARIO).strip() or "text"
+        matched = self._match(req.path)
+        seed_dialect = matched[1] if matched else DIALECTS["openai"]
+        ctx = Ctx(
+            provider=seed_dialect.name,
+            ids=IdGen(
+                hashlib.sha256(
+                    seed_dialect.name.encode() + b"\x00" + scenario.encode() + b"\x00" + req.body
+                ).digest()
+            ),
+            variant=req.header(H_VARIANT).strip(),
+            scenario=scenario,
+        )
+        if matched is None:
+            self._remember(req, "", None)
+            err = ErrorResponse(
+                404,
+                {
+                    "error": {
+                        "message": f"Unknown path {req.path}: no emulated provider has this "
+                        f"prefix (known: {', '.join(PROVIDER_PREFIXES.values())})",
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": "unknown_url",
+                    }
+                },
+            )
+            return await self._send_error(req, writer, seed_dialect, ctx, err)
+        rest, dialect = matched
+
+        # 1. Path and method.
+        if rest.rstrip("/") != "/chat/completions":
+            self._remember(req, dialect.name, None)
+            return await self._send_error(
+                req, writer, dialect, ctx, dialect.not_found(req.path, ctx)
+            )
+        if req.method != "POST":
+            self._remember(req, dialect.name, None)
+            err = dialect.method_not_allowed(req.method, req.path, ctx)
+            return await self._send_error(req, writer, dialect, ctx, err)
+
+        # 2. Auth.
+        err_or_none = dialect.check_auth(req, ctx)
+        if err_or_none is not None:
+            self._remember(req, dialect.name, None)
+            return await self._send_error(req, writer, dialect, ctx, err_or_none)
+
+        # 3. Body.
+        try:
+            body = json.loads(req.body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            body = None
+        self._remember(req, dialect.name, body)
+        if not isinstance(body, dict):
+            return await self._send_error(req, writer, dialect, ctx, dialect.invalid_json(ctx))
+        ctx.body = body
+        model = body.get("model")
+        if dialect.name == "claude_subscription":
+            ctx.model = claude_model_name(model)
+        else:
+            ctx.model = model if isinstance(model, str) else ""
+        err_or_none = dialect.validate(body, ctx)
+        if err_or_none is not None:
+            return await self._send_error(req, writer, dialect, ctx, err_or_none)
+
+        # 4. Context window.
+        n_tokens = prompt_tokens(body)
+        if n_tokens > dialect.context_window:
+            return await self._send_error(
+                req, writer, dialect, ctx, dialect.context_error(n_tokens, ctx)
+            )
+
+        # 5. Scenario and faults.
+        if scenario not in SCENARIOS:
+            msg = (
+                f"Unknown emulator scenario {scenario!r} (header {H_SCENARIO}); "
+                f"known scenarios: {', '.join(SCENARIOS)}"
+            )
+            return await self._send_error(req, writer, dialect, ctx, dialect.bad_request(msg, ctx))
+        fault = req.header(H_FAULT).strip().lower()
+        if fault and fault not in FAULTS:
+            msg = (
+                f"Unknown emulator fault {fault!r} (header {H_FAULT}); "
+                f"known faults: {', '.join(FAULTS)}"
+            )
+            return await self._send_error(req, writer, dialect, ctx, dialect.bad_request(msg, ctx))
+        try:
+            retry_after = _int_header(req, H_RETRY_AFTER, 1)
+            fail_times = _int_header(req, H_FAIL_TIMES, 1)
+        except ValueError as exc:
+            return await self._send_error(
+                req, writer, dialect, ctx, dialect.bad_request(str(exc), ctx)
+            )
+
+        if fault in ("rate_limit", "unavailable_then_ok"):
+            key = (
+                req.header(H_REQUEST_KEY)
+                or hashlib.sha256(dialect.name.encode() + req.path.encode() + req.body).hexdigest()
+            )
+            seen = self._fault_counts.get((fault, key), 0)
+            if seen < fail_times:
+                self._fault_counts[(fault, key)] = seen + 1
+                self.stats.incr("faults_injected")
+                if fault == "rate_limit":
+                    err = dialect.rate_limited(retry_after, ctx)
+                else:
+                    err = dialect.unavailable(ctx)
+                return await self._send_error(req, writer, dialect, ctx, err)
+            fault = ""
+
+        if scenario in _ERROR_SCENARIOS:
+            return await self._send_error(
+                req, writer, dialect, ctx, self._scenario_error(scenario, dialect, ctx, req)
+            )
+
+        ctx.ensure_ascii = False
+        script = build_script(scenario, body, ctx.variant)
+        if body.get("stream") is True:
+            return await self._send_stream(req, reader, writer, dialect, ctx, script, fault)
+        if scenario == "error_in_stream":
+            return await self._send_error(req, writer, dialect, ctx, dialect.server_error(ctx))
+        return await self._send_completion(req, reader, writer, dialect, ctx, script, fault)
+
+    def _scenario_error(
+        self, scenario: str, dialect: Dialect, ctx: Ctx, req: Request
+    ) -> ErrorResponse:
+        if scenario == "error_auth":
+            key = dialect.api_key(req) if dialect.requires_auth else None
+            return dialect.auth_error(key if key is not None else "invalid-key", ctx)
+        if scenario == "error_rate_limit":
+            return dialect.rate_limited(2, ctx)
+        if scenario == "error_context_length":
+            n = max(prompt_tokens(ctx.body), dialect.context_window + 1) + 1_000
+            return dialect.context_error(n, ctx)
+        if scenario == "error_invalid_param":
+            return dialect.invalid_param_error(ctx.body, ctx)
+        return dialect.overloaded(ctx)
+
+    # ------------------------------------------------------------- responses
+    def _base_headers(
+        self, req: Request, dialect: Dialect, ctx: Ctx, content_type: str
+    ) -> list[tuple[str, str]]:
+        headers = [("date", http_date()), ("content-type", content_type)]
+        headers.extend(dialect.response_headers(ctx))
+        return headers
+
+    def _gzip(self, req: Request, dialect: Dialect) -> bool:
+        return dialect.gzip and accepts_gzip(req.headers)
+
+    async def _send_error(
+        self,
+        req: Request,
+        writer: asyncio.StreamWriter,
+        dialect: Dialect,
+        ctx: Ctx,
+        err: ErrorResponse,
+    ) -> bool:
+        body = dialect.dumps(err.body).encode("utf-8")
+        headers = self._base_headers(req, dialect, ctx, dialect.json_content_type)
+        headers.extend(err.headers)
+        if self._gzip(req, dialect):
+            body = gzip.compress(body, mtime=0)
+            headers.append(("content-encoding", "gzip"))
+        keep = req.keep_alive
+        headers.append(("content-length", str(len(body))))
+        headers.append(("connection", "keep-alive" if keep else "close"))
+        writer.write(response_head(err.status, headers) + body)
+        await drain(writer)
+        log.debug("%s %s -> %d", req.method, req.path, err.status)
+        return keep
+
+    async def _sleep_watch(
+        self, seconds: float, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """Sleep, but notice a client that goes away meanwhile."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while True:
+            if writer.transport.is_closing() or reader.at_eof():
+                raise ClientGone()
+            left = deadline - loop.time()
+            if left <= 0:
+                return
+            await asyncio.sleep(min(left, 0.05))
+
+    async def _reset(self, writer: asyncio.StreamWriter) -> None:
+        """Abort the connection with a TCP reset, after flushing what was written."""
+        transport = writer.transport
+        for _ in range(200):
+            if transport.get_write_buffer_size() == 0:
+                break
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.02)
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+        raise _Abort()
+
+    async def _send_completion(
+        self,
+        req: Request,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        dialect: Dialect,
+        ctx: Ctx,
+        script: Script,
+        fault: str,
+    ) -> bool:
+        if fault == "error_frame":
+            self.stats.incr("faults_injected")
+            return await self._send_error(req, writer, dialect, ctx, dialect.server_error(ctx))
+        try:
+            stall = _float_header(req, H_STALL_SECONDS, 30.0)
+            after = _int_header(req, H_FAULT_AFTER, 0)
+            trickle_ms = _float_header(req, H_TRICKLE_MS, 50.0)
+        except ValueError as exc:
+            return await self._send_error(
+                req, writer, dialect, ctx, dialect.bad_request(str(exc), ctx)
+            )
+        body = dialect.dumps(dialect.completion(script, ctx), ctx).encode("utf-8")
+        headers = self._base_headers(req, dialect, ctx, dialect.json_content_type)
+        if self._gzip(req, dialect):
+            body = gzip.compress(body, mtime=0)
+            headers.append(("content-encoding", "gzip"))
+        keep = req.keep_alive and not fault
+        headers.append(("content-length", str(len(body))))
+        headers.append(("connection", "keep-alive" if keep else "close"))
+        head = response_head(200, headers)
+        if fault:
+            self.stats.incr("faults_injected")
+        if fault == "stall":
+            await self._sleep_watch(stall, reader, writer)
+        elif fault == "trickle":
+            await self._sleep_watch(trickle_ms / 1000, reader, writer)
+        elif fault == "reset":
+            if after > 0:
+                writer.write(head + body[: len(body) // 2])
+                await drain(writer)
+            await self._reset(writer)
+        elif fault == "truncate":
+            writer.write(head + body[: len(body) // 2])
+            await drain(writer)
+            raise _Abort()
+        writer.write(head + body)
+        await drain(writer)
+        log.debug("%s %s -> 200 (%s)", req.method, req.path, ctx.scenario)
+        return keep
+
+    async def _send_stream(
+        self,
+        req: Request,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        dialect: Dialect,
+        ctx: Ctx,
+        script: Script,
+        fault: str,
+    ) -> bool:
+        frames = dialect.stream(script, ctx)
+        error_at: int | None = None
+        if ctx.scenario == "error_in_stream":
+            error_at = 3
+        try:
+            default_after = {"reset": 2, "error_frame": 2}.get(fault, 0)
+            after = _int_header(req, H_FAULT_AFTER, default_after)
+            stall = _float_header(req, H_STALL_SECONDS, 30.0)
+            trickle = _float_header(req, H_TRICKLE_MS, 50.0) / 1000 if fault == "trickle" else 0.0
+        except ValueError as exc:
+            return await self._send_error(
+                req, writer, dialect, ctx, dialect.bad_request(str(exc), ctx)
+            )
+        if fault == "error_frame":
+            error_at = after
+        data_positions = [i for i, f in enumerate(frames) if f.kind != "comment"]
+        truncate_at: int | None = None
+        if fault == "truncate":
+            json_positions = [i for i, f in enumerate(frames) if f.kind == "data"]
+            if req.header(H_FAULT_AFTER):
+                truncate_at = data_positions[min(after, len(data_positions) - 1)]
+            else:
+                truncate_at = json_positions[-1]
+        if fault:
+            self.stats.incr("faults_injected")
+
+        use_gzip = self._gzip(req, dialect)
+        headers = self._base_headers(req, dialect, ctx, dialect.sse_content_type)
+        headers.append(("cache-control", "no-cache"))
+        if use_gzip:
+            headers.append(("content-encoding", "gzip"))
+        headers.append(("transfer-encoding", "chunked"))
+        keep = req.keep_alive and fault not in ("reset", "truncate")
+        headers.append(("connection", "keep-alive" if keep else "close"))
+
+        if fault == "stall" and after == 0:
+            await self._sleep_watch(stall, reader, writer)
+        out = ChunkedBody(writer, reader, use_gzip)
+        try:
+            writer.write(response_head(200, headers))
+            await drain(writer)
+            sent = 0
+            for i, frame in enumerate(frames):
+                if frame.kind != "comment":
+                    if fault == "reset" and sent == after:
+                        await self._reset(writer)
+                    if fault == "stall" and after > 0 and sent == after:
+                        await self._sleep_watch(stall, reader, writer)
+                    if error_at is not None and sent == error_at:
+                        for err_frame in dialect.in_band_error(ctx):
+                            await out.send(err_frame.raw)
+                        await out.finish()
+                        self.stats.incr("streams_completed")
+                        return keep
+                if truncate_at is not None and i == truncate_at:
+                    await out.send(frame.raw[: len(frame.raw) // 2])
+                    await out.finish()
+                    raise _Abort()
+                await self._send_frame(out, frame, ctx)
+                if frame.kind != "comment":
+                    sent += 1
+                if trickle and i < len(frames) - 1:
+                    await self._sleep_watch(trickle, reader, writer)
+            if fault == "reset":  # asked to reset after the last frame
+                await self._reset(writer)
+            await out.finish()
+        except ClientGone:
+            self.stats.incr("streams_aborted_by_client")
+            log.debug("%s %s: client went away mid-stream", req.method, req.path)
+            raise
+        self.stats.incr("streams_completed")
+        log.debug("%s %s -> 200 stream (%s)", req.method, req.path, ctx.scenario)
+        return keep
+
+    @staticmethod
+    async def _send_frame(out: ChunkedBody, frame: Frame, ctx: Ctx) -> None:
+        raw = frame.raw
+        if ctx.scenario == "unicode":
+            # Split the HTTP chunk inside a multi-byte UTF-8 character.
+            for pos, byte in enumerate(raw):
+                if byte >= 0xC0:
+                    await out.send(raw[: pos + 1])
+                    await out.send(raw[pos + 1 :])
+                    return
+        await out.send(raw)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m provider_impl.emulator --host H --port N``: serve until interrupted."""
+    parser = argparse.ArgumentParser(
+        prog="provider-impl emulator",
+        description="Serve emulated chat-completions endpoints for every provider on loopback.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port to bind (default: any free one)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log each request")
+    args = parser.parse_args(list(argv) if argv is not None else sys.argv[1:])
+    if args.verbose:
+        logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(message)s")
+    emulator = Emulator(args.host, args.port)
+
+    async def run() -> None:
+        await emulator.start_async()
+        print(emulator.url)
+        for name in PROVIDER_PREFIXES:
+            print(f"  {name}: {emulator.base_url(name)}")
+        sys.stdout.flush()
+        await emulator.serve()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+    return 0
