@@ -387,6 +387,9 @@ def test_max_tokens_and_stop_sequence(emu: Emulator, client: httpx.Client) -> No
     text = stream_text(frames)
     assert text == "Echo: one two " and "three" not in text
     assert frames[-2]["choices"][0]["finish_reason"] == "stop"
+    body = body_for("openai", "Count from 1 to 10.", stop=["5"])
+    frames, _, _ = parse_sse(post(client, emu, "openai", body, "stop_sequence").text)
+    assert stream_text(frames) == "Echo: Count from 1 to 10. Then: 1, 2, 3, 4, "
 
 
 def test_system_multi_turn(emu: Emulator, client: httpx.Client) -> None:
@@ -643,6 +646,31 @@ def test_bad_http_gets_400_and_server_survives(emu: Emulator, client: httpx.Clie
         s.sendall(b"POST /openai/v1/chat/completions HTTP/1.1\r\nContent-Length: zz\r\n\r\n")
         assert s.recv(4096).startswith(b"HTTP/1.1 400 ")
     assert post(client, emu, "openai", body_for("openai")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"GET / HTTP/9.9\r\n\r\n",
+        b"POST /openai/v1/chat/completions HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
+        b"Content-Length: 5\r\n\r\n",
+        b"POST /openai/v1/chat/completions HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"POST /openai/v1/chat/completions HTTP/1.1\r\nX-Long: " + b"a" * 70_000 + b"\r\n\r\n",
+        b"POST /openai/v1/chat/completions HTTP/1.1\r\nContent-Length: 100\r\n\r\n{",
+        b"\x00\xff\xfe garbage",
+    ],
+)
+def test_malformed_http_never_kills_the_server(
+    emu: Emulator, client: httpx.Client, raw: bytes
+) -> None:
+    with socket.create_connection(("127.0.0.1", emu.port), timeout=5) as s:
+        s.sendall(raw)
+        s.shutdown(socket.SHUT_WR)
+        reply = b""
+        while chunk := s.recv(65536):
+            reply += chunk
+    assert reply == b"" or re.match(rb"HTTP/1\.1 (400|413|431|501|505) ", reply)
+    assert post(client, emu, "glm", body_for("glm")).status_code == 200
 
 
 def test_keep_alive_and_chunked_request_body(emu: Emulator) -> None:

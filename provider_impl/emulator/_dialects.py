@@ -821,6 +821,10 @@ _MISTRAL_FIELDS = frozenset(
         "parallel_tool_calls",
         "prompt_mode",
         "safe_prompt",
+        "guardrails",
+        "prompt_cache_key",
+        "reasoning_effort",
+        "service_tier",
     }
 )
 
@@ -1064,6 +1068,7 @@ _GLM_FIELDS = frozenset(
         "watermark_enabled",
         "meta",
         "sensitive_word_check",
+        "seed",
     }
 )
 

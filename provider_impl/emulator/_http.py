@@ -253,14 +253,19 @@ class ChunkedBody:
         self._writer.write(b"%x\r\n%b\r\n" % (len(data), data))
         await drain(self._writer)
 
-    async def finish(self) -> None:
+    async def finish(self, tail: bytes = b"") -> None:
+        """Write ``tail`` (the last frames) and the terminating chunk in one write.
+
+        One write means a client that hangs up as soon as it sees the last frame
+        (``[DONE]`` or an in-band error) cannot race the terminator.
+        """
         self.check_alive()
-        tail = b""
+        out = b""
         if self._compress is not None:
-            compressed = self._compress.flush(zlib.Z_FINISH)
-            if compressed:
-                tail = b"%x\r\n%b\r\n" % (len(compressed), compressed)
-        self._writer.write(tail + b"0\r\n\r\n")
+            tail = self._compress.compress(tail) + self._compress.flush(zlib.Z_FINISH)
+        if tail:
+            out = b"%x\r\n%b\r\n" % (len(tail), tail)
+        self._writer.write(out + b"0\r\n\r\n")
         await drain(self._writer)
         self.finished = True
 

@@ -279,7 +279,7 @@ def build_script(scenario: str, body: dict[str, JSON], variant: str = "") -> Scr
         script.max_completion_tokens = limit
         script.finish = "model_length" if variant == "model_length" else "length"
     elif scenario == "stop_sequence":
-        full = f"{echo}. Then the reply goes on"
+        full = f"{echo.rstrip('.!? ')}. Then: 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 and so on."
         stops = _stop_strings(body)
         cut = len(full)
         for s in stops:

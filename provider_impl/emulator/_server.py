@@ -728,26 +728,28 @@ class Emulator:
                     if fault == "stall" and after > 0 and sent == after:
                         await self._sleep_watch(stall, reader, writer)
                     if error_at is not None and sent == error_at:
-                        for err_frame in dialect.in_band_error(ctx):
-                            await out.send(err_frame.raw)
-                        await out.finish()
+                        await out.finish(b"".join(f.raw for f in dialect.in_band_error(ctx)))
                         self.stats.incr("streams_completed")
                         return keep
                 if truncate_at is not None and i == truncate_at:
                     await out.send(frame.raw[: len(frame.raw) // 2])
                     await out.finish()
                     raise _Abort()
+                if i == len(frames) - 1 and fault != "reset":
+                    await out.finish(frame.raw)
+                    break
                 await self._send_frame(out, frame, ctx)
                 if frame.kind != "comment":
                     sent += 1
                 if trickle and i < len(frames) - 1:
                     await self._sleep_watch(trickle, reader, writer)
-            if fault == "reset":  # asked to reset after the last frame
-                await self._reset(writer)
-            await out.finish()
+            else:
+                if fault == "reset":  # asked to reset after the last frame
+                    await self._reset(writer)
+                await out.finish()
         except ClientGone:
             self.stats.incr("streams_aborted_by_client")
-            log.debug("%s %s: client went away mid-stream", req.method, req.path)
+            log.debug("%s %s: client went away mid-stream (%s)", req.method, req.path, ctx.scenario)
             raise
         self.stats.incr("streams_completed")
         log.debug("%s %s -> 200 stream (%s)", req.method, req.path, ctx.scenario)
