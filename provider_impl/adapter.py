@@ -146,7 +146,7 @@ class StreamAdapter:
             return []
         try:
             chunk = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):  # deep nesting too
             raise DeserializationError(
                 f"a stream frame is not valid JSON: {data[:200]!r}", provider=self._dialect.name
             ) from None
@@ -299,7 +299,7 @@ class StreamAdapter:
             return {}  # no-argument tools may send "" (Claude proxies)
         try:
             value = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # deep nesting too
             raise DeserializationError(
                 f"tool call {block.name!r} ({block.id}) has arguments that are not JSON: "
                 f"{text[:200]!r}",
@@ -399,5 +399,5 @@ def _is_thought(delta: Mapping[str, Any]) -> bool:
 def _loads_or_text(data: str) -> Any:
     try:
         return json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # deep nesting too
         return {"error": {"message": data or "error event"}}

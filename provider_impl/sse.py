@@ -16,6 +16,7 @@ from provider_impl.errors import StreamError
 __all__ = ["DEFAULT_MAX_FRAME_BYTES", "SSEDecoder", "ServerSentEvent"]
 
 DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024
+_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,12 +30,23 @@ class ServerSentEvent:
 class SSEDecoder:
     """Feed it bytes in any split; it returns the events completed so far."""
 
-    __slots__ = ("_buf", "_data", "_data_size", "_event", "_id", "_max", "_retry", "_skip_lf")
+    __slots__ = (
+        "_at_start",
+        "_buf",
+        "_data",
+        "_data_size",
+        "_event",
+        "_id",
+        "_max",
+        "_retry",
+        "_skip_lf",
+    )
 
     def __init__(self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:
         self._max = max_frame_bytes
         self._buf = bytearray()
         self._skip_lf = False  # the last read ended in CR; a leading LF belongs to it
+        self._at_start = True  # one leading U+FEFF (BOM) is ignored, even if split
         self._data: list[str] = []
         self._data_size = 0
         self._event = ""
@@ -53,6 +65,12 @@ class SSEDecoder:
             data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         buf = self._buf
         buf += data
+        if self._at_start:
+            if len(buf) < len(_BOM) and _BOM.startswith(buf):
+                return []  # maybe the start of a BOM: wait for more
+            self._at_start = False
+            if buf.startswith(_BOM):
+                del buf[: len(_BOM)]
         end = buf.rfind(b"\n")
         if end < 0:
             self._check_size(len(buf))
@@ -105,7 +123,7 @@ class SSEDecoder:
         elif name == "id":
             if "\0" not in value:
                 self._id = value
-        elif name == "retry" and value.isdigit():
+        elif name == "retry" and value.isascii() and value.isdigit():
             self._retry = int(value)
         return None
 

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 
 from provider_impl.adapter import StreamAdapter
 from provider_impl.dialects import ProviderDialect
+from provider_impl.errors import DeserializationError, LlmError, StreamError
 from provider_impl.events import Connected, StreamEvent
 from provider_impl.sse import DEFAULT_MAX_FRAME_BYTES, SSEDecoder
 
@@ -17,38 +18,64 @@ __all__ = ["StreamParser", "decode_stream"]
 
 
 class StreamParser:
-    __slots__ = ("_adapter", "_sse")
+    """Bytes in, events out. ``feed`` and ``end`` decode eagerly and return the
+    events in order; when the input is broken, the events decoded before the
+    break are yielded first and the error is raised after them, so what a
+    caller sees does not depend on how the bytes were split into reads."""
+
+    __slots__ = ("_adapter", "_error", "_sse")
 
     def __init__(
         self, dialect: ProviderDialect, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
     ) -> None:
         self._sse = SSEDecoder(max_frame_bytes)
         self._adapter = StreamAdapter(dialect)
+        self._error: LlmError | None = None
 
     @property
     def done(self) -> bool:
         """``Done`` was emitted; the rest of the body can be ignored."""
         return self._adapter.done
 
-    def feed(self, data: bytes) -> list[StreamEvent]:
-        adapter = self._adapter
+    def feed(self, data: bytes) -> Iterator[StreamEvent]:
         out: list[StreamEvent] = []
-        for sse in self._sse.feed(data):
-            out.extend(adapter.feed_event(sse))
-            if adapter.done:
-                break
-        return out
+        if self._error is None:
+            adapter = self._adapter
+            try:
+                for sse in self._sse.feed(data):
+                    out.extend(adapter.feed_event(sse))
+                    if adapter.done:
+                        break
+            except LlmError as err:
+                self._error = err
+        return self._then_raise(out)
 
-    def end(self) -> list[StreamEvent]:
+    def end(self) -> Iterator[StreamEvent]:
         out: list[StreamEvent] = []
         adapter = self._adapter
-        if not adapter.done:
-            for sse in self._sse.end():
-                out.extend(adapter.feed_event(sse))
-                if adapter.done:
-                    break
-        out.extend(adapter.end())
-        return out
+        if self._error is None:
+            try:
+                if not adapter.done:
+                    # Whatever is left was never terminated by a blank line.
+                    for sse in self._sse.end():
+                        try:
+                            out.extend(adapter.feed_event(sse))
+                        except DeserializationError as exc:
+                            raise StreamError(
+                                "the stream ended inside a frame (truncated)",
+                                provider=exc.provider,
+                            ) from exc
+                        if adapter.done:
+                            break
+                out.extend(adapter.end())
+            except LlmError as err:
+                self._error = err
+        return self._then_raise(out)
+
+    def _then_raise(self, events: list[StreamEvent]) -> Iterator[StreamEvent]:
+        yield from events
+        if self._error is not None:
+            raise self._error
 
 
 def decode_stream(
