@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from provider_impl.dialects import ProviderDialect
@@ -76,6 +77,11 @@ def _validate(request: CompletionRequest, dialect: ProviderDialect) -> None:
         raise _invalid(
             dialect, "tool_choice", f"{choice!r} is neither auto/none/required nor a tool"
         )
+    if isinstance(choice, Mapping):
+        fn = choice.get("function")
+        chosen = fn.get("name") if isinstance(fn, Mapping) else None
+        if chosen is not None and chosen not in names:
+            raise _invalid(dialect, "tool_choice", f"names {chosen!r}, which is not a tool")
     seen_calls: set[str] = set()
     for i, msg in enumerate(request.messages):
         if not isinstance(msg, Message):
