@@ -276,20 +276,31 @@ def _retry_delay_from_details(details: Any) -> float | None:
     for item in details:
         if isinstance(item, dict) and isinstance(item.get("retryDelay"), str):
             try:
-                return float(item["retryDelay"].rstrip("s"))
+                value = float(item["retryDelay"].rstrip("s"))
             except ValueError:
                 return None
+            return value if 0 <= value < float("inf") else None
+    return None
+
+
+def _reason_from_details(details: Any) -> str | None:
+    """Google's ``ErrorInfo`` detail: ``{"reason": "API_KEY_INVALID", ...}``."""
+    if isinstance(details, list):
+        for item in details:
+            if isinstance(item, dict) and isinstance(item.get("reason"), str):
+                return str(item["reason"])
     return None
 
 
 class _Fields:
-    __slots__ = ("code", "details", "message", "request_id", "status", "type")
+    __slots__ = ("code", "details", "message", "reason", "request_id", "status", "type")
 
     def __init__(self) -> None:
         self.message: str | None = None
         self.code: str | None = None
         self.type: str | None = None
         self.status: str | None = None
+        self.reason: str | None = None  # Google's ErrorInfo reason, e.g. API_KEY_INVALID
         self.request_id: str | None = None
         self.details: Any = None
 
@@ -309,6 +320,7 @@ def _extract(payload: Any) -> _Fields:
         f.type = _as_str(err.get("type"))
         f.status = _as_str(err.get("status"))
         f.details = err.get("details")
+        f.reason = _reason_from_details(f.details)
         if f.request_id is None:
             f.request_id = _as_str(err.get("request_id"))
     elif isinstance(err, str):
@@ -317,6 +329,7 @@ def _extract(payload: Any) -> _Fields:
         detail = payload["detail"]
         f.message = _detail_message(detail) if isinstance(detail, list) else _message_of(detail)
         f.type = _detail_type(detail)
+        f.details = detail
     else:  # Mistral: {"object": "error", "message": ..., "type": ..., "code": ...}
         f.message = _message_of(payload.get("message"))
         f.code = _as_str(payload.get("code"))
@@ -331,7 +344,7 @@ def _extract(payload: Any) -> _Fields:
 def _kind_for(
     fields: _Fields, status: int | None, codes: Mapping[str, ErrorKind]
 ) -> ErrorKind | None:
-    for key in (fields.code, fields.status, fields.type):
+    for key in (fields.code, fields.reason, fields.status, fields.type):
         if key is not None:
             kind = codes.get(key) or _GENERIC_CODES.get(key)
             if kind is not None:
@@ -369,7 +382,7 @@ def _parse_body(body: bytes | str | Any) -> Any:
     if isinstance(body, str):
         try:
             return json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # deep nesting too
             return body.strip() or None
     return body
 
