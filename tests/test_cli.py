@@ -1,0 +1,37 @@
+"""The provider-impl command's offline subcommands."""
+
+from __future__ import annotations
+
+import pytest
+
+from provider_impl.cli import main
+from provider_impl.costs import COST_TABLE
+from provider_impl.dialects import DIALECTS
+
+
+def test_providers_lists_every_dialect(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["providers"]) == 0
+    out = capsys.readouterr().out
+    for d in DIALECTS.values():
+        assert d.name in out and d.base_url in out
+    assert "1,000,000" in out and "max_completion_tokens" in out
+
+
+def test_costs_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["costs"]) == 0
+    out = capsys.readouterr().out
+    for key in COST_TABLE:
+        assert key in out
+
+
+def test_unknown_names_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["conformance", "--provider", "nope"])
+    assert "unknown provider 'nope'" in str(exc.value.code)
+    with pytest.raises(SystemExit):
+        main(["record", "--provider", "nope"])
+
+
+def test_replay_of_a_missing_file_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["replay", "no/such/cassette.yaml"]) == 2
+    assert "no such cassette" in capsys.readouterr().err
