@@ -64,6 +64,17 @@ def client() -> Iterator[httpx.Client]:
         yield c
 
 
+def quiet_reset(emu: Emulator) -> None:
+    """Reset the counters once earlier tests' connections have all closed."""
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        snap = emu.stats.snapshot()
+        if snap["connections_opened"] == snap["connections_closed"]:
+            break
+        time.sleep(0.01)
+    emu.reset_stats()
+
+
 def body_for(provider: str, text: str = "hello there world", **extra: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "model": "test-model",
@@ -674,7 +685,7 @@ def test_malformed_http_never_kills_the_server(
 
 
 def test_keep_alive_and_chunked_request_body(emu: Emulator) -> None:
-    emu.reset_stats()
+    quiet_reset(emu)
     with httpx.Client(timeout=5) as c:
         for _ in range(3):
             assert post(c, emu, "mistral", body_for("mistral")).status_code == 200
@@ -708,6 +719,7 @@ def test_fault_reset_breaks_the_body(emu: Emulator, client: httpx.Client) -> Non
 
 
 def test_fault_stall_exceeds_read_timeout(emu: Emulator) -> None:
+    quiet_reset(emu)
     headers = {"x-emulator-fault": "stall", "x-emulator-stall-seconds": "5"}
     with httpx.Client(timeout=httpx.Timeout(5, read=0.3)) as c:
         t0 = time.monotonic()
@@ -726,6 +738,11 @@ def test_fault_stall_exceeds_read_timeout(emu: Emulator) -> None:
             for chunk in r.iter_bytes():
                 got += chunk
         assert got.count(b"data: ") == 1
+    # The server notices the client leaving during a stall and counts the abort.
+    deadline = time.monotonic() + 3
+    while emu.stats.streams_aborted_by_client < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert emu.stats.streams_aborted_by_client == 2
 
 
 def test_fault_truncate(emu: Emulator, client: httpx.Client) -> None:
@@ -765,13 +782,15 @@ def test_fault_fail_then_succeed(
             assert r.headers["retry-after"] == "3"
     r = post(client, emu, "mistral", body_for("mistral"), headers=headers)
     assert r.status_code == 200 and parse_sse(r.text)[2]
-    # Another key starts failing afresh.
+    # After a success the same key fails afresh (a new retry cycle) ...
+    assert post(client, emu, "mistral", body_for("mistral"), headers=headers).status_code == status
+    # ... and so does another key.
     other = {**headers, "x-emulator-request-key": key + "-other"}
     assert post(client, emu, "mistral", body_for("mistral"), headers=other).status_code == status
 
 
 def test_fault_trickle_and_client_disconnect_is_counted(emu: Emulator) -> None:
-    emu.reset_stats()
+    quiet_reset(emu)
     headers = {"x-emulator-fault": "trickle", "x-emulator-trickle-ms": "100"}
     url = emu.base_url("openai") + "/chat/completions"
     with httpx.Client(timeout=5) as c:
@@ -836,7 +855,7 @@ def test_200_concurrent_streams(emu: Emulator) -> None:
 
             return await asyncio.gather(*(one(i) for i in range(200)))
 
-    emu.reset_stats()
+    quiet_reset(emu)
     texts = asyncio.run(run())
     assert texts == [f"Echo: client number {i}" for i in range(200)]
     assert emu.stats.streams_completed == 200

@@ -53,9 +53,10 @@ FAULTS: dict[str, str] = {
     "error_frame": "an in-band error (as in scenario error_in_stream) at frame "
     "x-emulator-fault-after (default 2)",
     "rate_limit": "429 with Retry-After: x-emulator-retry-after (default 1) for the first "
-    "x-emulator-fail-times (default 1) requests with the same x-emulator-request-key",
+    "x-emulator-fail-times (default 1) requests with the same x-emulator-request-key (default: "
+    "a hash of the body), then the normal response; after that success the cycle restarts",
     "unavailable_then_ok": "503 for the first x-emulator-fail-times (default 1) requests with "
-    "the same x-emulator-request-key, then the normal response",
+    "the same x-emulator-request-key (default: a hash of the body), then the normal response",
     "trickle": "wait x-emulator-trickle-ms (default 50) between frames",
 }
 
@@ -519,7 +520,10 @@ class Emulator:
                 or hashlib.sha256(dialect.name.encode() + req.path.encode() + req.body).hexdigest()
             )
             seen = self._fault_counts.get((fault, key), 0)
-            if seen < fail_times:
+            if seen >= fail_times:
+                # This request succeeds; the next one with the key starts a new cycle.
+                self._fault_counts.pop((fault, key), None)
+            else:
                 self._fault_counts[(fault, key)] = seen + 1
                 self.stats.incr("faults_injected")
                 if fault == "rate_limit":
@@ -714,10 +718,10 @@ class Emulator:
         keep = req.keep_alive and fault not in ("reset", "truncate")
         headers.append(("connection", "keep-alive" if keep else "close"))
 
-        if fault == "stall" and after == 0:
-            await self._sleep_watch(stall, reader, writer)
         out = ChunkedBody(writer, reader, use_gzip)
         try:
+            if fault == "stall" and after == 0:
+                await self._sleep_watch(stall, reader, writer)
             writer.write(response_head(200, headers))
             await drain(writer)
             sent = 0
