@@ -536,7 +536,7 @@ class OpenAiCompatibleProvider:
     def _parse_complete(self, raw: bytes) -> CompletionResponse:
         try:
             body = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # deep nesting too
             raise self._fail(
                 DeserializationError(f"the response is not JSON: {raw[:200]!r}", provider=self.name)
             ) from None
