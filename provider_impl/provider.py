@@ -53,6 +53,8 @@ logger = logging.getLogger("provider_impl")
 
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 _RETRY_STATUSES = frozenset({408, 409})
+# Masking a one- or two-letter "key" would mangle every message; real keys are long.
+_MIN_SECRET_LEN = 8
 _P = TypeVar("_P", bound="OpenAiCompatibleProvider")
 
 
@@ -308,7 +310,7 @@ class OpenAiCompatibleProvider:
 
     def _redact(self, text: str) -> str:
         key = self._key.reveal()
-        return text.replace(key, "***") if key and key in text else text
+        return text.replace(key, "***") if len(key) >= _MIN_SECRET_LEN and key in text else text
 
     def _status_error(self, response: httpx.Response, body: bytes) -> LlmError:
         return classify_error(
@@ -343,7 +345,9 @@ class OpenAiCompatibleProvider:
         return delay
 
     def _fail(self, err: LlmError) -> LlmError:
-        err._redact(self._key.reveal())
+        key = self._key.reveal()
+        if len(key) >= _MIN_SECRET_LEN:
+            err._redact(key)
         return err
 
     # -- sync --------------------------------------------------------------
