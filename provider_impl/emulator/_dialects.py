@@ -582,7 +582,7 @@ def _google_error(code: int, status: str, message: str, details: list[JSON] | No
 
 class GeminiDialect(Dialect):
     name = "gemini"
-    context_window = 1_000_000
+    context_window = 1_048_576  # the real limit behind the advertised 1M
     known_fields = _GEMINI_FIELDS
     gzip = True
     sort_keys = True
@@ -669,7 +669,10 @@ class GeminiDialect(Dialect):
         return ErrorResponse(status, _google_error(status, google_status, message))
 
     def context_error(self, n: int, ctx: Ctx) -> ErrorResponse:
-        msg = f"The input token count ({n}) exceeds the maximum number of tokens allowed (1048576)."
+        msg = (
+            f"The input token count ({n}) exceeds the maximum number of tokens allowed "
+            f"({self.context_window})."
+        )
         return ErrorResponse(400, _google_error(400, "INVALID_ARGUMENT", msg))
 
     def rate_limited(self, retry_after: int, ctx: Ctx) -> ErrorResponse:
