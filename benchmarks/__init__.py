@@ -1,0 +1,1 @@
+"""Reproducible performance comparisons: ``python -m benchmarks.run`` (see README.md)."""
