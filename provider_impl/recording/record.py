@@ -1,0 +1,228 @@
+"""Record the conformance scenarios into cassettes, from a live provider or the emulator."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from vcr.filters import AVAILABLE_DECOMPRESSORS
+
+from provider_impl.dialects import DIALECTS
+from provider_impl.errors import LlmError
+from provider_impl.events import MessageDelta, StreamEvent
+from provider_impl.provider import OpenAiCompatibleProvider
+from provider_impl.recording.config import make_vcr
+from provider_impl.scenarios import SCENARIO_HEADER, SCENARIOS, Scenario
+from provider_impl.types import CompletionResponse, StopReason
+
+__all__ = ["ACCEPT_ENCODING", "RecordResult", "cassette_path", "record_cassettes"]
+
+# Only encodings vcrpy decodes before scrubbing (httpx would also offer zstd when
+# zstandard is installed, and a zstd body could be neither read nor scanned).
+ACCEPT_ENCODING = ", ".join(e for e in ("gzip", "deflate", "br") if e in AVAILABLE_DECOMPRESSORS)
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    """What recording one scenario for one provider did.
+
+    ``ok`` is False when the outcome differed from the scenario's expectation or
+    no cassette was written; ``outcome`` says what happened in one line. The
+    events, response or error seen while recording are kept for inspection.
+    """
+
+    provider: str
+    scenario: str
+    path: Path
+    outcome: str
+    ok: bool
+    events: tuple[StreamEvent, ...] = field(default=(), compare=False, repr=False)
+    response: CompletionResponse | None = field(default=None, compare=False, repr=False)
+    error: LlmError | None = field(default=None, compare=False, repr=False)
+
+
+def cassette_path(cassette_dir: Path, provider: str, scenario: str) -> Path:
+    return Path(cassette_dir) / provider / f"{scenario}.yaml"
+
+
+def _check_names(provider: str, scenarios: Sequence[str] | None) -> list[Scenario]:
+    if provider not in DIALECTS:
+        raise ValueError(f"unknown provider {provider!r}; known providers: {', '.join(DIALECTS)}")
+    if scenarios is None:
+        return list(SCENARIOS.values())
+    if isinstance(scenarios, str):
+        scenarios = [scenarios]
+    unknown = [s for s in scenarios if s not in SCENARIOS]
+    if unknown:
+        raise ValueError(
+            f"unknown scenario{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(map(repr, unknown))}; known scenarios: {', '.join(SCENARIOS)}"
+        )
+    return [SCENARIOS[s] for s in dict.fromkeys(scenarios)]
+
+
+def _resolve_key(provider: str, api_key: str | None) -> str | None:
+    if api_key:
+        return api_key
+    dialect = DIALECTS[provider]
+    if dialect.api_key_env:
+        key = os.environ.get(dialect.api_key_env)
+        if key:
+            return key
+    if dialect.default_api_key is None:
+        raise ValueError(
+            f"no API key for {provider}: set {dialect.api_key_env} or pass api_key "
+            "(a key is needed even against the emulator)"
+        )
+    return None  # the dialect's default (a proxy that ignores auth)
+
+
+def _file_state(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_mtime_ns)
+
+
+def _judge(
+    scenario: Scenario,
+    events: list[StreamEvent],
+    response: CompletionResponse | None,
+    error: LlmError | None,
+) -> tuple[str, bool]:
+    """A one-line outcome and whether it is what the scenario expects."""
+    if error is not None:
+        name = type(error).__name__
+        status = f"HTTP {error.status_code}" if error.status_code is not None else "in-band"
+        if scenario.expect_error is not None and isinstance(error, scenario.expect_error):
+            after = f" after {len(events)} events" if events else ""
+            return f"{name} ({status}){after}, as expected", True
+        want = scenario.expect_error.__name__ if scenario.expect_error else "success"
+        return f"UNEXPECTED {name} ({status}), expected {want}: {error.message[:160]}", False
+    stop: StopReason | None
+    if response is not None:
+        stop = response.stop_reason
+        what = "response"
+    else:
+        deltas = [e for e in events if isinstance(e, MessageDelta)]
+        stop = deltas[-1].stop_reason if deltas else None
+        what = f"{len(events)} events"
+    stop_text = stop.value if stop is not None else "no stop reason"
+    if scenario.expect_error is not None:
+        return (
+            f"UNEXPECTED success ({what}, {stop_text}), expected {scenario.expect_error.__name__}",
+            False,
+        )
+    if scenario.expect_stop_reason is not None and stop != scenario.expect_stop_reason:
+        return (
+            f"UNEXPECTED stop reason {stop_text} ({what}), "
+            f"expected {scenario.expect_stop_reason.value}",
+            False,
+        )
+    return f"{what}, {stop_text}", True
+
+
+def _record_one(
+    provider: str,
+    scenario: Scenario,
+    path: Path,
+    *,
+    key: str | None,
+    base_url: str | None,
+    http_client: httpx.Client,
+) -> RecordResult:
+    dialect = DIALECTS[provider]
+    secrets = [k for k in (key, scenario.api_key) if k]
+    rewrite = {base_url: dialect.base_url} if base_url else None
+    recorder = make_vcr("all", secrets=secrets, rewrite_base_urls=rewrite)
+    client = OpenAiCompatibleProvider(
+        dialect,
+        api_key=scenario.api_key or key,
+        base_url=base_url,
+        max_retries=scenario.max_retries,
+        headers={SCENARIO_HEADER: scenario.name, "accept-encoding": ACCEPT_ENCODING},
+        http_client=http_client,
+    )
+    request = scenario.request_for(provider)
+    events: list[StreamEvent] = []
+    response: CompletionResponse | None = None
+    error: LlmError | None = None
+    before = _file_state(path)
+    with recorder.use_cassette(str(path)), client:
+        try:
+            if scenario.stream:
+                for event in client.stream(request):
+                    events.append(event)
+            else:
+                response = client.complete(request)
+        except LlmError as err:
+            error = err
+    outcome, ok = _judge(scenario, events, response, error)
+    after = _file_state(path)
+    if after is None or after == before:
+        outcome += "; NO CASSETTE WRITTEN (nothing was recorded)"
+        ok = False
+    return RecordResult(
+        provider,
+        scenario.name,
+        path,
+        outcome,
+        ok,
+        events=tuple(events),
+        response=response,
+        error=error,
+    )
+
+
+def record_cassettes(
+    provider: str,
+    scenarios: Sequence[str] | None = None,
+    *,
+    base_url: str | None = None,
+    cassette_dir: Path = Path("cassettes"),
+    api_key: str | None = None,
+    progress: Callable[[str], None] = print,
+) -> list[RecordResult]:
+    """Run each applicable scenario against ``base_url`` and write its cassette.
+
+    The key comes from ``api_key``, else the provider's environment variable
+    (``DIALECTS[provider].api_key_env``; claude_subscription needs none). Each
+    cassette lands at ``<cassette_dir>/<provider>/<scenario>.yaml``, scrubbed,
+    its URI showing the provider's real base URL, and is written only if no
+    secret survives (else ``SecretLeakError`` is raised and recording stops).
+    An unexpected outcome is reported (``ok=False``); its cassette is still
+    written. Unknown names raise ``ValueError`` before anything is recorded.
+    """
+    chosen = _check_names(provider, scenarios)
+    key = _resolve_key(provider, api_key)
+    cassette_dir = Path(cassette_dir)
+    results: list[RecordResult] = []
+    # One client for the run (building one per scenario costs an SSL context each).
+    with httpx.Client() as http_client:
+        for scenario in chosen:
+            label = f"{provider} \u00d7 {scenario.name}"
+            if not scenario.applies_to(provider):
+                progress(f"{label} → skipped (not applicable to {provider})")
+                continue
+            path = cassette_path(cassette_dir, provider, scenario.name)
+            result = _record_one(
+                provider, scenario, path, key=key, base_url=base_url, http_client=http_client
+            )
+            results.append(result)
+            progress(f"{label} → {result.outcome}  [{path}]")
+    if results:
+        bad = sum(not r.ok for r in results)
+        summary = f"Recorded {len(results)} cassette(s) for {provider} under {cassette_dir}"
+        if bad:
+            summary += f"; {bad} with an unexpected outcome (see above)"
+        progress(summary + ".")
+        option = "" if cassette_dir == Path("cassettes") else f" --cassette-dir {cassette_dir}"
+        progress(
+            f"Next: run `pytest conformance --snapshot-update{option}` and review the "
+            "snapshot diff (git diff) before committing the cassettes."
+        )
+    return results
