@@ -209,7 +209,7 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
     if ms is not None:
         try:
             value = float(ms) / 1000.0
-            if value >= 0:
+            if 0 <= value < float("inf"):  # "inf", "1e400" or "nan" are no wait
                 return value
         except ValueError:
             pass
@@ -219,7 +219,7 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
     raw = raw.strip()
     try:
         value = float(raw)
-        return value if value >= 0 else None
+        return value if 0 <= value < float("inf") else None
     except ValueError:
         pass
     try:
