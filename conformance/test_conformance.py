@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import zlib
 from typing import Any
 
@@ -34,9 +33,15 @@ from provider_impl.schemas import schema_errors
 pytestmark = pytest.mark.usefixtures("applicable_case")
 
 
-@functools.lru_cache(maxsize=None)
+_REPLAYS: dict[tuple[str, str, str], Outcome] = {}
+
+
 def _replayed(case: Case) -> Outcome:
-    return replay_scenario(case.provider, case.scenario, case.cassette)
+    """One sync replay per case, shared by the properties below."""
+    key = (case.provider, case.scenario.name, str(case.cassette))
+    if key not in _REPLAYS:
+        _REPLAYS[key] = replay_scenario(case.provider, case.scenario, case.cassette)
+    return _REPLAYS[key]
 
 
 @pytest.fixture
@@ -105,8 +110,9 @@ def test_expected_outcome(case: Case) -> None:
         assert bool(thinking) == features.streams_thinking
         if features.reports_reasoning_tokens:
             assert usage.reasoning_tokens and usage.reasoning_tokens > 0
-    else:
-        assert not thinking or sc.name == "tool_call"
+    elif thinking:
+        # GLM reasons before it calls tools; nothing else thinks unasked.
+        assert features.streams_thinking and tools, "unexpected thinking"
     if sc.name == "unicode":
         for needle in ("h\u00e9llo", "\u4f60\u597d", "\U0001f469\u200d\U0001f4bb", "\u2028"):
             assert needle in text

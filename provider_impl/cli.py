@@ -33,7 +33,7 @@ def _check_names(provider: Sequence[str] | None, scenario: Sequence[str] | None)
 
 def _cmd_providers(args: argparse.Namespace) -> int:
     cols = ("provider", "base_url", "key env", "cap param", "usage opt", "default model")
-    rows = [
+    rows: list[tuple[str, ...]] = [
         (
             d.name,
             d.base_url,
@@ -46,7 +46,7 @@ def _cmd_providers(args: argparse.Namespace) -> int:
     ]
     _table(cols, rows)
     print()
-    cols = ("provider", "stream", "tools", "vision", "thinking", "context", "max output")
+    caps = ("provider", "stream", "tools", "vision", "thinking", "context", "max output")
     rows = []
     for d in DIALECTS.values():
         c = d.capabilities
@@ -61,7 +61,7 @@ def _cmd_providers(args: argparse.Namespace) -> int:
                 f"{c.max_output_tokens:,}",
             )
         )
-    _table(cols, rows)
+    _table(caps, rows)
     return 0
 
 
@@ -186,15 +186,18 @@ def _print_matrix(
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
-    from provider_impl.recording import record_cassettes
+    from provider_impl.recording import SecretLeakError, record_cassettes
 
-    _check_names([args.provider], args.scenario)
-    results = record_cassettes(
-        args.provider,
-        args.scenario or None,
-        base_url=args.base_url,
-        cassette_dir=Path(args.cassette_dir),
-    )
+    try:
+        results = record_cassettes(
+            args.provider,
+            args.scenario or None,
+            base_url=args.base_url,
+            cassette_dir=Path(args.cassette_dir),
+        )
+    except (ValueError, SecretLeakError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0 if all(r.ok for r in results) else 1
 
 

@@ -838,7 +838,7 @@ def _mistral_error(message: JSON, type_: str, code: str | None = None) -> JSON:
 
 class MistralDialect(Dialect):
     name = "mistral"
-    context_window = 128_000
+    context_window = 131_072  # Mistral counts 128k as 131,072
     known_fields = _MISTRAL_FIELDS
     compact_arguments = False
 
@@ -925,7 +925,7 @@ class MistralDialect(Dialect):
     def context_error(self, n: int, ctx: Ctx) -> ErrorResponse:
         msg = (
             f"Prompt contains {n} tokens and 0 draft tokens, too large for model with "
-            "131072 maximum context length"
+            f"{self.context_window} maximum context length"
         )
         return ErrorResponse(400, _mistral_error(msg, "invalid_request_message_error", "3051"))
 
