@@ -74,10 +74,17 @@ class LlmError(Exception):
         )
 
     def _redact(self, secret: str) -> None:
-        """Remove ``secret`` from the message; a provider may echo a key back."""
-        if secret and secret in self.message:
+        """Remove ``secret`` from the message, code and request id; a provider may echo
+        a key back."""
+        if not secret:
+            return
+        if secret in self.message:
             self.message = self.message.replace(secret, "***")
             self.args = (self.message,)
+        if self.code and secret in self.code:
+            self.code = self.code.replace(secret, "***")
+        if self.request_id and secret in self.request_id:
+            self.request_id = self.request_id.replace(secret, "***")
 
 
 class ProviderError(LlmError):
@@ -348,9 +355,16 @@ def _kind_for(
         if key is not None:
             kind = codes.get(key) or _GENERIC_CODES.get(key)
             if kind is not None:
-                # "invalid_request_error" also covers context overflows: the message decides.
-                if kind == "invalid_request" and _looks_like_context(fields.message):
-                    return "context_length"
+                if kind == "invalid_request":
+                    # "invalid_request_error" also covers context overflows: the message decides.
+                    if _looks_like_context(fields.message):
+                        return "context_length"
+                    # ...and OpenAI's 401s ("code": null): a broad type does not
+                    # override what 401/403/429 say.
+                    if status in (401, 403):
+                        return "auth"
+                    if status == 429:
+                        return "rate_limited"
                 return kind
     if _looks_like_context(fields.message):
         return "context_length"
@@ -403,7 +417,10 @@ def classify_error(
     or none, gives an error rather than raising.
     """
     payload = _parse_body(body)
-    fields = _extract(payload)
+    try:
+        fields = _extract(payload)
+    except RecursionError:  # parsed JSON nested deeper than the interpreter can walk
+        fields = _Fields()
     kind = _kind_for(fields, status_code, error_codes or {})
     cls = _KIND_CLASSES[kind] if kind is not None else default
     message = fields.message

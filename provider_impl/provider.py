@@ -323,6 +323,9 @@ class OpenAiCompatibleProvider:
         )
 
     def _transport_error(self, exc: Exception, *, mid_stream: bool) -> LlmError:
+        # The original stays the __cause__ and shows in tracebacks: scrub it too.
+        if any(isinstance(a, str) and self._redact(a) != a for a in exc.args):
+            exc.args = tuple(self._redact(a) if isinstance(a, str) else a for a in exc.args)
         detail = self._redact(f"{type(exc).__name__}: {exc}")
         if isinstance(exc, httpx.TimeoutException):
             return RequestTimeout(f"timed out talking to {self.name}: {detail}", provider=self.name)

@@ -54,6 +54,26 @@ def test_openai_401_invalid_key() -> None:
     assert "Incorrect API key" in err.message
 
 
+@pytest.mark.parametrize("status", [401, 403])
+def test_openai_401_without_code_is_still_authentication(status: int) -> None:
+    # "You didn't provide an API key": type invalid_request_error, code null
+    err = classify_error(
+        status, {},
+        body({"error": {"message": "You didn't provide an API key. You need to provide your "
+                                   "API key in an Authorization header using Bearer auth.",
+                        "type": "invalid_request_error", "param": None, "code": None}}),
+        provider="openai",
+    )
+    assert type(err) is AuthenticationFailed
+
+
+def test_429_with_a_broad_invalid_request_type_is_still_rate_limited() -> None:
+    err = classify_error(429, {"retry-after": "3"},
+                         body({"error": {"message": "Too many requests",
+                                         "type": "invalid_request_error"}}))
+    assert type(err) is RateLimited and err.retry_after == 3.0
+
+
 def test_openai_404_model_not_found() -> None:
     err = classify_error(
         404, {},
