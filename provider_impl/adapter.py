@@ -322,8 +322,15 @@ class StreamAdapter:
         idx = call.get("index")
         idx = idx if isinstance(idx, int) and not isinstance(idx, bool) else None
         if args is not None and not isinstance(args, str):
+            name = name if isinstance(name, str) else None  # a repr of any other is unsafe
             if isinstance(args, dict):  # some proxies send the object itself
-                args = json.dumps(args, ensure_ascii=False)
+                try:
+                    args = json.dumps(args, ensure_ascii=False)
+                except RecursionError:  # nested deeper than the interpreter can walk
+                    raise DeserializationError(
+                        f"tool call {name!r} has arguments nested too deeply",
+                        provider=self._dialect.name,
+                    ) from None
             else:
                 raise DeserializationError(
                     f"tool call {name!r} has arguments of type {type(args).__name__}",
