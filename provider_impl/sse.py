@@ -13,10 +13,14 @@ from dataclasses import dataclass
 
 from provider_impl.errors import StreamError
 
-__all__ = ["DEFAULT_MAX_FRAME_BYTES", "SSEDecoder", "ServerSentEvent"]
+__all__ = ["DEFAULT_MAX_FRAME_BYTES", "RawEvent", "SSEDecoder", "ServerSentEvent"]
 
 DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024
 _BOM = b"\xef\xbb\xbf"
+
+
+#: ``(data, event, id, retry)``: a ``ServerSentEvent``'s fields, for the hot path.
+RawEvent = tuple[str, str, str | None, int | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +58,29 @@ class SSEDecoder:
         self._retry: int | None = None
 
     def feed(self, data: bytes) -> list[ServerSentEvent]:
+        lines = self._split(data)
+        if not lines:
+            return []
+        return [ServerSentEvent(*raw) for raw in self._frames(lines)]
+
+    def end(self) -> list[ServerSentEvent]:
+        """The input is over: a last line or frame without its blank line still counts."""
+        return [ServerSentEvent(*raw) for raw in self._frames(self._rest())]
+
+    # The same two steps without the ``ServerSentEvent`` wrapper, for ``StreamParser``.
+
+    def feed_raw(self, data: bytes) -> list[RawEvent]:
+        """Like ``feed``, as ``(data, event, id, retry)`` tuples: nothing built per frame."""
+        lines = self._split(data)
+        return self._frames(lines) if lines else []
+
+    def end_raw(self) -> list[RawEvent]:
+        return self._frames(self._rest())
+
+    # -- the machinery ----------------------------------------------------------
+
+    def _split(self, data: bytes) -> list[bytes]:
+        """The complete lines of what was buffered plus ``data``; the rest stays buffered."""
         if not data:
             return []
         if self._skip_lf:
@@ -64,39 +91,51 @@ class SSEDecoder:
             self._skip_lf = data.endswith(b"\r")
             data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         buf = self._buf
-        buf += data
-        if self._at_start:
-            if len(buf) < len(_BOM) and _BOM.startswith(buf):
-                return []  # maybe the start of a BOM: wait for more
-            self._at_start = False
-            if buf.startswith(_BOM):
-                del buf[: len(_BOM)]
-        end = buf.rfind(b"\n")
-        if end < 0:
-            self._check_size(len(buf))
-            return []
-        lines = bytes(buf[:end]).split(b"\n")
-        del buf[: end + 1]
+        if buf or self._at_start:
+            buf += data
+            if self._at_start:
+                if len(buf) < len(_BOM) and _BOM.startswith(buf):
+                    return []  # maybe the start of a BOM: wait for more
+                self._at_start = False
+                if buf.startswith(_BOM):
+                    del buf[: len(_BOM)]
+            data = bytes(buf)
+            buf.clear()
+        # Split the bytes, not the text: only LF ends a line (CR was made LF above).
+        lines = data.split(b"\n")
+        rest = lines.pop()
+        if rest:
+            buf += rest
         self._check_size(len(buf))
-        out: list[ServerSentEvent] = []
-        for line in lines:
-            ev = self._line(line)
-            if ev is not None:
-                out.append(ev)
-        return out
+        return lines
 
-    def end(self) -> list[ServerSentEvent]:
-        """The input is over: a last line or frame without its blank line still counts."""
-        out: list[ServerSentEvent] = []
-        if self._buf:
-            line = bytes(self._buf)
-            self._buf.clear()
-            ev = self._line(line)
-            if ev is not None:
-                out.append(ev)
-        ev = self._line(b"")
-        if ev is not None:
-            out.append(ev)
+    def _rest(self) -> list[bytes]:
+        """At the end of input: the unterminated last line (if any), then a blank line."""
+        if not self._buf:
+            return [b""]
+        line = bytes(self._buf)
+        self._buf.clear()
+        return [line, b""]
+
+    def _frames(self, lines: list[bytes]) -> list[RawEvent]:
+        out: list[RawEvent] = []
+        for raw in lines:
+            if not raw:  # a blank line dispatches the frame
+                if self._data:
+                    parts = self._data
+                    data = parts[0] if len(parts) == 1 else "\n".join(parts)
+                    out.append((data, self._event or "message", self._id, self._retry))
+                    self._data = []
+                    self._data_size = 0
+                self._event = ""
+            elif raw[:5] == b"data:":  # the common line, inline
+                value = raw[6:] if raw[5:6] == b" " else raw[5:]
+                self._data.append(value.decode("utf-8", "replace"))
+                self._data_size += len(raw)
+                if self._data_size > self._max:
+                    self._check_size(0)
+            else:
+                self._field(raw)
         return out
 
     def _check_size(self, pending: int) -> None:
@@ -105,16 +144,15 @@ class SSEDecoder:
                 f"an SSE frame exceeded the {self._max}-byte limit; refusing to buffer more"
             )
 
-    def _line(self, raw: bytes) -> ServerSentEvent | None:
-        if not raw:
-            return self._dispatch()
+    def _field(self, raw: bytes) -> None:
+        """Any line but a blank one or ``data:...`` (those ``_frames`` handles inline)."""
         if raw[0] == 0x3A:  # ":" comment, e.g. a proxy keep-alive
-            return None
+            return
         line = raw.decode("utf-8", "replace")
         name, sep, value = line.partition(":")
         if sep and value[:1] == " ":
             value = value[1:]
-        if name == "data":
+        if name == "data":  # "data" without a colon: an empty data line
             self._data.append(value)
             self._data_size += len(raw)
             self._check_size(0)
@@ -125,15 +163,3 @@ class SSEDecoder:
                 self._id = value
         elif name == "retry" and value.isascii() and value.isdigit():
             self._retry = int(value)
-        return None
-
-    def _dispatch(self) -> ServerSentEvent | None:
-        if not self._data:
-            self._event = ""
-            return None
-        data = self._data[0] if len(self._data) == 1 else "\n".join(self._data)
-        ev = ServerSentEvent(data, self._event or "message", self._id, self._retry)
-        self._data = []
-        self._data_size = 0
-        self._event = ""
-        return ev
