@@ -43,9 +43,7 @@ def _cases(config: pytest.Config) -> list[Case]:
     providers = config.getoption("--provider") or list(PROVIDERS)
     scenarios = config.getoption("--scenario") or list(SCENARIOS)
     return [
-        Case(p, SCENARIOS[s], cassette_dir / p / f"{s}.yaml")
-        for s in scenarios
-        for p in providers
+        Case(p, SCENARIOS[s], cassette_dir / p / f"{s}.yaml") for s in scenarios for p in providers
     ]
 
 

@@ -13,7 +13,6 @@ from conformance.conftest import Case
 from conformance.features import FEATURES
 from provider_impl import (
     MessageStart,
-    StopReason,
     TextDelta,
     ThinkingDelta,
     ToolUseComplete,
@@ -23,6 +22,7 @@ from provider_impl.harness import (
     Outcome,
     decode_recorded,
     load_exchange,
+    provider_for,
     rechunk_splits,
     replay_scenario,
     replay_scenario_async,
@@ -130,11 +130,11 @@ def test_async_client_gives_the_same(case: Case) -> None:
 
 def test_recorded_request_is_what_the_builder_sends(case: Case) -> None:
     """The cassette's request body equals today's payload and fits the provider's schema."""
-    from provider_impl.harness import _provider_for
-
     exchange = load_exchange(case.cassette)
-    client = _provider_for(case.provider, case.scenario)
-    built = client.build_request(case.scenario.request_for(case.provider), stream=case.scenario.stream)
+    client = provider_for(case.provider, case.scenario)
+    built = client.build_request(
+        case.scenario.request_for(case.provider), stream=case.scenario.stream
+    )
     assert exchange.request_body == built
     for body in (exchange.request_body, built):
         errors = schema_errors(case.provider, body)

@@ -84,12 +84,12 @@ def _cmd_costs(args: argparse.Namespace) -> int:
 
 
 def _table(cols: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(str(x)) for x in col) for col in zip(cols, *rows)]
-    line = "  ".join(c.ljust(w) for c, w in zip(cols, widths))
+    widths = [max(len(str(x)) for x in col) for col in zip(cols, *rows, strict=True)]
+    line = "  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))
     print(line)
     print("  ".join("-" * w for w in widths))
     for row in rows:
-        print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)))
+        print("  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)))
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ data for snapshots.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -84,7 +85,7 @@ def error_to_dict(err: LlmError) -> dict[str, Any]:
     return d
 
 
-def _provider_for(provider: str, scenario: Scenario, **kw: Any) -> OpenAiCompatibleProvider:
+def provider_for(provider: str, scenario: Scenario, **kw: Any) -> OpenAiCompatibleProvider:
     return OpenAiCompatibleProvider(
         get_dialect(provider),
         api_key=scenario.api_key or REPLAY_KEY,
@@ -99,7 +100,7 @@ def replay_scenario(provider: str, scenario: Scenario, cassette: Path) -> Outcom
     from provider_impl.recording import make_vcr
 
     out = Outcome()
-    client = _provider_for(provider, scenario)
+    client = provider_for(provider, scenario)
     request = scenario.request_for(provider)
     with make_vcr("none").use_cassette(str(cassette)), client:
         try:
@@ -119,7 +120,7 @@ def replay_scenario_async(provider: str, scenario: Scenario, cassette: Path) -> 
 
     async def run() -> Outcome:
         out = Outcome()
-        client = _provider_for(provider, scenario)
+        client = provider_for(provider, scenario)
         request = scenario.request_for(provider)
         async with client:
             try:
@@ -217,5 +218,5 @@ def rechunk_splits(body: bytes, *, seed: int = 0, random_trials: int = 5) -> lis
     for _ in range(random_trials):
         cuts = sorted(rng.sample(range(1, len(body)), min(len(body) - 1, rng.randint(1, 40))))
         bounds: Sequence[int] = [0, *cuts, len(body)]
-        splits.append([body[a:b] for a, b in zip(bounds, bounds[1:])])
+        splits.append([body[a:b] for a, b in itertools.pairwise(bounds)])
     return splits
