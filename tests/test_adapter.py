@@ -60,7 +60,8 @@ def decode_checked(body: bytes, provider: str = "openai") -> list[Any]:
     return events
 
 
-def decode_failing(body: bytes, provider: str = "openai") -> tuple[list[Any], LlmError]:
+def decode_failing(body: bytes, provider: str = "openai",
+                   step: int = 1) -> tuple[list[Any], LlmError]:
     """Decode a body that must fail; return what was yielded first and the error."""
     events: list[Any] = []
     with pytest.raises(LlmError) as info:
@@ -71,7 +72,8 @@ def decode_failing(body: bytes, provider: str = "openai") -> tuple[list[Any], Ll
     # the same failure whatever the split
     again: list[Any] = []
     with pytest.raises(type(info.value)):
-        for ev in decode_stream(bytewise(body), provider):
+        for ev in decode_stream([body[i : i + step] for i in range(0, len(body), step)],
+                                provider):
             again.append(ev)
     assert dicts(again) == dicts(events)
     return events, info.value
@@ -634,14 +636,14 @@ def test_frames_of_the_wrong_json_type(frame: str) -> None:
 
 
 def test_deeply_nested_frame_is_an_llm_error_not_a_crash() -> None:
-    _, err = decode_failing(sse("data: " + "[" * 100_000 + "\n\n", DONE))
+    _, err = decode_failing(sse("data: " + "[" * 100_000 + "\n\n", DONE), step=4096)
     assert isinstance(err, DeserializationError)
 
 
 def test_deeply_nested_arguments_are_an_llm_error_not_a_crash() -> None:
     body = sse(chunk({"tool_calls": [{"index": 0, "id": "c", "function": {
         "name": "deep", "arguments": '{"a":' + "[" * 100_000}}]}), chunk({}, "tool_calls"), DONE)
-    _, err = decode_failing(body)
+    _, err = decode_failing(body, step=4096)
     assert isinstance(err, DeserializationError)
     assert "deep" in str(err)
 

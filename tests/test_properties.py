@@ -43,7 +43,7 @@ from provider_impl import (
 from provider_impl.sse import SSEDecoder
 
 STYLES = ["openai", "gemini", "mistral", "glm", "claude"]
-SETTINGS = settings(max_examples=120, deadline=None,
+SETTINGS = settings(max_examples=100, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 TEXT = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=10)
