@@ -339,7 +339,12 @@ class StreamAdapter:
         block: _Block | None = None
         if idx is not None:
             block = self._calls_by_index.get(idx)
-            if block is not None and cid is not None and block.id != cid and block.fragments:
+            if (
+                block is not None
+                and cid is not None
+                and block.id != cid
+                and (block.fragments or name)
+            ):
                 block = None  # a new whole call reusing an index (some proxies)
         elif cid is not None:
             block = self._calls_by_id.get(cid)

@@ -712,6 +712,34 @@ def test_proxy_reusing_index_for_a_new_whole_call() -> None:
     assert tool_calls(events) == [("c1", "f", {"i": 1}), ("c2", "f", {"i": 2})]
 
 
+@pytest.mark.parametrize("args", ["", "{}"])
+def test_whole_calls_sharing_an_index_are_all_kept(args: str) -> None:
+    # newer Mistral streams put "index": 0 on every whole call
+    body = sse(
+        chunk({"tool_calls": [
+            {"id": "aaaaaaaaa", "index": 0, "function": {"name": "now", "arguments": args}},
+            {"id": "bbbbbbbbb", "index": 0, "function": {"name": "today", "arguments": args}},
+        ]}, "tool_calls"),
+        DONE,
+    )
+    events = decode_checked(body, "mistral")
+    assert tool_calls(events) == [("aaaaaaaaa", "now", {}), ("bbbbbbbbb", "today", {})]
+
+
+def test_fragments_repeating_their_id_continue_the_call() -> None:
+    body = sse(
+        chunk({"tool_calls": [{"index": 0, "id": "c1", "function": {"name": "f",
+                                                                    "arguments": '{"a"'}}]}),
+        chunk({"tool_calls": [{"index": 0, "id": "c1", "function": {"arguments": ": 1}"}}]}),
+        chunk({"tool_calls": [{"id": "c2", "function": {"name": "g", "arguments": '{"b"'}}]}),
+        chunk({"tool_calls": [{"id": "c2", "function": {"arguments": ": 2}"}}]}),
+        chunk({}, "tool_calls"),
+        DONE,
+    )
+    events = decode_checked(body)
+    assert tool_calls(events) == [("c1", "f", {"a": 1}), ("c2", "g", {"b": 2})]
+
+
 # -- decode_stream's interface -------------------------------------------------------------
 
 
