@@ -110,6 +110,8 @@ def resolve_dialect(provider: object) -> ProviderDialect:
 def _is_retryable(err: LlmError) -> bool:
     if isinstance(err, (RateLimited, Overloaded, ConnectionFailed)):
         return True
+    if isinstance(err.__cause__, (httpx.ConnectTimeout, httpx.PoolTimeout)):
+        return True  # a connection never made: the request was not sent
     status = err.status_code
     return status is not None and (status in _RETRY_STATUSES or status >= 500)
 
@@ -340,7 +342,9 @@ class OpenAiCompatibleProvider:
             exc.args = tuple(self._redact(a) if isinstance(a, str) else a for a in exc.args)
         detail = self._redact(f"{type(exc).__name__}: {exc}")
         if isinstance(exc, httpx.TimeoutException):
-            return RequestTimeout(f"timed out talking to {self.name}: {detail}", provider=self.name)
+            err = RequestTimeout(f"timed out talking to {self.name}: {detail}", provider=self.name)
+            err.__cause__ = exc  # the retry policy looks at what timed out
+            return err
         if mid_stream:
             return StreamError(f"the connection broke mid-stream: {detail}", provider=self.name)
         return ConnectionFailed(f"could not reach {self.name}: {detail}", provider=self.name)

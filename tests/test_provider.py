@@ -469,6 +469,34 @@ async def test_read_timeout_is_request_timeout(mode: str) -> None:
     assert isinstance(err.__cause__, httpx.ReadTimeout)
 
 
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("failure", [httpx.ConnectTimeout("connect timed out"),
+                                     httpx.PoolTimeout("no free connection")])
+async def test_connect_timeout_is_a_connection_error_and_retried(mode: str,
+                                                                 failure: Exception) -> None:
+    server = Server(failure, ok_response)
+    provider, delays = make("openai", server)
+    result, _ = await call(provider, mode)
+    assert not isinstance(result, LlmError)
+    assert len(server.requests) == 2 and len(delays) == 1
+    # bounded like any retry, then the timeout with its cause
+    server = Server(failure)
+    provider, delays = make("openai", server, max_retries=1)
+    err, _ = await call(provider, mode)
+    assert isinstance(err, RequestTimeout) and err.__cause__ is failure
+    assert len(server.requests) == 2 and len(delays) == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_read_timeout_is_not_retried(mode: str) -> None:
+    # the request may have been processed: sending it again could run it twice
+    server = Server(httpx.ReadTimeout("read timed out"), ok_response)
+    provider, delays = make("openai", server)
+    err, _ = await call(provider, mode)
+    assert isinstance(err, RequestTimeout)
+    assert len(server.requests) == 1 and delays == []
+
+
 def stream_response(body: Chunks) -> Handler:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=body)
