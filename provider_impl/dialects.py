@@ -47,7 +47,7 @@ class ProviderDialect:
     # Environment variable holding the key; None when the endpoint needs no real key.
     api_key_env: str | None
     # Sent when no key is configured (a local proxy that ignores auth).
-    default_api_key: str | None = None
+    default_api_key: str | None = field(default=None, repr=False)
     auth_header: str = "Authorization"
     auth_scheme: str | None = "Bearer"
     # The JSON name of the output cap: OpenAI wants max_completion_tokens.

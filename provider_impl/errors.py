@@ -108,7 +108,15 @@ class RateLimited(LlmError):
 
 
 class Overloaded(LlmError):
-    """The provider is overloaded or failing server-side (500/502/503/529)."""
+    """The provider is overloaded or failing server-side (500/502/503/529).
+
+    ``retry_after`` is set when the response said when to come back (a 503
+    with ``Retry-After``).
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
 
 
 class AuthenticationFailed(LlmError):
@@ -447,6 +455,8 @@ def classify_error(
         if retry_after is None:
             retry_after = _retry_delay_from_details(fields.details)
         return RateLimited(message, retry_after=retry_after, **kw)
+    if cls is Overloaded:
+        return Overloaded(message, retry_after=parse_retry_after(headers), **kw)
     if cls is ContextLengthExceeded:
         max_tokens = requested = None
         for pattern in _CONTEXT_PATTERNS:

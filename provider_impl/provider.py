@@ -355,7 +355,7 @@ class OpenAiCompatibleProvider:
             return None
         backoff = min(self._backoff_max, self._backoff_base * (2.0**attempt))
         delay = backoff * random.uniform(0.5, 1.0)
-        retry_after = err.retry_after if isinstance(err, RateLimited) else None
+        retry_after = err.retry_after if isinstance(err, (RateLimited, Overloaded)) else None
         if retry_after is not None:
             if retry_after > self._max_retry_wait:
                 return None
