@@ -14,8 +14,9 @@ then one ``Usage``, then ``Done``.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Any
+import json.scanner
+from collections.abc import Callable, Mapping
+from typing import Any, cast
 
 from provider_impl.dialects import ProviderDialect
 from provider_impl.errors import DeserializationError, StreamError, error_from_payload
@@ -135,26 +136,37 @@ class StreamAdapter:
     # -- input -------------------------------------------------------------
 
     def feed_event(self, sse: ServerSentEvent) -> list[StreamEvent]:
+        out: list[StreamEvent] = []
+        self.feed_data(sse.data, sse.event, out)
+        return out
+
+    def feed_data(self, data: str, event: str, out: list[StreamEvent]) -> None:
+        """``feed_event`` without the wrapper: one frame's data and event type; the
+        events are appended to ``out`` (what ``StreamParser`` drives, frame by frame)."""
         if self.done:
-            return []
-        data = sse.data
+            return
         if data == "[DONE]":
-            return self._complete([])
-        if sse.event == "error":
+            self._complete(out)
+            return
+        if event == "error":
             raise self._in_band_error(_loads_or_text(data))
         if not data or data.isspace():
-            return []
+            return
         try:
-            chunk = json.loads(data)
+            chunk = _loads(data)
         except (ValueError, RecursionError):  # deep nesting too
             raise DeserializationError(
                 f"a stream frame is not valid JSON: {data[:200]!r}", provider=self._dialect.name
             ) from None
-        return self.feed_chunk(chunk)
+        self._chunk(chunk, out)
 
     def feed_chunk(self, chunk: Any) -> list[StreamEvent]:
-        if self.done:
-            return []
+        out: list[StreamEvent] = []
+        if not self.done:
+            self._chunk(chunk, out)
+        return out
+
+    def _chunk(self, chunk: Any, out: list[StreamEvent]) -> None:
         if isinstance(chunk, list):  # Gemini sends errors as [{"error": ...}]
             if any(isinstance(c, dict) and c.get("error") for c in chunk):
                 raise self._in_band_error(chunk)
@@ -171,8 +183,7 @@ class StreamAdapter:
         choices = chunk.get("choices")
         usage = chunk.get("usage")
         if choices is None and usage is None:
-            return []  # pings and other bookkeeping frames carry nothing for us
-        out: list[StreamEvent] = []
+            return  # pings and other bookkeeping frames carry nothing for us
         if not self._started:
             self._started = True
             cid, model = chunk.get("id"), chunk.get("model")
@@ -200,7 +211,6 @@ class StreamAdapter:
             raise DeserializationError(
                 "a chunk's 'choices' is not a list", provider=self._dialect.name
             )
-        return out
 
     def end(self) -> list[StreamEvent]:
         """The body is over. A clean end needs ``[DONE]`` or a finish reason first."""
@@ -406,6 +416,24 @@ def _is_thought(delta: Mapping[str, Any]) -> bool:
         return False
     google = extra.get("google")
     return isinstance(google, dict) and google.get("thought") is True
+
+
+# The scanner json.loads runs (the C one where there is one), called directly.
+_scan_once: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(
+    cast(Any, json.JSONDecoder())
+)
+
+
+def _loads(data: str) -> Any:
+    """``json.loads(data)``, the same result or error, without its two regex passes and
+    three Python calls when ``data`` starts with the document (as every frame does)."""
+    try:
+        value, end = _scan_once(data, 0)
+    except StopIteration:  # leading whitespace, a BOM or not JSON: json.loads decides
+        return json.loads(data)
+    if end != len(data) and data[end:].strip(" \t\n\r"):  # what json.loads skips after it
+        return json.loads(data)  # raises "Extra data"
+    return value
 
 
 def _loads_or_text(data: str) -> Any:
