@@ -41,12 +41,16 @@ class StreamParser:
         out: list[StreamEvent] = []
         if self._error is None:
             adapter = self._adapter
+            feed_data = adapter.feed_data
+            mark = 0  # where the frame being fed began: a failing frame adds nothing
             try:
-                for sse in self._sse.feed(data):
-                    out.extend(adapter.feed_event(sse))
+                for raw in self._sse.feed_raw(data):
+                    mark = len(out)
+                    feed_data(raw[0], raw[1], out)
                     if adapter.done:
                         break
             except LlmError as err:
+                del out[mark:]
                 self._error = err
         return self._then_raise(out)
 
@@ -54,12 +58,14 @@ class StreamParser:
         out: list[StreamEvent] = []
         adapter = self._adapter
         if self._error is None:
+            mark = 0
             try:
                 if not adapter.done:
                     # Whatever is left was never terminated by a blank line.
-                    for sse in self._sse.end():
+                    for raw in self._sse.end_raw():
+                        mark = len(out)
                         try:
-                            out.extend(adapter.feed_event(sse))
+                            adapter.feed_data(raw[0], raw[1], out)
                         except DeserializationError as exc:
                             raise StreamError(
                                 "the stream ended inside a frame (truncated)",
@@ -67,8 +73,10 @@ class StreamParser:
                             ) from exc
                         if adapter.done:
                             break
+                mark = len(out)
                 out.extend(adapter.end())
             except LlmError as err:
+                del out[mark:]
                 self._error = err
         return self._then_raise(out)
 
