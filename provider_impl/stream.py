@@ -16,6 +16,23 @@ from provider_impl.sse import DEFAULT_MAX_FRAME_BYTES, SSEDecoder
 
 __all__ = ["StreamParser", "decode_stream"]
 
+_SLICE = 64 * 1024
+
+
+def _line_slices(data: bytes, size: int = _SLICE) -> Iterator[bytes]:
+    """``data`` in pieces of about ``size`` bytes, each ending just after an LF.
+
+    No line is ever split, so the SSE decoder sees exactly what one read of the
+    whole would give it (its frame-size check included); only its working set
+    stays small.
+    """
+    start, total = 0, len(data)
+    while start < total:
+        cut = data.find(b"\n", start + size)
+        end = total if cut < 0 else cut + 1
+        yield data[start:end]
+        start = end
+
 
 class StreamParser:
     """Bytes in, events out. ``feed`` and ``end`` decode eagerly and return the
@@ -39,20 +56,38 @@ class StreamParser:
 
     def feed(self, data: bytes) -> Iterator[StreamEvent]:
         out: list[StreamEvent] = []
-        if self._error is None:
-            adapter = self._adapter
-            feed_data = adapter.feed_data
-            mark = 0  # where the frame being fed began: a failing frame adds nothing
-            try:
-                for raw in self._sse.feed_raw(data):
-                    mark = len(out)
-                    feed_data(raw[0], raw[1], out)
-                    if adapter.done:
-                        break
-            except LlmError as err:
-                del out[mark:]
-                self._error = err
+        if len(data) <= _SLICE:
+            self._feed(data, out)
+        else:  # a whole body in one read: in line-aligned slices, kinder to the caches
+            for piece in _line_slices(data):
+                if not self._feed(piece, out):
+                    del out[:]  # as for one read of the whole: nothing from it comes out
+                if self._error is not None or self._adapter.done:
+                    break
         return self._then_raise(out)
+
+    def _feed(self, data: bytes, out: list[StreamEvent]) -> bool:
+        """Decode ``data`` into ``out``; False if the SSE decoder refused it (frame size)."""
+        if self._error is not None:
+            return True
+        try:
+            frames = self._sse.feed_raw(data)
+        except LlmError as err:
+            self._error = err
+            return False
+        adapter = self._adapter
+        feed_data = adapter.feed_data
+        mark = len(out)  # where the frame being fed began: a failing frame adds nothing
+        try:
+            for raw in frames:
+                mark = len(out)
+                feed_data(raw[0], raw[1], out)
+                if adapter.done:
+                    break
+        except LlmError as err:
+            del out[mark:]
+            self._error = err
+        return True
 
     def end(self) -> Iterator[StreamEvent]:
         out: list[StreamEvent] = []
