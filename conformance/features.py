@@ -19,6 +19,8 @@ class Features:
     context_numbers: bool
     # Chunks carry an id (Gemini's carry none).
     message_id: bool
+    # Its 401 body carries an error code (Mistral's is {"message", "request_id"} only).
+    auth_error_code: bool = True
 
 
 FEATURES: dict[str, Features] = {
@@ -42,6 +44,7 @@ FEATURES: dict[str, Features] = {
         retry_after=True,
         context_numbers=True,
         message_id=True,
+        auth_error_code=False,
     ),
     "glm": Features(
         streams_thinking=True,

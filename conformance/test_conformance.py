@@ -70,6 +70,8 @@ def test_expected_outcome(case: Case) -> None:
         else:
             assert out.raw_events == [], "an HTTP error must come before any event"
             assert err["status_code"] is not None and err["status_code"] >= 400
+        if sc.name != "error_auth" or features.auth_error_code:
+            assert err["code"], "the provider's raw error code must be kept"
         if sc.name == "error_rate_limit" and features.retry_after:
             assert err["retry_after"] is not None and err["retry_after"] > 0
         if sc.name == "error_context_length" and features.context_numbers:

@@ -127,6 +127,7 @@ def test_the_conformance_command_fails_exactly_the_damaged_cells(tmp_path: Path)
             "--cassette-dir", str(cassettes),
             "--suite", str(ROOT / "conformance"),
             "--json", str(report),
+            "--junit", str(tmp_path / "junit.xml"),
         ],
         cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
@@ -141,3 +142,6 @@ def test_the_conformance_command_fails_exactly_the_damaged_cells(tmp_path: Path)
     }, proc.stdout
     failures = " ".join(cells["mistral/system_multi_turn"]["failures"])
     assert "test_recorded_request_is_what_the_builder_sends" in failures
+    junit = (tmp_path / "junit.xml").read_text()
+    assert "<failure" in junit and "mistral-tool_call" in junit
+    assert "FAIL" in proc.stdout  # the printed matrix marks the damaged cells
