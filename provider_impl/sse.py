@@ -91,14 +91,21 @@ class SSEDecoder:
             self._skip_lf = data.endswith(b"\r")
             data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         buf = self._buf
-        if buf or self._at_start:
+        if self._at_start:
             buf += data
-            if self._at_start:
-                if len(buf) < len(_BOM) and _BOM.startswith(buf):
-                    return []  # maybe the start of a BOM: wait for more
-                self._at_start = False
-                if buf.startswith(_BOM):
-                    del buf[: len(_BOM)]
+            if len(buf) < len(_BOM) and _BOM.startswith(buf):
+                return []  # maybe the start of a BOM: wait for more
+            self._at_start = False
+            if buf.startswith(_BOM):
+                del buf[: len(_BOM)]
+            data = bytes(buf)
+            buf.clear()
+        elif b"\n" not in data:  # no line ends in this read (a small one): keep it
+            buf += data
+            self._check_size(len(buf))
+            return []
+        elif buf:
+            buf += data
             data = bytes(buf)
             buf.clear()
         # Split the bytes, not the text: only LF ends a line (CR was made LF above).
