@@ -136,6 +136,9 @@ def _cmd_conformance(args: argparse.Namespace) -> int:
             "-q",
             "-p",
             "no:cacheprovider",
+            # Not used by the suite; its import and summary cost a second.
+            "-p",
+            "no:hypothesispytest",
             "--no-header",
             f"--matrix-json={matrix_file}",
             f"--cassette-dir={args.cassette_dir}",

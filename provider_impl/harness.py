@@ -9,6 +9,7 @@ data for snapshots.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import random
 from collections.abc import Iterable, Sequence
@@ -146,7 +147,7 @@ def _finish(out: Outcome) -> Outcome:
 
 @dataclass(frozen=True)
 class RecordedExchange:
-    """The one request/response pair of a cassette."""
+    """The one request/response pair of a cassette (shared from a cache: do not mutate)."""
 
     request_body: dict[str, Any]
     uri: str
@@ -161,6 +162,13 @@ class RecordedExchange:
 
 def load_exchange(cassette: Path) -> RecordedExchange:
     """Read a cassette's (last) interaction through the project's serializer."""
+    stat = Path(cassette).stat()
+    return _load_exchange(str(cassette), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=256)
+def _load_exchange(cassette: str, mtime_ns: int, size: int) -> RecordedExchange:
+    """Cached by path and file state: the suite reads each cassette several times."""
     from provider_impl.recording import load_interactions
 
     interactions = load_interactions(cassette)
