@@ -51,7 +51,7 @@ FINISH_REASONS: Mapping[str, StopReason] = {
     "stop_sequence": StopReason.STOP_SEQUENCE,
     "pause_turn": StopReason.PAUSE_TURN,
 }
-# A delta with no other keys needs only the fast path of ``StreamAdapter._delta``.
+# A delta with only these keys carries no refusal, tool call or function call.
 _PLAIN_DELTA_KEYS = frozenset({"role", "content", "reasoning_content"})
 # Finish reasons that mean the generation failed (GLM, Mistral): an error, not an end.
 _FAILURE_FINISH_REASONS = frozenset({"network_error", "error"})
@@ -228,20 +228,6 @@ class StreamAdapter:
     # -- content -----------------------------------------------------------
 
     def _delta(self, delta: Mapping[str, Any], out: list[StreamEvent]) -> None:
-        if delta.keys() <= _PLAIN_DELTA_KEYS:
-            # Nearly every text or reasoning chunk: the general path below with what is
-            # absent (reasoning, refusal, tool_calls, function_call, extra_content) left out.
-            reasoning = delta.get("reasoning_content")
-            if isinstance(reasoning, str) and reasoning:
-                self._append("thinking", reasoning, out)
-            content = delta.get("content")
-            if isinstance(content, str):
-                if content:
-                    self._append("text", content, out)
-            elif isinstance(content, list):
-                for part in content:
-                    self._content_part(part, out)
-            return
         reasoning = delta.get("reasoning_content")
         if reasoning is None:
             reasoning = delta.get("reasoning")
@@ -250,10 +236,13 @@ class StreamAdapter:
         content = delta.get("content")
         if isinstance(content, str):
             if content:
-                self._append("thinking" if _is_thought(delta) else "text", content, out)
+                thought = "extra_content" in delta and _is_thought(delta)
+                self._append("thinking" if thought else "text", content, out)
         elif isinstance(content, list):
             for part in content:
                 self._content_part(part, out)
+        if delta.keys() <= _PLAIN_DELTA_KEYS:
+            return  # nearly every chunk: nothing more to look for
         refusal = delta.get("refusal")
         if isinstance(refusal, str) and refusal:
             self._append("refusal", refusal, out)
