@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from provider_impl.cli import main
@@ -35,3 +37,24 @@ def test_unknown_names_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
 def test_replay_of_a_missing_file_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["replay", "no/such/cassette.yaml"]) == 2
     assert "no such cassette" in capsys.readouterr().err
+
+
+def test_scan_secrets_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    (clean / "a.yaml").write_text(
+        "authorization: [REDACTED]\nid: 7b9ca0036a7148d9b31648d5292abe34\n"
+    )
+    assert main(["scan-secrets", str(clean)]) == 0
+    leaky = tmp_path / "leaky"
+    leaky.mkdir()
+    key = "sk-proj-" + "Ab3dE5gH7jK9mN1pQ3sT5vX7zB9dF1hJ"
+    (leaky / "b.yaml").write_text(f"headers:\n  authorization: [Bearer {key}]\n")
+    assert main(["scan-secrets", str(clean), str(leaky)]) == 1
+    out = capsys.readouterr()
+    assert "b.yaml" in out.out and key not in out.out + out.err  # reported, masked
+    assert main(["scan-secrets", str(tmp_path / "missing")]) == 2
+
+
+def test_the_shipped_cassettes_scan_clean() -> None:
+    assert main(["scan-secrets", str(Path(__file__).resolve().parent.parent / "cassettes")]) == 0
