@@ -13,10 +13,11 @@ import json
 import logging
 import os
 import random
+import re
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from typing import Any, TypeVar
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 import httpx
 
@@ -40,16 +41,27 @@ from provider_impl.errors import (
     RateLimited,
     RequestTimeout,
     StreamError,
+    TransportError,
     classify_error,
 )
 from provider_impl.events import Connected, StreamEvent
 from provider_impl.payload import build_payload
-from provider_impl.response import response_from_json
+from provider_impl.response import events_from_json, response_from_events
 from provider_impl.sse import DEFAULT_MAX_FRAME_BYTES
 from provider_impl.stream import StreamParser
 from provider_impl.types import CompletionRequest, CompletionResponse
 
-__all__ = ["DEFAULT_LIMITS", "DEFAULT_TIMEOUT", "OpenAiCompatibleProvider", "resolve_dialect"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "DEFAULT_TIMEOUT",
+    "CustomOptions",
+    "OpenAiCompatibleProvider",
+    "ProviderOptions",
+    "resolve_dialect",
+]
 
 logger = logging.getLogger("provider_impl")
 
@@ -61,6 +73,28 @@ _RETRY_STATUSES = frozenset({408, 409})
 # Masking a one- or two-letter "key" would mangle every message; real keys are long.
 _MIN_SECRET_LEN = 8
 _P = TypeVar("_P", bound="OpenAiCompatibleProvider")
+
+
+class CustomOptions(TypedDict, total=False):
+    """The keyword arguments ``custom()`` takes besides the dialect's fields."""
+
+    api_key: str | None
+    model: str | None
+    http_client: httpx.Client | None
+    async_http_client: httpx.AsyncClient | None
+    timeout: float | httpx.Timeout | None
+    max_retries: int
+    headers: Mapping[str, str] | None
+    max_frame_bytes: int
+    backoff_base: float
+    backoff_max: float
+    max_retry_wait: float
+
+
+class ProviderOptions(CustomOptions, total=False):
+    """The keyword arguments every factory takes (see ``OpenAiCompatibleProvider``)."""
+
+    base_url: str | None
 
 
 class _Secret:
@@ -108,6 +142,27 @@ def resolve_dialect(provider: object) -> ProviderDialect:
     raise TypeError(
         f"provider must be a name, a ProviderDialect or a provider, not {type(provider).__name__}"
     )
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _checked_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Extra headers, refused up front when HTTP could not carry them."""
+    out = {}
+    for name, value in headers.items():
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+            raise ValueError(f"extra header name {name!r} is not a valid HTTP token")
+        if not isinstance(value, str) or not value.isascii() or not value.isprintable():
+            raise ValueError(f"extra header {name!r} needs a printable ASCII string value")
+        out[name] = value
+    return out
+
+
+def _is_json(response: httpx.Response) -> bool:
+    """A 2xx answer to a streaming request that is one JSON document, not SSE
+    (a proxy that ignores ``stream``, or an error object sent with status 200)."""
+    return "json" in response.headers.get("content-type", "")
 
 
 def _is_retryable(err: LlmError) -> bool:
@@ -164,6 +219,24 @@ class OpenAiCompatibleProvider:
             raise AuthenticationFailed(
                 f"no API key for {dialect.name}: {where}", provider=dialect.name
             )
+        if not isinstance(key, str):
+            raise TypeError(f"api_key must be a str, not {type(key).__name__}")
+        # A key read from a file often ends in a newline; the rest must be printable
+        # ASCII, or the HTTP layer rejects the header and echoes the key in its error.
+        key = key.strip()
+        if not key or not key.isascii() or not key.isprintable():
+            raise AuthenticationFailed(
+                f"the API key for {dialect.name} is empty or holds whitespace, control or "
+                "non-ASCII characters",
+                provider=dialect.name,
+            )
+        for label, value in (
+            ("backoff_base", backoff_base),
+            ("backoff_max", backoff_max),
+            ("max_retry_wait", max_retry_wait),
+        ):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
+                raise ValueError(f"{label} must be a non-negative number, got {value!r}")
         self._dialect = dialect
         self._key = _Secret(key)
         self._model = model or dialect.default_model
@@ -179,7 +252,7 @@ class OpenAiCompatibleProvider:
         else:
             self._timeout = httpx.Timeout(float(timeout))
         self._max_retries = max_retries
-        self._extra_headers = dict(headers or {})
+        self._extra_headers = _checked_headers(headers or {})
         self._max_frame_bytes = max_frame_bytes
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
@@ -188,6 +261,7 @@ class OpenAiCompatibleProvider:
         self._owns_client = http_client is None
         self._aclient = async_http_client
         self._owns_aclient = async_http_client is None
+        self._aclient_loop: asyncio.AbstractEventLoop | None = None
         # Injectable for tests; real sleeps otherwise.
         self._sleep: Callable[[float], None] = time.sleep
         self._asleep: Callable[[float], Any] = asyncio.sleep
@@ -195,23 +269,23 @@ class OpenAiCompatibleProvider:
     # -- factories -----------------------------------------------------------
 
     @classmethod
-    def openai(cls: type[_P], **kwargs: Any) -> _P:
+    def openai(cls: type[_P], **kwargs: Unpack[ProviderOptions]) -> _P:
         return cls(OPENAI, **kwargs)
 
     @classmethod
-    def gemini(cls: type[_P], **kwargs: Any) -> _P:
+    def gemini(cls: type[_P], **kwargs: Unpack[ProviderOptions]) -> _P:
         return cls(GEMINI, **kwargs)
 
     @classmethod
-    def mistral(cls: type[_P], **kwargs: Any) -> _P:
+    def mistral(cls: type[_P], **kwargs: Unpack[ProviderOptions]) -> _P:
         return cls(MISTRAL, **kwargs)
 
     @classmethod
-    def glm(cls: type[_P], **kwargs: Any) -> _P:
+    def glm(cls: type[_P], **kwargs: Unpack[ProviderOptions]) -> _P:
         return cls(GLM, **kwargs)
 
     @classmethod
-    def claude_subscription(cls: type[_P], **kwargs: Any) -> _P:
+    def claude_subscription(cls: type[_P], **kwargs: Unpack[ProviderOptions]) -> _P:
         return cls(CLAUDE_SUBSCRIPTION, **kwargs)
 
     @classmethod
@@ -232,7 +306,7 @@ class OpenAiCompatibleProvider:
         max_temperature: float = 2.0,
         error_codes: Mapping[str, ErrorKind] | None = None,
         cost_provider: str | None = None,
-        **kwargs: Any,
+        **kwargs: Unpack[CustomOptions],
     ) -> _P:
         """Any other OpenAI-compatible endpoint, described by the same fields as a dialect."""
         dialect = ProviderDialect(
@@ -348,6 +422,9 @@ class OpenAiCompatibleProvider:
             err = RequestTimeout(f"timed out talking to {self.name}: {detail}", provider=self.name)
             err.__cause__ = exc  # the retry policy looks at what timed out
             return err
+        if isinstance(exc, httpx.LocalProtocolError):
+            # Our own request was malformed (e.g. a bad header value): retrying cannot help.
+            return TransportError(f"could not send to {self.name}: {detail}", provider=self.name)
         if mid_stream:
             return StreamError(f"the connection broke mid-stream: {detail}", provider=self.name)
         return ConnectionFailed(f"could not reach {self.name}: {detail}", provider=self.name)
@@ -424,22 +501,23 @@ class OpenAiCompatibleProvider:
         body = self.build_request(request, stream=False)
         response = self._open(body, stream=False)
         try:
-            raw = response.read()
-        except httpx.HTTPError as exc:
-            raise self._fail(self._transport_error(exc, mid_stream=True)) from exc
+            raw = self._read_body(response)
         finally:
             response.close()
-        return self._parse_complete(raw)
+        return response_from_events(self._json_events(raw))
 
-    def stream(self, request: CompletionRequest) -> Iterator[StreamEvent]:
+    def stream(self, request: CompletionRequest) -> Generator[StreamEvent, None, None]:
         """Events as they arrive. Bad input raises here, before any I/O."""
         body = self.build_request(request, stream=True)
         return self._stream(body)
 
-    def _stream(self, body: Mapping[str, Any]) -> Iterator[StreamEvent]:
+    def _stream(self, body: Mapping[str, Any]) -> Generator[StreamEvent, None, None]:
         response = self._open(body, stream=True)
         try:
             yield Connected()
+            if _is_json(response):
+                yield from self._json_events(self._read_body(response))
+                return
             parser = StreamParser(self._dialect, self._max_frame_bytes)
             try:
                 for data in response.iter_bytes():
@@ -469,7 +547,13 @@ class OpenAiCompatibleProvider:
     # -- async -------------------------------------------------------------
 
     def _async_client(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        if self._owns_aclient and self._aclient is not None and self._aclient_loop is not loop:
+            # Its pooled connections belong to another (likely closed) event loop,
+            # as after a second asyncio.run(); they cannot be used or closed from here.
+            self._aclient = None
         if self._aclient is None:
+            self._aclient_loop = loop
             self._aclient = httpx.AsyncClient(
                 timeout=self._timeout, verify=_default_ssl_context(), limits=DEFAULT_LIMITS
             )
@@ -517,22 +601,24 @@ class OpenAiCompatibleProvider:
         body = self.build_request(request, stream=False)
         response = await self._aopen(body, stream=False)
         try:
-            raw = await response.aread()
-        except httpx.HTTPError as exc:
-            raise self._fail(self._transport_error(exc, mid_stream=True)) from exc
+            raw = await self._aread_body(response)
         finally:
             await response.aclose()
-        return self._parse_complete(raw)
+        return response_from_events(self._json_events(raw))
 
-    def astream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
+    def astream(self, request: CompletionRequest) -> AsyncGenerator[StreamEvent, None]:
         """Async events as they arrive. Bad input raises here, before any I/O."""
         body = self.build_request(request, stream=True)
         return self._astream(body)
 
-    async def _astream(self, body: Mapping[str, Any]) -> AsyncIterator[StreamEvent]:
+    async def _astream(self, body: Mapping[str, Any]) -> AsyncGenerator[StreamEvent, None]:
         response = await self._aopen(body, stream=True)
         try:
             yield Connected()
+            if _is_json(response):
+                for event in self._json_events(await self._aread_body(response)):
+                    yield event
+                return
             parser = StreamParser(self._dialect, self._max_frame_bytes)
             try:
                 async for data in response.aiter_bytes():
@@ -551,9 +637,12 @@ class OpenAiCompatibleProvider:
             await response.aclose()
 
     async def aclose(self) -> None:
+        """Close the clients this provider created (async and sync)."""
         if self._aclient is not None and self._owns_aclient:
-            await self._aclient.aclose()
+            if self._aclient_loop is asyncio.get_running_loop():
+                await self._aclient.aclose()
             self._aclient = None
+        self.close()
 
     async def __aenter__(self: _P) -> _P:
         return self
@@ -563,14 +652,27 @@ class OpenAiCompatibleProvider:
 
     # -- shared ------------------------------------------------------------
 
-    def _parse_complete(self, raw: bytes) -> CompletionResponse:
+    def _read_body(self, response: httpx.Response) -> bytes:
+        try:
+            return response.read()
+        except httpx.HTTPError as exc:
+            raise self._fail(self._transport_error(exc, mid_stream=True)) from exc
+
+    async def _aread_body(self, response: httpx.Response) -> bytes:
+        try:
+            return await response.aread()
+        except httpx.HTTPError as exc:
+            raise self._fail(self._transport_error(exc, mid_stream=True)) from exc
+
+    def _json_events(self, raw: bytes) -> list[StreamEvent]:
+        """A whole JSON body's events; an error object in it raises its typed error."""
         try:
             body = json.loads(raw)
-        except (ValueError, RecursionError):  # deep nesting too
+        except (ValueError, RecursionError):
             raise self._fail(
                 DeserializationError(f"the response is not JSON: {raw[:200]!r}", provider=self.name)
             ) from None
         try:
-            return response_from_json(body, self._dialect)
+            return events_from_json(body, self._dialect)
         except LlmError as err:
             raise self._fail(err) from None

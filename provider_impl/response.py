@@ -21,7 +21,7 @@ from provider_impl.events import (
 from provider_impl.sse import ServerSentEvent
 from provider_impl.types import CompletionResponse, StopReason, ToolCall, Usage
 
-__all__ = ["response_from_events", "response_from_json"]
+__all__ = ["events_from_json", "response_from_events", "response_from_json"]
 
 
 def response_from_events(events: Iterable[StreamEvent]) -> CompletionResponse:
@@ -65,7 +65,14 @@ def response_from_events(events: Iterable[StreamEvent]) -> CompletionResponse:
 
 
 def response_from_json(body: Any, dialect: ProviderDialect) -> CompletionResponse:
-    """Parse a non-streaming body: its ``message`` is fed to the adapter as one delta."""
+    """Parse a non-streaming ``chat.completion`` body."""
+    return response_from_events(events_from_json(body, dialect))
+
+
+def events_from_json(body: Any, dialect: ProviderDialect) -> list[StreamEvent]:
+    """The events a non-streaming body stands for: its ``message`` is fed to the
+    adapter as one delta (also used when a server answers a streaming request
+    with a plain JSON body)."""
     if isinstance(body, list) or (isinstance(body, dict) and body.get("error")):
         raise classify_error(200, {}, body, provider=dialect.name, error_codes=dialect.error_codes)
     if not isinstance(body, dict):
@@ -99,4 +106,4 @@ def response_from_json(body: Any, dialect: ProviderDialect) -> CompletionRespons
     adapter = StreamAdapter(dialect)
     events = adapter.feed_chunk(chunk)
     events.extend(adapter.feed_event(ServerSentEvent("[DONE]")))
-    return response_from_events(events)
+    return events
