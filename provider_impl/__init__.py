@@ -12,6 +12,7 @@ from provider_impl.errors import (
     ConnectionFailed,
     ContextLengthExceeded,
     DeserializationError,
+    ErrorKind,
     InvalidRequest,
     LlmError,
     Overloaded,
@@ -35,7 +36,7 @@ from provider_impl.events import (
     ToolUseComplete,
     ToolUseInputDelta,
 )
-from provider_impl.provider import OpenAiCompatibleProvider
+from provider_impl.provider import CustomOptions, OpenAiCompatibleProvider, ProviderOptions
 from provider_impl.response import response_from_events
 from provider_impl.sse import ServerSentEvent, SSEDecoder
 from provider_impl.stream import StreamParser, decode_stream
@@ -62,8 +63,10 @@ __all__ = [
     "ContentBlockStart",
     "ContentBlockStop",
     "ContextLengthExceeded",
+    "CustomOptions",
     "DeserializationError",
     "Done",
+    "ErrorKind",
     "InvalidRequest",
     "LlmError",
     "Message",
@@ -75,6 +78,7 @@ __all__ = [
     "ProviderCapabilities",
     "ProviderDialect",
     "ProviderError",
+    "ProviderOptions",
     "RateLimited",
     "RequestTimeout",
     "SSEDecoder",

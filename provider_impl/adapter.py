@@ -397,6 +397,9 @@ class StreamAdapter:
         out.append(MessageDelta(map_finish_reason(raw, self._tool_count > 0), raw))
 
     def _complete(self, out: list[StreamEvent]) -> list[StreamEvent]:
+        if not self._started:  # a body of only [DONE]: still one well-formed message
+            self._started = True
+            out.append(MessageStart(id=None, model=None))
         if self._finish is None:
             # [DONE] without a finish reason: still a clean end.
             self._close_open(out)

@@ -35,19 +35,27 @@ COST_TABLE: Mapping[str, ModelCost] = MappingProxyType(
 )
 
 
-def lookup_cost(provider: str, model: str) -> ModelCost | None:
-    """The price entry for ``provider:model``; a dialect name is mapped to its pricing key."""
-    entry = COST_TABLE.get(f"{provider}:{model}")
-    if entry is None:
-        from provider_impl.dialects import DIALECTS
+def lookup_cost(provider: object, model: str) -> ModelCost | None:
+    """The price entry for ``model`` at ``provider`` (a cost-table prefix such as
+    ``"anthropic"``, a dialect name, a ``ProviderDialect`` or a provider);
+    a dialect is priced under its ``pricing_key``."""
+    from provider_impl.dialects import DIALECTS, ProviderDialect
 
-        dialect = DIALECTS.get(provider)
-        if dialect is not None and dialect.pricing_key != provider:
-            entry = COST_TABLE.get(f"{dialect.pricing_key}:{model}")
-    return entry
+    dialect = getattr(provider, "dialect", provider)  # a provider carries its dialect
+    if isinstance(dialect, str):
+        entry = COST_TABLE.get(f"{dialect}:{model}")
+        if entry is not None or dialect not in DIALECTS:
+            return entry
+        dialect = DIALECTS[dialect]
+    if not isinstance(dialect, ProviderDialect):
+        raise TypeError(
+            f"provider must be a name, a ProviderDialect or a provider, not "
+            f"{type(provider).__name__}"
+        )
+    return COST_TABLE.get(f"{dialect.pricing_key}:{model}")
 
 
-def estimate_cost(usage: Usage, provider: str, model: str) -> float | None:
+def estimate_cost(usage: Usage, provider: object, model: str) -> float | None:
     """USD for ``usage``; ``None`` for a model the table does not know.
 
     Cached prompt tokens (counted inside ``input_tokens``) are billed at the

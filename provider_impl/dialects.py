@@ -61,12 +61,20 @@ class ProviderDialect:
     max_temperature: float = 2.0
     # Provider error codes (GLM's "1261", Mistral's "1300") -> error kind.
     error_codes: Mapping[str, ErrorKind] = field(default_factory=lambda: MappingProxyType({}))
+    # The endpoint accepts and ignores parameters it does not know (a local proxy)
+    # instead of refusing them.
+    ignores_unknown_params: bool = False
     # Which cost-table prefix prices this provider's models.
     cost_provider: str | None = None
 
     @property
     def pricing_key(self) -> str:
         return self.cost_provider or self.name
+
+    @property
+    def checks_key(self) -> bool:
+        """Whether a wrong key is refused (a local proxy with a dummy key checks none)."""
+        return self.api_key_env is not None
 
 
 OPENAI = ProviderDialect(
@@ -161,6 +169,7 @@ CLAUDE_SUBSCRIPTION = ProviderDialect(
     default_model="claude-sonnet-4-20250514",
     api_key_env=None,
     default_api_key="dummy-key",
+    ignores_unknown_params=True,
     cost_provider="anthropic",
     capabilities=ProviderCapabilities(
         streaming=True,

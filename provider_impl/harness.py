@@ -219,6 +219,8 @@ def replay_cassette_file(path: Path, provider: str) -> Outcome:
 def rechunk_splits(body: bytes, *, seed: int = 0, random_trials: int = 5) -> list[list[bytes]]:
     """Ways to cut ``body``: one byte at a time (every boundary at once), every
     boundary as a single cut for short bodies, and random cut points."""
+    if len(body) < 2:
+        return [[body]]
     splits: list[list[bytes]] = [[body[i : i + 1] for i in range(len(body))]]
     if len(body) <= 512:
         splits.extend([[body[:i], body[i:]] for i in range(1, len(body))])

@@ -44,10 +44,12 @@ def check_invariants(events: Sequence[StreamEvent], *, complete: bool = True) ->
             if i != 0:
                 raise _fail(i, ev, "Connected must be first")
         elif isinstance(ev, MessageStart):
-            if seen_start:
-                raise _fail(i, ev, "MessageStart must come once")
+            if seen_start or next_index or seen_delta:
+                raise _fail(i, ev, "MessageStart must come once, before any block")
             seen_start = True
         elif isinstance(ev, ContentBlockStart):
+            if not seen_start:
+                raise _fail(i, ev, "a block before MessageStart")
             if open_block is not None:
                 raise _fail(i, ev, f"block {open_block.index} is still open: blocks interleave")
             if ev.index != next_index:
@@ -80,7 +82,10 @@ def check_invariants(events: Sequence[StreamEvent], *, complete: bool = True) ->
             if (ev.id, ev.name) != (open_block.id, open_block.name):
                 raise _fail(i, ev, "ToolUseComplete id/name differ from its block start")
             joined = "".join(fragments)
-            expected = json.loads(joined) if joined.strip() else {}
+            try:
+                expected = json.loads(joined) if joined.strip() else {}
+            except ValueError:
+                raise _fail(i, ev, f"its fragments are not JSON: {joined[:200]!r}") from None
             if ev.input != expected:
                 raise _fail(i, ev, f"input differs from its fragments {joined!r}")
             tool_completed = True
@@ -91,6 +96,8 @@ def check_invariants(events: Sequence[StreamEvent], *, complete: bool = True) ->
                 raise _fail(i, ev, "a tool block closed without ToolUseComplete")
             open_block = None
         elif isinstance(ev, MessageDelta):
+            if not seen_start:
+                raise _fail(i, ev, "MessageDelta before MessageStart")
             if seen_delta:
                 raise _fail(i, ev, "MessageDelta must come once")
             if open_block is not None:

@@ -17,19 +17,20 @@ import re
 import ssl
 import time
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 import httpx
 
 from provider_impl.dialects import (
     CLAUDE_SUBSCRIPTION,
-    DIALECTS,
     GEMINI,
     GLM,
     MISTRAL,
     OPENAI,
     ProviderCapabilities,
     ProviderDialect,
+    get_dialect,
 )
 from provider_impl.errors import (
     AuthenticationFailed,
@@ -134,11 +135,7 @@ def resolve_dialect(provider: object) -> ProviderDialect:
     if isinstance(provider, OpenAiCompatibleProvider):
         return provider.dialect
     if isinstance(provider, str):
-        try:
-            return DIALECTS[provider]
-        except KeyError:
-            known = ", ".join(sorted(DIALECTS))
-            raise ValueError(f"unknown provider {provider!r}; known providers: {known}") from None
+        return get_dialect(provider)
     raise TypeError(
         f"provider must be a name, a ProviderDialect or a provider, not {type(provider).__name__}"
     )
@@ -330,7 +327,7 @@ class OpenAiCompatibleProvider:
             stream_usage_option=stream_usage_option,
             forbidden_params=frozenset(forbidden_params),
             max_temperature=max_temperature,
-            error_codes=dict(error_codes or {}),
+            error_codes=MappingProxyType(dict(error_codes or {})),
             cost_provider=cost_provider,
         )
         return cls(dialect, **kwargs)

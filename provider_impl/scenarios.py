@@ -109,7 +109,10 @@ def _ask(text: str, **kw: Any) -> CompletionRequest:
     return CompletionRequest(messages=[Message.user(text)], **kw)
 
 
-_ALL_BUT_CLAUDE = frozenset(p for p in PROVIDERS if p != "claude_subscription")
+_CHECK_KEYS = frozenset(d.name for d in DIALECTS.values() if d.checks_key)
+_REFUSE_UNKNOWN_PARAMS = frozenset(
+    d.name for d in DIALECTS.values() if not d.ignores_unknown_params
+)
 
 _SCENARIOS = (
     Scenario(
@@ -213,7 +216,7 @@ _SCENARIOS = (
         "error_auth",
         "A wrong key is refused with the provider's 401.",
         _ask("This key is wrong."),
-        providers=_ALL_BUT_CLAUDE,  # the local Claude proxy ignores auth
+        providers=_CHECK_KEYS,
         api_key=INVALID_KEY,
         expect_error=AuthenticationFailed,
     ),
@@ -233,7 +236,7 @@ _SCENARIOS = (
         "error_invalid_param",
         "A parameter the provider rejects (Mistral: max_completion_tokens).",
         _ask("This request carries a parameter the provider refuses."),
-        providers=_ALL_BUT_CLAUDE,  # the proxy silently ignores unknown parameters
+        providers=_REFUSE_UNKNOWN_PARAMS,
         extra_body={
             "openai": {"not_a_real_param": True},
             "gemini": {"not_a_real_param": True},

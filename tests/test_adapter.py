@@ -244,7 +244,9 @@ def test_finish_reason_without_done_is_a_clean_end() -> None:
 
 def test_only_done() -> None:
     events = decode_checked(sse(DONE))
-    assert [type(e) for e in events] == [Connected, MessageDelta, Usage, Done]
+    # Still one well-formed message: MessageStart (nothing known about it) first.
+    assert [type(e) for e in events] == [Connected, MessageStart, MessageDelta, Usage, Done]
+    assert events[1] == MessageStart(id=None, model=None)
 
 
 def test_data_after_done_is_ignored() -> None:
