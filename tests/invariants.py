@@ -147,8 +147,12 @@ def assert_invariants(
                 raise _fail(i, ev, "exactly one Usage (never one per chunk)")
             if not n_delta:
                 raise _fail(i, ev, "Usage must come after MessageDelta")
-            for name in ("input_tokens", "output_tokens", "cache_read_input_tokens",
-                         "reasoning_tokens"):
+            for name in (
+                "input_tokens",
+                "output_tokens",
+                "cache_read_input_tokens",
+                "reasoning_tokens",
+            ):
                 value = getattr(ev, name)
                 if value is not None and (not isinstance(value, int) or value < 0):
                     raise _fail(i, ev, f"{name} must be a non-negative int or None")

@@ -60,8 +60,9 @@ def decode_checked(body: bytes, provider: str = "openai") -> list[Any]:
     return events
 
 
-def decode_failing(body: bytes, provider: str = "openai",
-                   step: int = 1) -> tuple[list[Any], LlmError]:
+def decode_failing(
+    body: bytes, provider: str = "openai", step: int = 1
+) -> tuple[list[Any], LlmError]:
     """Decode a body that must fail; return what was yielded first and the error."""
     events: list[Any] = []
     with pytest.raises(LlmError) as info:
@@ -72,8 +73,7 @@ def decode_failing(body: bytes, provider: str = "openai",
     # the same failure whatever the split
     again: list[Any] = []
     with pytest.raises(type(info.value)):
-        for ev in decode_stream([body[i : i + step] for i in range(0, len(body), step)],
-                                provider):
+        for ev in decode_stream([body[i : i + step] for i in range(0, len(body), step)], provider):
             again.append(ev)
     assert dicts(again) == dicts(events)
     return events, info.value
@@ -85,19 +85,47 @@ OPENAI_TOOLS = sse(
     chunk({"role": "assistant", "content": ""}),
     chunk({"content": "Let me "}),
     chunk({"content": "check."}),
-    chunk({"tool_calls": [{"index": 0, "id": "call_A1", "type": "function",
-                           "function": {"name": "get_weather", "arguments": ""}}]}),
+    chunk(
+        {
+            "tool_calls": [
+                {
+                    "index": 0,
+                    "id": "call_A1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": ""},
+                }
+            ]
+        }
+    ),
     chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"city": "Par'}}]}),
     chunk({"tool_calls": [{"index": 0, "function": {"arguments": 'is", "days": [1, 2]}'}}]}),
-    chunk({"tool_calls": [{"index": 1, "id": "call_B2", "type": "function",
-                           "function": {"name": "get_time", "arguments": ""}}]}),
+    chunk(
+        {
+            "tool_calls": [
+                {
+                    "index": 1,
+                    "id": "call_B2",
+                    "type": "function",
+                    "function": {"name": "get_time", "arguments": ""},
+                }
+            ]
+        }
+    ),
     chunk({"tool_calls": [{"index": 1, "function": {"arguments": "{}"}}]}),
     chunk({}, "tool_calls"),
-    {"id": "chatcmpl-test", "object": "chat.completion.chunk", "model": "test-model",
-     "choices": [],
-     "usage": {"prompt_tokens": 31, "completion_tokens": 17, "total_tokens": 48,
-               "prompt_tokens_details": {"cached_tokens": 16},
-               "completion_tokens_details": {"reasoning_tokens": 5}}},
+    {
+        "id": "chatcmpl-test",
+        "object": "chat.completion.chunk",
+        "model": "test-model",
+        "choices": [],
+        "usage": {
+            "prompt_tokens": 31,
+            "completion_tokens": 17,
+            "total_tokens": 48,
+            "prompt_tokens_details": {"cached_tokens": 16},
+            "completion_tokens_details": {"reasoning_tokens": 5},
+        },
+    },
     DONE,
 )
 
@@ -112,22 +140,41 @@ def test_openai_fragments_by_index_and_separate_usage_chunk(provider: str) -> No
         {"type": "text_delta", "index": 0, "text": "Let me "},
         {"type": "text_delta", "index": 0, "text": "check."},
         {"type": "content_block_stop", "index": 0},
-        {"type": "content_block_start", "index": 1, "content_type": "tool_use",
-         "id": "call_A1", "name": "get_weather"},
+        {
+            "type": "content_block_start",
+            "index": 1,
+            "content_type": "tool_use",
+            "id": "call_A1",
+            "name": "get_weather",
+        },
         {"type": "tool_use_input_delta", "index": 1, "partial_json": '{"city": "Par'},
         {"type": "tool_use_input_delta", "index": 1, "partial_json": 'is", "days": [1, 2]}'},
-        {"type": "tool_use_complete", "index": 1, "id": "call_A1", "name": "get_weather",
-         "input": {"city": "Paris", "days": [1, 2]}},
+        {
+            "type": "tool_use_complete",
+            "index": 1,
+            "id": "call_A1",
+            "name": "get_weather",
+            "input": {"city": "Paris", "days": [1, 2]},
+        },
         {"type": "content_block_stop", "index": 1},
-        {"type": "content_block_start", "index": 2, "content_type": "tool_use",
-         "id": "call_B2", "name": "get_time"},
+        {
+            "type": "content_block_start",
+            "index": 2,
+            "content_type": "tool_use",
+            "id": "call_B2",
+            "name": "get_time",
+        },
         {"type": "tool_use_input_delta", "index": 2, "partial_json": "{}"},
-        {"type": "tool_use_complete", "index": 2, "id": "call_B2", "name": "get_time",
-         "input": {}},
+        {"type": "tool_use_complete", "index": 2, "id": "call_B2", "name": "get_time", "input": {}},
         {"type": "content_block_stop", "index": 2},
         {"type": "message_delta", "stop_reason": "tool_use", "raw_finish_reason": "tool_calls"},
-        {"type": "usage", "input_tokens": 31, "output_tokens": 17,
-         "cache_read_input_tokens": 16, "reasoning_tokens": 5},
+        {
+            "type": "usage",
+            "input_tokens": 31,
+            "output_tokens": 17,
+            "cache_read_input_tokens": 16,
+            "reasoning_tokens": 5,
+        },
         {"type": "done"},
     ]
 
@@ -176,19 +223,35 @@ def test_refusal_and_text_in_one_stream_stay_apart() -> None:
 
 
 def test_n_greater_than_one_keeps_choice_zero_only() -> None:
-    def two(d0: dict[str, Any], d1: dict[str, Any], f0: str | None = None,
-            f1: str | None = None) -> dict[str, Any]:
-        return {"id": "c", "model": "m", "choices": [
-            {"index": 1, "delta": d1, "finish_reason": f1},
-            {"index": 0, "delta": d0, "finish_reason": f0},
-        ]}
+    def two(
+        d0: dict[str, Any], d1: dict[str, Any], f0: str | None = None, f1: str | None = None
+    ) -> dict[str, Any]:
+        return {
+            "id": "c",
+            "model": "m",
+            "choices": [
+                {"index": 1, "delta": d1, "finish_reason": f1},
+                {"index": 0, "delta": d0, "finish_reason": f0},
+            ],
+        }
 
     body = sse(
         two({"content": "zero-a "}, {"content": "ONE-a "}),
         # choice 1 finishes first: that must not end the message
         two({"content": "zero-b"}, {"content": "ONE-b"}, None, "length"),
-        {"id": "c", "choices": [{"index": 1, "delta": {"tool_calls": [
-            {"index": 0, "id": "t1", "function": {"name": "x", "arguments": "{}"}}]}}]},
+        {
+            "id": "c",
+            "choices": [
+                {
+                    "index": 1,
+                    "delta": {
+                        "tool_calls": [
+                            {"index": 0, "id": "t1", "function": {"name": "x", "arguments": "{}"}}
+                        ]
+                    },
+                }
+            ],
+        },
         two({}, {}, "stop", None),
         DONE,
     )
@@ -227,8 +290,13 @@ def test_done_without_finish_reason_is_a_clean_end() -> None:
 
 def test_done_without_finish_reason_after_tool_fragments_closes_the_call() -> None:
     body = sse(
-        chunk({"tool_calls": [{"index": 0, "id": "c1", "function": {"name": "f",
-                                                                    "arguments": '{"a":'}}]}),
+        chunk(
+            {
+                "tool_calls": [
+                    {"index": 0, "id": "c1", "function": {"name": "f", "arguments": '{"a":'}}
+                ]
+            }
+        ),
         chunk({"tool_calls": [{"index": 0, "function": {"arguments": "1}"}}]}),
         DONE,
     )
@@ -261,8 +329,15 @@ def test_data_after_done_is_ignored() -> None:
         b"",
         sse(chunk({"content": "partial"})),
         sse(chunk({"content": "partial"}))[:-7],
-        sse(chunk({"tool_calls": [{"index": 0, "id": "c", "function": {
-            "name": "f", "arguments": '{"a"'}}]})),
+        sse(
+            chunk(
+                {
+                    "tool_calls": [
+                        {"index": 0, "id": "c", "function": {"name": "f", "arguments": '{"a"'}}
+                    ]
+                }
+            )
+        ),
         b": just a comment\n\n",
     ],
     ids=["empty", "no-end", "cut-mid-frame", "cut-mid-tool", "comment-only"],
@@ -280,13 +355,11 @@ def test_body_without_done_or_finish_reason_is_truncated(body: bytes) -> None:
 
 def gemini_chunk(delta: dict[str, Any], finish: str | None, prompt: int, out: int) -> dict:
     return {
-        "choices": [{"delta": {"role": "assistant", **delta}, "finish_reason": finish,
-                     "index": 0}],
+        "choices": [{"delta": {"role": "assistant", **delta}, "finish_reason": finish, "index": 0}],
         "created": 1700000000,
         "model": "gemini-2.5-flash",
         "object": "chat.completion.chunk",
-        "usage": {"completion_tokens": out, "prompt_tokens": prompt,
-                  "total_tokens": prompt + out},
+        "usage": {"completion_tokens": out, "prompt_tokens": prompt, "total_tokens": prompt + out},
     }
 
 
@@ -295,9 +368,20 @@ def test_gemini_whole_call_with_stop_is_tool_use(provider: str) -> None:
     body = sse(
         gemini_chunk({"content": "Checking"}, None, 40, 1),
         gemini_chunk({"content": " now"}, None, 40, 3),
-        gemini_chunk({"tool_calls": [{"function": {"arguments": '{"city":"Oslo"}',
-                                                   "name": "get_weather"},
-                                      "id": "", "type": "function"}]}, "stop", 40, 9),
+        gemini_chunk(
+            {
+                "tool_calls": [
+                    {
+                        "function": {"arguments": '{"city":"Oslo"}', "name": "get_weather"},
+                        "id": "",
+                        "type": "function",
+                    }
+                ]
+            },
+            "stop",
+            40,
+            9,
+        ),
         DONE,
     )
     events = decode_checked(body, provider)
@@ -314,12 +398,20 @@ def test_gemini_whole_call_with_stop_is_tool_use(provider: str) -> None:
 def test_gemini_two_whole_calls_get_distinct_ids() -> None:
     call = {"id": "", "type": "function"}
     body = sse(
-        gemini_chunk({"tool_calls": [
-            {**call, "function": {"name": "a", "arguments": '{"x":1}'}},
-            {**call, "function": {"name": "b", "arguments": '{"y":2}'}},
-        ]}, None, 10, 4),
-        gemini_chunk({"tool_calls": [{**call, "function": {"name": "c", "arguments": "{}"}}]},
-                     "stop", 10, 6),
+        gemini_chunk(
+            {
+                "tool_calls": [
+                    {**call, "function": {"name": "a", "arguments": '{"x":1}'}},
+                    {**call, "function": {"name": "b", "arguments": '{"y":2}'}},
+                ]
+            },
+            None,
+            10,
+            4,
+        ),
+        gemini_chunk(
+            {"tool_calls": [{**call, "function": {"name": "c", "arguments": "{}"}}]}, "stop", 10, 6
+        ),
         DONE,
     )
     events = decode_checked(body, "gemini")
@@ -330,8 +422,11 @@ def test_gemini_two_whole_calls_get_distinct_ids() -> None:
 
 
 def test_gemini_text_only_stop_is_end_turn_and_usage_not_summed() -> None:
-    body = sse(*[gemini_chunk({"content": f"w{i} "}, None, 12, i + 1) for i in range(5)],
-               gemini_chunk({"content": ""}, "stop", 12, 5), DONE)
+    body = sse(
+        *[gemini_chunk({"content": f"w{i} "}, None, 12, i + 1) for i in range(5)],
+        gemini_chunk({"content": ""}, "stop", 12, 5),
+        DONE,
+    )
     events = decode_checked(body, "gemini")
     assert stop_of(events) == MessageDelta(StopReason.END_TURN, "stop")
     assert usage_of(events) == Usage(12, 5, None, None)
@@ -352,9 +447,10 @@ def test_gemini_thought_parts_are_thinking() -> None:
 
 
 def test_gemini_in_band_array_error() -> None:
-    body = sse(gemini_chunk({"content": "a"}, None, 1, 1),
-               [{"error": {"code": 503, "message": "The model is overloaded.",
-                           "status": "UNAVAILABLE"}}])
+    body = sse(
+        gemini_chunk({"content": "a"}, None, 1, 1),
+        [{"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}}],
+    )
     events, err = decode_failing(body, "gemini")
     assert isinstance(err, Overloaded)
     assert err.code == "UNAVAILABLE"
@@ -366,11 +462,16 @@ def test_gemini_in_band_array_error() -> None:
 MISTRAL_ID = "0123456789abcdef0123456789abcdef"
 
 
-def mistral_chunk(delta: dict[str, Any], finish: str | None = None,
-                  usage: dict[str, int] | None = None) -> dict[str, Any]:
-    c: dict[str, Any] = {"id": MISTRAL_ID, "object": "chat.completion.chunk",
-                         "created": 1700000000, "model": "mistral-large-latest",
-                         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+def mistral_chunk(
+    delta: dict[str, Any], finish: str | None = None, usage: dict[str, int] | None = None
+) -> dict[str, Any]:
+    c: dict[str, Any] = {
+        "id": MISTRAL_ID,
+        "object": "chat.completion.chunk",
+        "created": 1700000000,
+        "model": "mistral-large-latest",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
     if usage is not None:
         c["usage"] = usage
     return c
@@ -381,10 +482,18 @@ def test_mistral_parallel_whole_calls_with_short_ids(provider: str) -> None:
     body = sse(
         mistral_chunk({"role": "assistant", "content": ""}),
         mistral_chunk(
-            {"tool_calls": [
-                {"id": "aB3dE6gH9", "function": {"name": "add", "arguments": '{"a": 1, "b": 2}'}},
-                {"id": "Zy8Xw7Vu6", "function": {"name": "sub", "arguments": '{"a": 5, "b": 3}'}},
-            ]},
+            {
+                "tool_calls": [
+                    {
+                        "id": "aB3dE6gH9",
+                        "function": {"name": "add", "arguments": '{"a": 1, "b": 2}'},
+                    },
+                    {
+                        "id": "Zy8Xw7Vu6",
+                        "function": {"name": "sub", "arguments": '{"a": 5, "b": 3}'},
+                    },
+                ]
+            },
             "tool_calls",
             {"prompt_tokens": 90, "total_tokens": 120, "completion_tokens": 30},
         ),
@@ -411,8 +520,11 @@ def test_mistral_thinking_list_parts_then_text() -> None:
         mistral_chunk(think("two plus two.")),
         mistral_chunk({"content": [{"type": "text", "text": "It is "}]}),
         mistral_chunk({"content": "4."}),
-        mistral_chunk({"content": ""}, "stop",
-                      {"prompt_tokens": 8, "total_tokens": 50, "completion_tokens": 42}),
+        mistral_chunk(
+            {"content": ""},
+            "stop",
+            {"prompt_tokens": 8, "total_tokens": 50, "completion_tokens": 42},
+        ),
         DONE,
     )
     events = decode_checked(body, "mistral")
@@ -436,21 +548,31 @@ def test_mistral_model_length_and_error_finish() -> None:
 GLM_ID = "20260101120000abcdef0123456789ab"
 
 
-def glm_chunk(delta: dict[str, Any], finish: str | None = None,
-              usage: dict[str, Any] | None = None) -> dict[str, Any]:
+def glm_chunk(
+    delta: dict[str, Any], finish: str | None = None, usage: dict[str, Any] | None = None
+) -> dict[str, Any]:
     choice: dict[str, Any] = {"index": 0, "delta": {"role": "assistant", **delta}}
     if finish is not None:
         choice["finish_reason"] = finish
-    c: dict[str, Any] = {"id": GLM_ID, "created": 1700000000, "object": "chat.completion.chunk",
-                         "model": "glm-4.7", "choices": [choice]}
+    c: dict[str, Any] = {
+        "id": GLM_ID,
+        "created": 1700000000,
+        "object": "chat.completion.chunk",
+        "model": "glm-4.7",
+        "choices": [choice],
+    }
     if usage is not None:
         c["usage"] = usage
     return c
 
 
-GLM_USAGE = {"prompt_tokens": 120, "completion_tokens": 60, "total_tokens": 180,
-             "prompt_tokens_details": {"cached_tokens": 100},
-             "completion_tokens_details": {"reasoning_tokens": 45}}
+GLM_USAGE = {
+    "prompt_tokens": 120,
+    "completion_tokens": 60,
+    "total_tokens": 180,
+    "prompt_tokens_details": {"cached_tokens": 100},
+    "completion_tokens_details": {"reasoning_tokens": 45},
+}
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -460,9 +582,18 @@ def test_glm_reasoning_then_content_then_whole_call(provider: str) -> None:
         glm_chunk({"reasoning_content": " the weather."}),
         glm_chunk({"content": "Looking it up"}),
         glm_chunk({"content": "."}),
-        glm_chunk({"tool_calls": [{"id": "call_0123abcd", "index": 0, "type": "function",
-                                   "function": {"name": "weather",
-                                                "arguments": '{"location":"Rome"}'}}]}),
+        glm_chunk(
+            {
+                "tool_calls": [
+                    {
+                        "id": "call_0123abcd",
+                        "index": 0,
+                        "type": "function",
+                        "function": {"name": "weather", "arguments": '{"location":"Rome"}'},
+                    }
+                ]
+            }
+        ),
         glm_chunk({"content": ""}, "tool_calls", GLM_USAGE),
         DONE,
     )
@@ -486,14 +617,17 @@ def test_glm_network_error_is_a_stream_error() -> None:
 
 
 def test_glm_sensitive_is_content_filter() -> None:
-    events = decode_checked(sse(glm_chunk({"content": "x"}), glm_chunk({}, "sensitive"), DONE),
-                            "glm")
+    events = decode_checked(
+        sse(glm_chunk({"content": "x"}), glm_chunk({}, "sensitive"), DONE), "glm"
+    )
     assert stop_of(events) == MessageDelta(StopReason.CONTENT_FILTER, "sensitive")
 
 
 def test_glm_in_band_error_code_uses_the_dialect_table() -> None:
-    body = sse(glm_chunk({"content": "x"}),
-               {"error": {"code": "1302", "message": "High concurrency usage"}})
+    body = sse(
+        glm_chunk({"content": "x"}),
+        {"error": {"code": "1302", "message": "High concurrency usage"}},
+    )
     _, err = decode_failing(body, "glm")
     assert isinstance(err, RateLimited)
     assert err.code == "1302"
@@ -501,8 +635,12 @@ def test_glm_in_band_error_code_uses_the_dialect_table() -> None:
 
 
 def test_reasoning_field_is_thinking() -> None:
-    body = sse(chunk({"reasoning": "think "}), chunk({"reasoning": "more"}),
-               chunk({"content": "done"}, "stop"), DONE)
+    body = sse(
+        chunk({"reasoning": "think "}),
+        chunk({"reasoning": "more"}),
+        chunk({"content": "done"}, "stop"),
+        DONE,
+    )
     events = decode_checked(body)
     assert collected_thinking(events) == "think more"
     assert collected_text(events) == "done"
@@ -518,27 +656,64 @@ def test_claude_proxy_comments_text_fragments_and_no_arg_tool(provider: str) -> 
         chunk({"role": "assistant"}, id="msg_01XYZ", model="claude-sonnet-4"),
         ": keep-alive\n",
         chunk({"content": "I'll look."}, id="msg_01XYZ", model="claude-sonnet-4"),
-        chunk({"tool_calls": [{"index": 0, "id": "toolu_01", "type": "function",
-                               "function": {"name": "lookup", "arguments": ""}}]},
-              id="msg_01XYZ", model="claude-sonnet-4"),
-        chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"q": '}}]},
-              id="msg_01XYZ", model="claude-sonnet-4"),
+        chunk(
+            {
+                "tool_calls": [
+                    {
+                        "index": 0,
+                        "id": "toolu_01",
+                        "type": "function",
+                        "function": {"name": "lookup", "arguments": ""},
+                    }
+                ]
+            },
+            id="msg_01XYZ",
+            model="claude-sonnet-4",
+        ),
+        chunk(
+            {"tool_calls": [{"index": 0, "function": {"arguments": '{"q": '}}]},
+            id="msg_01XYZ",
+            model="claude-sonnet-4",
+        ),
         ":\n",
-        chunk({"tool_calls": [{"index": 0, "function": {"arguments": '"é ☃"}'}}]},
-              id="msg_01XYZ", model="claude-sonnet-4"),
-        chunk({"tool_calls": [{"index": 1, "id": "toolu_02", "type": "function",
-                               "function": {"name": "now", "arguments": ""}}]},
-              id="msg_01XYZ", model="claude-sonnet-4"),
-        chunk({}, "tool_calls", id="msg_01XYZ", model="claude-sonnet-4",
-              usage={"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15,
-                     "prompt_tokens_details": {}, "completion_tokens_details": {}}),
+        chunk(
+            {"tool_calls": [{"index": 0, "function": {"arguments": '"é ☃"}'}}]},
+            id="msg_01XYZ",
+            model="claude-sonnet-4",
+        ),
+        chunk(
+            {
+                "tool_calls": [
+                    {
+                        "index": 1,
+                        "id": "toolu_02",
+                        "type": "function",
+                        "function": {"name": "now", "arguments": ""},
+                    }
+                ]
+            },
+            id="msg_01XYZ",
+            model="claude-sonnet-4",
+        ),
+        chunk(
+            {},
+            "tool_calls",
+            id="msg_01XYZ",
+            model="claude-sonnet-4",
+            usage={
+                "prompt_tokens": 10,
+                "completion_tokens": 5,
+                "total_tokens": 15,
+                "prompt_tokens_details": {},
+                "completion_tokens_details": {},
+            },
+        ),
         DONE,
     )
     events = decode_checked(body, provider)
     assert events[1] == MessageStart("msg_01XYZ", "claude-sonnet-4")
     assert collected_text(events) == "I'll look."
-    assert tool_calls(events) == [("toolu_01", "lookup", {"q": "é ☃"}),
-                                  ("toolu_02", "now", {})]
+    assert tool_calls(events) == [("toolu_01", "lookup", {"q": "é ☃"}), ("toolu_02", "now", {})]
     # an empty arguments string is not a fragment
     no_arg_block = of_type(events, ContentBlockStart)[2].index
     assert not [e for e in of_type(events, ToolUseInputDelta) if e.index == no_arg_block]
@@ -546,8 +721,11 @@ def test_claude_proxy_comments_text_fragments_and_no_arg_tool(provider: str) -> 
 
 
 def test_claude_proxy_mid_stream_error_then_done_is_an_error() -> None:
-    body = sse(chunk({"content": "Hel"}),
-               {"error": {"message": "upstream failed", "type": "api_error"}}, DONE)
+    body = sse(
+        chunk({"content": "Hel"}),
+        {"error": {"message": "upstream failed", "type": "api_error"}},
+        DONE,
+    )
     events, err = decode_failing(body, "claude_subscription")
     assert isinstance(err, StreamError)
     assert "upstream failed" in str(err)
@@ -561,13 +739,21 @@ def test_claude_proxy_mid_stream_error_then_done_is_an_error() -> None:
     ("payload", "cls"),
     [
         ({"error": {"message": "boom", "type": "server_error"}}, StreamError),
-        ({"error": {"message": "slow down", "type": "requests",
-                    "code": "rate_limit_exceeded"}}, RateLimited),
+        (
+            {"error": {"message": "slow down", "type": "requests", "code": "rate_limit_exceeded"}},
+            RateLimited,
+        ),
         ({"error": {"message": "Overloaded", "type": "overloaded_error"}}, Overloaded),
         ({"error": {"message": "bad key", "code": "invalid_api_key"}}, AuthenticationFailed),
-        ({"error": {"message": "This model's maximum context length is 100 tokens. However, "
-                               "your messages resulted in 150 tokens."}},
-         ContextLengthExceeded),
+        (
+            {
+                "error": {
+                    "message": "This model's maximum context length is 100 tokens. However, "
+                    "your messages resulted in 150 tokens."
+                }
+            },
+            ContextLengthExceeded,
+        ),
         ({"error": "plain string error"}, StreamError),
     ],
 )
@@ -587,8 +773,11 @@ def test_in_band_error_before_any_chunk() -> None:
 @pytest.mark.parametrize(
     ("data", "cls", "text"),
     [
-        ('{"error": {"message": "upstream overloaded", "type": "overloaded_error"}}',
-         Overloaded, "upstream overloaded"),
+        (
+            '{"error": {"message": "upstream overloaded", "type": "overloaded_error"}}',
+            Overloaded,
+            "upstream overloaded",
+        ),
         ('{"message": "quota", "code": "rate_limit_exceeded"}', RateLimited, "quota"),
         ("connection reset by peer", StreamError, "connection reset by peer"),
         ("", StreamError, ""),
@@ -603,8 +792,17 @@ def test_event_error_frame_is_a_typed_error(data: str, cls: type, text: str) -> 
 
 def test_non_json_arguments_name_the_tool() -> None:
     body = sse(
-        chunk({"tool_calls": [{"index": 0, "id": "call_9", "function": {
-            "name": "search_docs", "arguments": "{not json"}}]}),
+        chunk(
+            {
+                "tool_calls": [
+                    {
+                        "index": 0,
+                        "id": "call_9",
+                        "function": {"name": "search_docs", "arguments": "{not json"},
+                    }
+                ]
+            }
+        ),
         chunk({}, "tool_calls"),
         DONE,
     )
@@ -617,9 +815,15 @@ def test_non_json_arguments_name_the_tool() -> None:
 @pytest.mark.parametrize("args", ['"a string"', "[1, 2]", "42", "null"])
 def test_arguments_that_are_json_but_not_an_object(args: str) -> None:
     body = sse(
-        chunk({"tool_calls": [{"index": 0, "id": "c", "function": {
-            "name": "odd_tool", "arguments": args}}]}),
-        chunk({}, "tool_calls"), DONE,
+        chunk(
+            {
+                "tool_calls": [
+                    {"index": 0, "id": "c", "function": {"name": "odd_tool", "arguments": args}}
+                ]
+            }
+        ),
+        chunk({}, "tool_calls"),
+        DONE,
     )
     _, err = decode_failing(body)
     assert isinstance(err, DeserializationError)
@@ -643,8 +847,21 @@ def test_deeply_nested_frame_is_an_llm_error_not_a_crash() -> None:
 
 
 def test_deeply_nested_arguments_are_an_llm_error_not_a_crash() -> None:
-    body = sse(chunk({"tool_calls": [{"index": 0, "id": "c", "function": {
-        "name": "deep", "arguments": '{"a":' + "[" * 100_000}}]}), chunk({}, "tool_calls"), DONE)
+    body = sse(
+        chunk(
+            {
+                "tool_calls": [
+                    {
+                        "index": 0,
+                        "id": "c",
+                        "function": {"name": "deep", "arguments": '{"a":' + "[" * 100_000},
+                    }
+                ]
+            }
+        ),
+        chunk({}, "tool_calls"),
+        DONE,
+    )
     _, err = decode_failing(body, step=4096)
     assert isinstance(err, DeserializationError)
     assert "deep" in str(err)
@@ -679,8 +896,21 @@ def test_legacy_function_call_delta() -> None:
 
 
 def test_arguments_sent_as_an_object() -> None:
-    body = sse(chunk({"tool_calls": [{"index": 0, "id": "c", "function": {
-        "name": "f", "arguments": {"n": [1, {"m": None}]}}}]}), chunk({}, "tool_calls"), DONE)
+    body = sse(
+        chunk(
+            {
+                "tool_calls": [
+                    {
+                        "index": 0,
+                        "id": "c",
+                        "function": {"name": "f", "arguments": {"n": [1, {"m": None}]}},
+                    }
+                ]
+            }
+        ),
+        chunk({}, "tool_calls"),
+        DONE,
+    )
     events = decode_checked(body)
     assert tool_calls(events) == [("c", "f", {"n": [1, {"m": None}]})]
 
@@ -688,25 +918,39 @@ def test_arguments_sent_as_an_object() -> None:
 def test_text_after_a_tool_call_opens_a_new_block() -> None:
     body = sse(
         chunk({"content": "a"}),
-        chunk({"tool_calls": [{"index": 0, "id": "c", "function": {"name": "f",
-                                                                   "arguments": "{}"}}]}),
+        chunk(
+            {"tool_calls": [{"index": 0, "id": "c", "function": {"name": "f", "arguments": "{}"}}]}
+        ),
         chunk({"content": "b"}),
         chunk({}, "stop"),
         DONE,
     )
     events = decode_checked(body)
     assert [s.content_type for s in of_type(events, ContentBlockStart)] == [
-        "text", "tool_use", "text"]
+        "text",
+        "tool_use",
+        "text",
+    ]
     # stop after a streamed tool call: tool_use (whoever sends it)
     assert stop_of(events).stop_reason is StopReason.TOOL_USE
 
 
 def test_proxy_reusing_index_for_a_new_whole_call() -> None:
     body = sse(
-        chunk({"tool_calls": [{"index": 0, "id": "c1", "function": {"name": "f",
-                                                                    "arguments": '{"i":1}'}}]}),
-        chunk({"tool_calls": [{"index": 0, "id": "c2", "function": {"name": "f",
-                                                                    "arguments": '{"i":2}'}}]}),
+        chunk(
+            {
+                "tool_calls": [
+                    {"index": 0, "id": "c1", "function": {"name": "f", "arguments": '{"i":1}'}}
+                ]
+            }
+        ),
+        chunk(
+            {
+                "tool_calls": [
+                    {"index": 0, "id": "c2", "function": {"name": "f", "arguments": '{"i":2}'}}
+                ]
+            }
+        ),
         chunk({}, "tool_calls"),
         DONE,
     )
@@ -718,10 +962,19 @@ def test_proxy_reusing_index_for_a_new_whole_call() -> None:
 def test_whole_calls_sharing_an_index_are_all_kept(args: str) -> None:
     # newer Mistral streams put "index": 0 on every whole call
     body = sse(
-        chunk({"tool_calls": [
-            {"id": "aaaaaaaaa", "index": 0, "function": {"name": "now", "arguments": args}},
-            {"id": "bbbbbbbbb", "index": 0, "function": {"name": "today", "arguments": args}},
-        ]}, "tool_calls"),
+        chunk(
+            {
+                "tool_calls": [
+                    {"id": "aaaaaaaaa", "index": 0, "function": {"name": "now", "arguments": args}},
+                    {
+                        "id": "bbbbbbbbb",
+                        "index": 0,
+                        "function": {"name": "today", "arguments": args},
+                    },
+                ]
+            },
+            "tool_calls",
+        ),
         DONE,
     )
     events = decode_checked(body, "mistral")
@@ -730,8 +983,13 @@ def test_whole_calls_sharing_an_index_are_all_kept(args: str) -> None:
 
 def test_fragments_repeating_their_id_continue_the_call() -> None:
     body = sse(
-        chunk({"tool_calls": [{"index": 0, "id": "c1", "function": {"name": "f",
-                                                                    "arguments": '{"a"'}}]}),
+        chunk(
+            {
+                "tool_calls": [
+                    {"index": 0, "id": "c1", "function": {"name": "f", "arguments": '{"a"'}}
+                ]
+            }
+        ),
         chunk({"tool_calls": [{"index": 0, "id": "c1", "function": {"arguments": ": 1}"}}]}),
         chunk({"tool_calls": [{"id": "c2", "function": {"name": "g", "arguments": '{"b"'}}]}),
         chunk({"tool_calls": [{"id": "c2", "function": {"arguments": ": 2}"}}]}),
@@ -802,11 +1060,19 @@ def test_stream_adapter_can_be_fed_chunks_directly() -> None:
 
 
 GOOD = [
-    Connected(), MessageStart("i", "m"), ContentBlockStart(0, "text"), TextDelta(0, "a"),
-    ContentBlockStop(0), ContentBlockStart(1, "tool_use", "t", "f"),
-    ToolUseInputDelta(1, '{"a":'), ToolUseInputDelta(1, "1}"),
-    ToolUseComplete(1, "t", "f", {"a": 1}), ContentBlockStop(1),
-    MessageDelta(StopReason.TOOL_USE, "tool_calls"), Usage(1, 2), Done(),
+    Connected(),
+    MessageStart("i", "m"),
+    ContentBlockStart(0, "text"),
+    TextDelta(0, "a"),
+    ContentBlockStop(0),
+    ContentBlockStart(1, "tool_use", "t", "f"),
+    ToolUseInputDelta(1, '{"a":'),
+    ToolUseInputDelta(1, "1}"),
+    ToolUseComplete(1, "t", "f", {"a": 1}),
+    ContentBlockStop(1),
+    MessageDelta(StopReason.TOOL_USE, "tool_calls"),
+    Usage(1, 2),
+    Done(),
 ]
 
 
@@ -818,8 +1084,13 @@ def test_invariants_accept_a_good_stream() -> None:
     "mutate",
     [
         lambda ev: ev[1:],  # no Connected
-        lambda ev: [*ev[:2], ContentBlockStart(1, "text"), TextDelta(1, "a"),
-                    ContentBlockStop(1), *ev[5:]],  # index starts at 1, then 1 again
+        lambda ev: [
+            *ev[:2],
+            ContentBlockStart(1, "text"),
+            TextDelta(1, "a"),
+            ContentBlockStop(1),
+            *ev[5:],
+        ],  # index starts at 1, then 1 again
         lambda ev: [*ev[:4], *ev[5:]],  # text block never stopped: blocks interleave
         lambda ev: [*ev[:8], ToolUseComplete(1, "t", "f", {"a": 2}), *ev[9:]],  # wrong input
         lambda ev: [*ev[:9], ev[8], *ev[9:]],  # two ToolUseComplete
@@ -830,8 +1101,13 @@ def test_invariants_accept_a_good_stream() -> None:
         lambda ev: [*ev[:-1]],  # no Done
         lambda ev: [*ev[:3], TextDelta(0, ""), *ev[3:]],  # empty text
         lambda ev: [*ev[:3], ThinkingDelta(0, "x"), *ev[3:]],  # wrong delta kind
-        lambda ev: [*ev[:-2], ContentBlockStart(2, "text"), TextDelta(2, "late"),
-                    ContentBlockStop(2), *ev[-2:]],  # a block after MessageDelta
+        lambda ev: [
+            *ev[:-2],
+            ContentBlockStart(2, "text"),
+            TextDelta(2, "late"),
+            ContentBlockStop(2),
+            *ev[-2:],
+        ],  # a block after MessageDelta
         lambda ev: [ev[0], *ev[2:3], ev[1], *ev[3:]],  # MessageStart after a block started
         lambda ev: [*ev[:5], ContentBlockStart(1, "tool_use", "t", "g"), *ev[6:]],  # name differs
     ],

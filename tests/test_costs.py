@@ -47,7 +47,8 @@ def test_claude_subscription_is_priced_as_anthropic() -> None:
     model = DIALECTS["claude_subscription"].default_model
     usage = Usage(input_tokens=2_000, output_tokens=1_000)
     assert estimate_cost(usage, "claude_subscription", model) == estimate_cost(
-        usage, "anthropic", model)
+        usage, "anthropic", model
+    )
 
 
 def test_arithmetic_without_cache() -> None:
@@ -61,8 +62,11 @@ def test_arithmetic_with_cached_tokens() -> None:
     entry = COST_TABLE["openai:gpt-4o"]
     assert entry.cache_read_per_mtok is not None
     usage = Usage(input_tokens=10_000, output_tokens=2_000, cache_read_input_tokens=4_000)
-    expected = (6_000 * entry.input_per_mtok + 4_000 * entry.cache_read_per_mtok
-                + 2_000 * entry.output_per_mtok) / 1e6
+    expected = (
+        6_000 * entry.input_per_mtok
+        + 4_000 * entry.cache_read_per_mtok
+        + 2_000 * entry.output_per_mtok
+    ) / 1e6
     assert estimate_cost(usage, "openai", "gpt-4o") == pytest.approx(expected)
     # cached tokens make it cheaper, never dearer
     uncached = estimate_cost(Usage(10_000, 2_000), "openai", "gpt-4o")
@@ -92,8 +96,13 @@ def test_missing_counts_are_zero() -> None:
 
 @pytest.mark.parametrize(
     ("provider", "model"),
-    [("openai", "gpt-nonexistent"), ("nosuch", "gpt-4o"), ("openai", ""),
-     ("gemini", "gpt-4o"), ("claude_subscription", "gpt-4o")],
+    [
+        ("openai", "gpt-nonexistent"),
+        ("nosuch", "gpt-4o"),
+        ("openai", ""),
+        ("gemini", "gpt-4o"),
+        ("claude_subscription", "gpt-4o"),
+    ],
 )
 def test_unknown_model_is_none(provider: str, model: str) -> None:
     assert estimate_cost(Usage(1000, 1000), provider, model) is None

@@ -43,14 +43,25 @@ def test_openai_401_invalid_key() -> None:
     err = classify_error(
         401,
         {"x-request-id": "req_123"},
-        body({"error": {"message": "Incorrect API key provided: sk-abc***xyz.",
-                        "type": "invalid_request_error", "param": None,
-                        "code": "invalid_api_key"}}),
+        body(
+            {
+                "error": {
+                    "message": "Incorrect API key provided: sk-abc***xyz.",
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": "invalid_api_key",
+                }
+            }
+        ),
         provider="openai",
     )
     assert type(err) is AuthenticationFailed
     assert (err.provider, err.status_code, err.code, err.request_id) == (
-        "openai", 401, "invalid_api_key", "req_123")
+        "openai",
+        401,
+        "invalid_api_key",
+        "req_123",
+    )
     assert "Incorrect API key" in err.message
 
 
@@ -58,28 +69,47 @@ def test_openai_401_invalid_key() -> None:
 def test_openai_401_without_code_is_still_authentication(status: int) -> None:
     # "You didn't provide an API key": type invalid_request_error, code null
     err = classify_error(
-        status, {},
-        body({"error": {"message": "You didn't provide an API key. You need to provide your "
-                                   "API key in an Authorization header using Bearer auth.",
-                        "type": "invalid_request_error", "param": None, "code": None}}),
+        status,
+        {},
+        body(
+            {
+                "error": {
+                    "message": "You didn't provide an API key. You need to provide your "
+                    "API key in an Authorization header using Bearer auth.",
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": None,
+                }
+            }
+        ),
         provider="openai",
     )
     assert type(err) is AuthenticationFailed
 
 
 def test_429_with_a_broad_invalid_request_type_is_still_rate_limited() -> None:
-    err = classify_error(429, {"retry-after": "3"},
-                         body({"error": {"message": "Too many requests",
-                                         "type": "invalid_request_error"}}))
+    err = classify_error(
+        429,
+        {"retry-after": "3"},
+        body({"error": {"message": "Too many requests", "type": "invalid_request_error"}}),
+    )
     assert type(err) is RateLimited and err.retry_after == 3.0
 
 
 def test_openai_404_model_not_found() -> None:
     err = classify_error(
-        404, {},
-        body({"error": {"message": "The model `gpt-9` does not exist or you do not have access "
-                                   "to it.", "type": "invalid_request_error", "param": None,
-                        "code": "model_not_found"}}),
+        404,
+        {},
+        body(
+            {
+                "error": {
+                    "message": "The model `gpt-9` does not exist or you do not have access to it.",
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": "model_not_found",
+                }
+            }
+        ),
         provider="openai",
     )
     assert type(err) is InvalidRequest
@@ -88,12 +118,23 @@ def test_openai_404_model_not_found() -> None:
 
 
 def test_openai_400_context_length_exceeded_parses_the_numbers() -> None:
-    msg = ("This model's maximum context length is 128000 tokens. However, your messages "
-           "resulted in 130512 tokens. Please reduce the length of the messages.")
+    msg = (
+        "This model's maximum context length is 128000 tokens. However, your messages "
+        "resulted in 130512 tokens. Please reduce the length of the messages."
+    )
     err = classify_error(
-        400, {},
-        body({"error": {"message": msg, "type": "invalid_request_error", "param": "messages",
-                        "code": "context_length_exceeded"}}),
+        400,
+        {},
+        body(
+            {
+                "error": {
+                    "message": msg,
+                    "type": "invalid_request_error",
+                    "param": "messages",
+                    "code": "context_length_exceeded",
+                }
+            }
+        ),
         provider="openai",
     )
     assert type(err) is ContextLengthExceeded
@@ -102,21 +143,33 @@ def test_openai_400_context_length_exceeded_parses_the_numbers() -> None:
 
 
 def test_context_overflow_recognised_by_message_alone() -> None:
-    msg = ("This model's maximum context length is 8192 tokens. However, your messages "
-           "resulted in 9000 tokens.")
-    err = classify_error(400, {}, body({"error": {"message": msg,
-                                                  "type": "invalid_request_error"}}))
+    msg = (
+        "This model's maximum context length is 8192 tokens. However, your messages "
+        "resulted in 9000 tokens."
+    )
+    err = classify_error(
+        400, {}, body({"error": {"message": msg, "type": "invalid_request_error"}})
+    )
     assert type(err) is ContextLengthExceeded
     assert (err.max_tokens, err.requested_tokens) == (8192, 9000)
 
 
-RATE_BODY = body({"error": {"message": "Rate limit reached for gpt-4o", "type": "requests",
-                            "param": None, "code": "rate_limit_exceeded"}})
+RATE_BODY = body(
+    {
+        "error": {
+            "message": "Rate limit reached for gpt-4o",
+            "type": "requests",
+            "param": None,
+            "code": "rate_limit_exceeded",
+        }
+    }
+)
 
 
 def test_openai_429_retry_after_ms() -> None:
-    err = classify_error(429, {"retry-after-ms": "1500", "retry-after": "2"}, RATE_BODY,
-                         provider="openai")
+    err = classify_error(
+        429, {"retry-after-ms": "1500", "retry-after": "2"}, RATE_BODY, provider="openai"
+    )
     assert type(err) is RateLimited
     assert err.retry_after == pytest.approx(1.5)
     assert err.code == "rate_limit_exceeded"
@@ -144,8 +197,7 @@ def test_429_without_retry_headers() -> None:
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504, 529])
 def test_server_errors_are_overloaded(status: int) -> None:
-    err = classify_error(status, {}, body({"error": {"message": "oops",
-                                                     "type": "server_error"}}))
+    err = classify_error(status, {}, body({"error": {"message": "oops", "type": "server_error"}}))
     assert type(err) is Overloaded
     assert err.status_code == status
 
@@ -161,11 +213,18 @@ def gemini(code: int, status: str, message: str, details: list[Any] | None = Non
 
 
 def test_gemini_resource_exhausted_with_retry_info() -> None:
-    raw = gemini(429, "RESOURCE_EXHAUSTED", "You exceeded your current quota.", [
-        {"@type": "type.googleapis.com/google.rpc.QuotaFailure",
-         "violations": [{"quotaMetric": "generate_content_free_tier_requests"}]},
-        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "13s"},
-    ])
+    raw = gemini(
+        429,
+        "RESOURCE_EXHAUSTED",
+        "You exceeded your current quota.",
+        [
+            {
+                "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                "violations": [{"quotaMetric": "generate_content_free_tier_requests"}],
+            },
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "13s"},
+        ],
+    )
     err = classify_error(429, {}, raw, provider="gemini")
     assert type(err) is RateLimited
     assert err.retry_after == 13.0
@@ -174,8 +233,12 @@ def test_gemini_resource_exhausted_with_retry_info() -> None:
 
 
 def test_gemini_retry_after_header_wins_over_retry_info() -> None:
-    raw = gemini(429, "RESOURCE_EXHAUSTED", "quota",
-                 [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "13s"}])
+    raw = gemini(
+        429,
+        "RESOURCE_EXHAUSTED",
+        "quota",
+        [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "13s"}],
+    )
     err = classify_error(429, {"retry-after": "4"}, raw, provider="gemini")
     assert isinstance(err, RateLimited) and err.retry_after == 4.0
 
@@ -193,8 +256,11 @@ def test_gemini_resource_exhausted_even_without_429() -> None:
 
 
 def test_gemini_invalid_argument() -> None:
-    raw = gemini(400, "INVALID_ARGUMENT",
-                 'Invalid JSON payload received. Unknown name "foo": Cannot find field.')
+    raw = gemini(
+        400,
+        "INVALID_ARGUMENT",
+        'Invalid JSON payload received. Unknown name "foo": Cannot find field.',
+    )
     err = classify_error(400, {}, raw, provider="gemini")
     assert type(err) is InvalidRequest
     assert err.code == "INVALID_ARGUMENT"
@@ -203,12 +269,23 @@ def test_gemini_invalid_argument() -> None:
 
 def test_gemini_bad_key_is_authentication_failed() -> None:
     # Google answers a wrong key with 400 INVALID_ARGUMENT; the ErrorInfo reason says why.
-    raw = gemini(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.", [
-        {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
-         "domain": "googleapis.com"},
-        {"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US",
-         "message": "API key not valid. Please pass a valid API key."},
-    ])
+    raw = gemini(
+        400,
+        "INVALID_ARGUMENT",
+        "API key not valid. Please pass a valid API key.",
+        [
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "API_KEY_INVALID",
+                "domain": "googleapis.com",
+            },
+            {
+                "@type": "type.googleapis.com/google.rpc.LocalizedMessage",
+                "locale": "en-US",
+                "message": "API key not valid. Please pass a valid API key.",
+            },
+        ],
+    )
     err = classify_error(400, {}, raw, provider="gemini")
     assert type(err) is AuthenticationFailed
 
@@ -220,9 +297,11 @@ def test_gemini_unavailable() -> None:
 
 
 def test_gemini_token_count_context_error() -> None:
-    raw = gemini(400, "INVALID_ARGUMENT",
-                 "The input token count (1200000) exceeds the maximum number of tokens "
-                 "allowed (1048576).")
+    raw = gemini(
+        400,
+        "INVALID_ARGUMENT",
+        "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).",
+    )
     err = classify_error(400, {}, raw, provider="gemini")
     assert type(err) is ContextLengthExceeded
     assert (err.max_tokens, err.requested_tokens) == (1048576, 1200000)
@@ -237,10 +316,18 @@ def test_gemini_permission_denied() -> None:
 
 
 def test_mistral_rate_limit_code_1300_with_retry_after() -> None:
-    raw = body({"object": "error", "message": "Requests rate limit exceeded",
-                "type": "rate_limited", "param": None, "code": "1300"})
-    err = classify_error(429, {"Retry-After": "2"}, raw, provider="mistral",
-                         error_codes=MISTRAL.error_codes)
+    raw = body(
+        {
+            "object": "error",
+            "message": "Requests rate limit exceeded",
+            "type": "rate_limited",
+            "param": None,
+            "code": "1300",
+        }
+    )
+    err = classify_error(
+        429, {"Retry-After": "2"}, raw, provider="mistral", error_codes=MISTRAL.error_codes
+    )
     assert type(err) is RateLimited
     assert err.retry_after == 2.0
     assert err.code == "1300"
@@ -252,13 +339,20 @@ def test_mistral_1300_is_rate_limited_by_code_not_status() -> None:
     assert isinstance(classify_error(400, {}, raw, error_codes=MISTRAL.error_codes), RateLimited)
 
 
-DETAIL = [{"type": "extra_forbidden", "loc": ["body", "max_completion_tokens"],
-           "msg": "Extra inputs are not permitted", "input": 1024}]
+DETAIL = [
+    {
+        "type": "extra_forbidden",
+        "loc": ["body", "max_completion_tokens"],
+        "msg": "Extra inputs are not permitted",
+        "input": 1024,
+    }
+]
 
 
 def test_mistral_422_detail_names_the_field() -> None:
-    err = classify_error(422, {}, body({"detail": DETAIL}), provider="mistral",
-                         error_codes=MISTRAL.error_codes)
+    err = classify_error(
+        422, {}, body({"detail": DETAIL}), provider="mistral", error_codes=MISTRAL.error_codes
+    )
     assert type(err) is InvalidRequest
     assert err.field == "max_completion_tokens"
     assert err.code == "extra_forbidden"
@@ -266,8 +360,15 @@ def test_mistral_422_detail_names_the_field() -> None:
 
 
 def test_mistral_422_detail_inside_object_error_names_the_field() -> None:
-    raw = body({"object": "error", "message": {"detail": DETAIL},
-                "type": "invalid_request_error", "param": None, "code": None})
+    raw = body(
+        {
+            "object": "error",
+            "message": {"detail": DETAIL},
+            "type": "invalid_request_error",
+            "param": None,
+            "code": None,
+        }
+    )
     err = classify_error(422, {}, raw, provider="mistral", error_codes=MISTRAL.error_codes)
     assert type(err) is InvalidRequest
     assert err.field == "max_completion_tokens"
@@ -283,9 +384,15 @@ def test_mistral_plain_unauthorized_with_request_id() -> None:
 
 
 def test_mistral_context_error_numbers() -> None:
-    raw = body({"object": "error", "message": "Prompt contains 140000 tokens and 0 draft "
-                "tokens, too large for model with 131072 maximum context length",
-                "type": "invalid_request_error", "code": "3051"})
+    raw = body(
+        {
+            "object": "error",
+            "message": "Prompt contains 140000 tokens and 0 draft "
+            "tokens, too large for model with 131072 maximum context length",
+            "type": "invalid_request_error",
+            "code": "3051",
+        }
+    )
     err = classify_error(400, {}, raw, error_codes=MISTRAL.error_codes)
     assert type(err) is ContextLengthExceeded
     assert (err.max_tokens, err.requested_tokens) == (131072, 140000)
@@ -312,8 +419,9 @@ def glm(code: str, message: str) -> bytes:
     ],
 )
 def test_glm_codes(status: int, code: str, cls: type) -> None:
-    err = classify_error(status, {}, glm(code, "某个错误 some error"), provider="glm",
-                         error_codes=GLM.error_codes)
+    err = classify_error(
+        status, {}, glm(code, "某个错误 some error"), provider="glm", error_codes=GLM.error_codes
+    )
     assert type(err) is cls
     assert err.code == code
     assert err.provider == "glm"
@@ -324,8 +432,9 @@ def test_glm_codes_are_unknown_without_the_dialect_table() -> None:
     err = classify_error(400, {}, glm("1261", "Prompt exceeds max length"))
     assert type(err) is not RateLimited
     assert isinstance(classify_error(200, {}, glm("1302", "x")), ProviderError)
-    assert isinstance(classify_error(200, {}, glm("1302", "x"), error_codes=GLM.error_codes),
-                      RateLimited)
+    assert isinstance(
+        classify_error(200, {}, glm("1302", "x"), error_codes=GLM.error_codes), RateLimited
+    )
 
 
 # -- Anthropic / Claude proxy ------------------------------------------------------------------
@@ -333,8 +442,7 @@ def test_glm_codes_are_unknown_without_the_dialect_table() -> None:
 
 def test_anthropic_overloaded_529() -> None:
     raw = body({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
-    err = classify_error(529, {"request-id": "req_011abc"}, raw,
-                         provider="claude_subscription")
+    err = classify_error(529, {"request-id": "req_011abc"}, raw, provider="claude_subscription")
     assert type(err) is Overloaded
     assert err.code == "overloaded_error"
     assert err.request_id == "req_011abc"
@@ -356,9 +464,15 @@ def test_anthropic_error_types(etype: str, status: int, cls: type) -> None:
 
 
 def test_anthropic_prompt_too_long() -> None:
-    raw = body({"type": "error", "error": {"type": "invalid_request_error",
-                                           "message": "prompt is too long: 210000 tokens > "
-                                                      "200000 maximum"}})
+    raw = body(
+        {
+            "type": "error",
+            "error": {
+                "type": "invalid_request_error",
+                "message": "prompt is too long: 210000 tokens > 200000 maximum",
+            },
+        }
+    )
     err = classify_error(400, {}, raw)
     assert type(err) is ContextLengthExceeded
     assert (err.max_tokens, err.requested_tokens) == (200000, 210000)
@@ -369,18 +483,42 @@ def test_anthropic_prompt_too_long() -> None:
 
 @pytest.mark.parametrize(
     ("status", "cls"),
-    [(400, InvalidRequest), (401, AuthenticationFailed), (403, AuthenticationFailed),
-     (404, InvalidRequest), (413, ContextLengthExceeded), (422, InvalidRequest),
-     (429, RateLimited), (500, Overloaded), (503, Overloaded), (418, ProviderError),
-     (999, ProviderError)],
+    [
+        (400, InvalidRequest),
+        (401, AuthenticationFailed),
+        (403, AuthenticationFailed),
+        (404, InvalidRequest),
+        (413, ContextLengthExceeded),
+        (422, InvalidRequest),
+        (429, RateLimited),
+        (500, Overloaded),
+        (503, Overloaded),
+        (418, ProviderError),
+        (999, ProviderError),
+    ],
 )
 @pytest.mark.parametrize(
     "raw",
-    [b"", b"   ", b"<html><body><h1>502 Bad Gateway</h1></body></html>", b"\xff\xfe\x00garbage",
-     b"null", b"42", b'"just a string"', b"[]", b"[1, 2]", b'{"error": 5}', b'{"error": []}',
-     b'{"error": {"message": {"nested": true}, "code": [1], "status": {}}}',
-     b'{"detail": 5}', b'{"detail": "not allowed"}', b'{"message": {"detail": "x"}}',
-     b'{"error": {"details": "x", "status": 7}}', b"[" * 50_000, b'{"a":' * 50_000],
+    [
+        b"",
+        b"   ",
+        b"<html><body><h1>502 Bad Gateway</h1></body></html>",
+        b"\xff\xfe\x00garbage",
+        b"null",
+        b"42",
+        b'"just a string"',
+        b"[]",
+        b"[1, 2]",
+        b'{"error": 5}',
+        b'{"error": []}',
+        b'{"error": {"message": {"nested": true}, "code": [1], "status": {}}}',
+        b'{"detail": 5}',
+        b'{"detail": "not allowed"}',
+        b'{"message": {"detail": "x"}}',
+        b'{"error": {"details": "x", "status": 7}}',
+        b"[" * 50_000,
+        b'{"a":' * 50_000,
+    ],
     ids=lambda r: repr(r[:20]),
 )
 def test_garbage_bodies_never_raise(status: int, cls: type, raw: bytes) -> None:
@@ -410,30 +548,62 @@ def test_parsed_json_and_text_bodies_are_accepted() -> None:
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(
-        st.sampled_from(["error", "message", "code", "type", "status", "details", "detail",
-                         "loc", "msg", "retryDelay", "reason", "request_id", "object"])
-        | st.text(max_size=5),
-        inner,
-        max_size=5,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "error",
+                    "message",
+                    "code",
+                    "type",
+                    "status",
+                    "details",
+                    "detail",
+                    "loc",
+                    "msg",
+                    "retryDelay",
+                    "reason",
+                    "request_id",
+                    "object",
+                ]
+            )
+            | st.text(max_size=5),
+            inner,
+            max_size=5,
+        )
     ),
     max_leaves=20,
 )
 HEADERS = st.dictionaries(
-    st.sampled_from(["retry-after", "retry-after-ms", "Retry-After", "x-request-id",
-                     "request-id", "cf-ray"]),
-    st.text(max_size=40) | st.sampled_from(["1", "-1", "nan", "inf", "1e999",
-                                            "Wed, 21 Oct 2015 07:28:00 GMT",
-                                            "Mon, 99 Foo 99999 99:99:99 GMT"]),
+    st.sampled_from(
+        ["retry-after", "retry-after-ms", "Retry-After", "x-request-id", "request-id", "cf-ray"]
+    ),
+    st.text(max_size=40)
+    | st.sampled_from(
+        [
+            "1",
+            "-1",
+            "nan",
+            "inf",
+            "1e999",
+            "Wed, 21 Oct 2015 07:28:00 GMT",
+            "Mon, 99 Foo 99999 99:99:99 GMT",
+        ]
+    ),
 )
 
 
 @settings(max_examples=150, deadline=None)
-@given(status=st.none() | st.integers(100, 599), headers=HEADERS, payload=JSON_VALUES,
-       codes=st.sampled_from([None, GLM.error_codes, MISTRAL.error_codes]))
-def test_classifier_never_raises_on_json(status: int | None, headers: dict[str, str],
-                                         payload: Any, codes: Any) -> None:
+@given(
+    status=st.none() | st.integers(100, 599),
+    headers=HEADERS,
+    payload=JSON_VALUES,
+    codes=st.sampled_from([None, GLM.error_codes, MISTRAL.error_codes]),
+)
+def test_classifier_never_raises_on_json(
+    status: int | None, headers: dict[str, str], payload: Any, codes: Any
+) -> None:
     for form in (payload, json.dumps(payload), json.dumps(payload).encode()):
         err = classify_error(status, headers, form, provider="x", error_codes=codes)
         assert isinstance(err, LlmError)
@@ -482,9 +652,19 @@ def test_parse_retry_after_without_headers() -> None:
 
 
 def test_every_error_class_is_public_and_an_llm_error() -> None:
-    classes = [ProviderError, DeserializationError, StreamError, RateLimited, Overloaded,
-               AuthenticationFailed, ContextLengthExceeded, InvalidRequest, TransportError,
-               ConnectionFailed, RequestTimeout]
+    classes = [
+        ProviderError,
+        DeserializationError,
+        StreamError,
+        RateLimited,
+        Overloaded,
+        AuthenticationFailed,
+        ContextLengthExceeded,
+        InvalidRequest,
+        TransportError,
+        ConnectionFailed,
+        RequestTimeout,
+    ]
     for cls in classes:
         assert issubclass(cls, LlmError)
         assert getattr(provider_impl, cls.__name__) is cls
@@ -493,10 +673,21 @@ def test_every_error_class_is_public_and_an_llm_error() -> None:
 
 
 def test_error_fields_str_and_repr() -> None:
-    err = RateLimited("slow down", retry_after=3.0, provider="openai", status_code=429,
-                      code="rate_limit_exceeded", request_id="req_9")
+    err = RateLimited(
+        "slow down",
+        retry_after=3.0,
+        provider="openai",
+        status_code=429,
+        code="rate_limit_exceeded",
+        request_id="req_9",
+    )
     assert (err.provider, err.status_code, err.code, err.request_id, err.retry_after) == (
-        "openai", 429, "rate_limit_exceeded", "req_9", 3.0)
+        "openai",
+        429,
+        "rate_limit_exceeded",
+        "req_9",
+        3.0,
+    )
     text = str(err)
     for part in ("openai", "429", "rate_limit_exceeded", "slow down", "req_9"):
         assert part in text
@@ -508,6 +699,7 @@ def test_in_band_error_defaults_to_stream_error() -> None:
     err = error_from_payload({"error": {"message": "mid-stream failure"}}, provider="p")
     assert type(err) is StreamError
     assert err.status_code is None
-    typed = error_from_payload({"error": {"message": "x", "code": "1302"}},
-                               error_codes=GLM.error_codes)
+    typed = error_from_payload(
+        {"error": {"message": "x", "code": "1302"}}, error_codes=GLM.error_codes
+    )
     assert type(typed) is RateLimited

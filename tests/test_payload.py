@@ -293,57 +293,102 @@ def user(text: str = "hi") -> Message:
 BAD: list[tuple[str, Callable[[int], CompletionRequest], str]] = [
     ("no messages", lambda cap: CompletionRequest(messages=[]), "messages"),
     ("max_tokens 0", lambda cap: CompletionRequest(messages=[user()], max_tokens=0), "max_tokens"),
-    ("max_tokens -1", lambda cap: CompletionRequest(messages=[user()], max_tokens=-1),
-     "max_tokens"),
-    ("max_tokens above cap",
-     lambda cap: CompletionRequest(messages=[user()], max_tokens=cap + 1), "max_tokens"),
-    ("temperature < 0",
-     lambda cap: CompletionRequest(messages=[user()], temperature=-0.01), "temperature"),
-    ("temperature > 2",
-     lambda cap: CompletionRequest(messages=[user()], temperature=2.01), "temperature"),
-    ("temperature nan",
-     lambda cap: CompletionRequest(messages=[user()], temperature=math.nan), "temperature"),
+    (
+        "max_tokens -1",
+        lambda cap: CompletionRequest(messages=[user()], max_tokens=-1),
+        "max_tokens",
+    ),
+    (
+        "max_tokens above cap",
+        lambda cap: CompletionRequest(messages=[user()], max_tokens=cap + 1),
+        "max_tokens",
+    ),
+    (
+        "temperature < 0",
+        lambda cap: CompletionRequest(messages=[user()], temperature=-0.01),
+        "temperature",
+    ),
+    (
+        "temperature > 2",
+        lambda cap: CompletionRequest(messages=[user()], temperature=2.01),
+        "temperature",
+    ),
+    (
+        "temperature nan",
+        lambda cap: CompletionRequest(messages=[user()], temperature=math.nan),
+        "temperature",
+    ),
     ("top_p > 1", lambda cap: CompletionRequest(messages=[user()], top_p=1.5), "top_p"),
-    ("tool name with space",
-     lambda cap: CompletionRequest(messages=[user()], tools=[ToolDefinition("get weather")]),
-     "tools[0].name"),
-    ("tool name empty",
-     lambda cap: CompletionRequest(messages=[user()], tools=[WEATHER, ToolDefinition("")]),
-     "tools[1].name"),
-    ("tool name too long",
-     lambda cap: CompletionRequest(messages=[user()], tools=[ToolDefinition("x" * 65)]),
-     "tools[0].name"),
-    ("tool name not ascii",
-     lambda cap: CompletionRequest(messages=[user()], tools=[ToolDefinition("météo")]),
-     "tools[0].name"),
-    ("tool name with a dot",
-     lambda cap: CompletionRequest(messages=[user()], tools=[ToolDefinition("a.b")]),
-     "tools[0].name"),
-    ("tool name ending in newline",
-     lambda cap: CompletionRequest(messages=[user()], tools=[ToolDefinition("ab\n")]),
-     "tools[0].name"),
-    ("tool result for an unknown call",
-     lambda cap: CompletionRequest(
-         messages=[user(), Message.tool_result("call_nope", "42")]),
-     "messages[1].tool_call_id"),
-    ("tool result before its call",
-     lambda cap: CompletionRequest(messages=[
-         user(), Message.tool_result("c1", "42"),
-         Message.assistant(tool_calls=[ToolCall("c1", "get_weather", {})])]),
-     "messages[1].tool_call_id"),
-    ("tool_choice naming no tool",
-     lambda cap: CompletionRequest(messages=[user()], tools=[WEATHER], tool_choice="get_time"),
-     "tool_choice"),
-    ("tool_choice without tools",
-     lambda cap: CompletionRequest(messages=[user()], tool_choice="get_weather"),
-     "tool_choice"),
-    ("tool_choice dict naming no tool",
-     lambda cap: CompletionRequest(
-         messages=[user()], tools=[WEATHER],
-         tool_choice={"type": "function", "function": {"name": "get_time"}}),
-     "tool_choice"),
-    ("stop as a string",
-     lambda cap: CompletionRequest(messages=[user()], stop_sequences="END"), "stop_sequences"),
+    (
+        "tool name with space",
+        lambda cap: CompletionRequest(messages=[user()], tools=[ToolDefinition("get weather")]),
+        "tools[0].name",
+    ),
+    (
+        "tool name empty",
+        lambda cap: CompletionRequest(messages=[user()], tools=[WEATHER, ToolDefinition("")]),
+        "tools[1].name",
+    ),
+    (
+        "tool name too long",
+        lambda cap: CompletionRequest(messages=[user()], tools=[ToolDefinition("x" * 65)]),
+        "tools[0].name",
+    ),
+    (
+        "tool name not ascii",
+        lambda cap: CompletionRequest(messages=[user()], tools=[ToolDefinition("météo")]),
+        "tools[0].name",
+    ),
+    (
+        "tool name with a dot",
+        lambda cap: CompletionRequest(messages=[user()], tools=[ToolDefinition("a.b")]),
+        "tools[0].name",
+    ),
+    (
+        "tool name ending in newline",
+        lambda cap: CompletionRequest(messages=[user()], tools=[ToolDefinition("ab\n")]),
+        "tools[0].name",
+    ),
+    (
+        "tool result for an unknown call",
+        lambda cap: CompletionRequest(messages=[user(), Message.tool_result("call_nope", "42")]),
+        "messages[1].tool_call_id",
+    ),
+    (
+        "tool result before its call",
+        lambda cap: CompletionRequest(
+            messages=[
+                user(),
+                Message.tool_result("c1", "42"),
+                Message.assistant(tool_calls=[ToolCall("c1", "get_weather", {})]),
+            ]
+        ),
+        "messages[1].tool_call_id",
+    ),
+    (
+        "tool_choice naming no tool",
+        lambda cap: CompletionRequest(messages=[user()], tools=[WEATHER], tool_choice="get_time"),
+        "tool_choice",
+    ),
+    (
+        "tool_choice without tools",
+        lambda cap: CompletionRequest(messages=[user()], tool_choice="get_weather"),
+        "tool_choice",
+    ),
+    (
+        "tool_choice dict naming no tool",
+        lambda cap: CompletionRequest(
+            messages=[user()],
+            tools=[WEATHER],
+            tool_choice={"type": "function", "function": {"name": "get_time"}},
+        ),
+        "tool_choice",
+    ),
+    (
+        "stop as a string",
+        lambda cap: CompletionRequest(messages=[user()], stop_sequences="END"),
+        "stop_sequences",
+    ),
 ]
 
 
@@ -378,8 +423,15 @@ def test_boundaries_are_accepted(name: str) -> None:
     provider = make(name)
     cap = provider.capabilities.max_output_tokens
     t_max = provider.dialect.max_temperature
-    for kw in ({"max_tokens": 1}, {"max_tokens": cap}, {"temperature": 0},
-               {"temperature": t_max}, {"temperature": 1}, {"top_p": 0.0}, {"top_p": 1}):
+    for kw in (
+        {"max_tokens": 1},
+        {"max_tokens": cap},
+        {"temperature": 0},
+        {"temperature": t_max},
+        {"temperature": 1},
+        {"top_p": 0.0},
+        {"top_p": 1},
+    ):
         req = CompletionRequest(messages=[user()], **kw)  # type: ignore[arg-type]
         body = provider.build_request(req)
         key = next(iter(kw))

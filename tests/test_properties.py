@@ -43,15 +43,22 @@ from provider_impl import (
 from provider_impl.sse import SSEDecoder
 
 STYLES = ["openai", "gemini", "mistral", "glm", "claude"]
-SETTINGS = settings(max_examples=100, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 TEXT = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=10)
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-(10**15), 10**15)
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
-                                                                  max_size=3),
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**15), 10**15)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 ARGS = st.dictionaries(st.text(max_size=6), JSON, max_size=4)
@@ -128,9 +135,12 @@ def scripts(draw: st.DrawFn, style: str | None = None) -> Script:
     completion = draw(st.integers(0, 10**5))
     usage: Usage | None = Usage(prompt, completion, None, None)
     if style in ("openai", "glm"):
-        usage = Usage(prompt, completion,
-                      draw(st.none() | st.integers(0, prompt)),
-                      draw(st.none() | st.integers(0, completion)))
+        usage = Usage(
+            prompt,
+            completion,
+            draw(st.none() | st.integers(0, prompt)),
+            draw(st.none() | st.integers(0, completion)),
+        )
     if style in ("openai", "claude") and draw(st.booleans()):
         usage = None  # include_usage not honoured: no usage anywhere
     thinking_ok = style in ("gemini", "mistral", "glm")
@@ -153,8 +163,11 @@ def scripts(draw: st.DrawFn, style: str | None = None) -> Script:
 
 
 def _usage_json(u: Usage, details: bool) -> dict[str, Any]:
-    d: dict[str, Any] = {"prompt_tokens": u.input_tokens, "completion_tokens": u.output_tokens,
-                         "total_tokens": (u.input_tokens or 0) + (u.output_tokens or 0)}
+    d: dict[str, Any] = {
+        "prompt_tokens": u.input_tokens,
+        "completion_tokens": u.output_tokens,
+        "total_tokens": (u.input_tokens or 0) + (u.output_tokens or 0),
+    }
     if details:
         if u.cache_read_input_tokens is not None:
             d["prompt_tokens_details"] = {"cached_tokens": u.cache_read_input_tokens}
@@ -166,16 +179,22 @@ def _usage_json(u: Usage, details: bool) -> dict[str, Any]:
 def render(s: Script) -> bytes:
     frames: list[Any] = []  # dicts become data frames; str are raw SSE lines (comments)
     cid, model = {
-        "openai": ("chatcmpl-P1", "gpt-4o"), "gemini": (None, "gemini-2.5-flash"),
-        "mistral": ("f" * 32, "mistral-large-latest"), "glm": ("20260101abcdef", "glm-4.7"),
+        "openai": ("chatcmpl-P1", "gpt-4o"),
+        "gemini": (None, "gemini-2.5-flash"),
+        "mistral": ("f" * 32, "mistral-large-latest"),
+        "glm": ("20260101abcdef", "glm-4.7"),
         "claude": ("msg_01P", "claude-sonnet-4"),
     }[s.style]
 
-    def ch(delta: dict[str, Any], finish: str | None = None, usage: Any = None,
-           index: int = 0) -> dict[str, Any]:
-        c: dict[str, Any] = {"object": "chat.completion.chunk", "created": 1, "model": model,
-                             "choices": [{"index": index, "delta": delta,
-                                          "finish_reason": finish}]}
+    def ch(
+        delta: dict[str, Any], finish: str | None = None, usage: Any = None, index: int = 0
+    ) -> dict[str, Any]:
+        c: dict[str, Any] = {
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": model,
+            "choices": [{"index": index, "delta": delta, "finish_reason": finish}],
+        }
         if cid is not None:
             c["id"] = cid
         if usage is not None:
@@ -192,15 +211,36 @@ def render(s: Script) -> bytes:
             frames.append(ch({"content": "OTHER CHOICE"}, index=1))
         frames += [ch({"refusal": p}) for p in s.refusal]
         for i, c in enumerate(s.calls):
-            frames.append(ch({"tool_calls": [{"index": i, "id": c.id, "type": "function",
-                                              "function": {"name": c.name, "arguments": ""}}]}))
-            frames += [ch({"tool_calls": [{"index": i, "function": {"arguments": f}}]})
-                       for f in c.fragments]
+            frames.append(
+                ch(
+                    {
+                        "tool_calls": [
+                            {
+                                "index": i,
+                                "id": c.id,
+                                "type": "function",
+                                "function": {"name": c.name, "arguments": ""},
+                            }
+                        ]
+                    }
+                )
+            )
+            frames += [
+                ch({"tool_calls": [{"index": i, "function": {"arguments": f}}]})
+                for f in c.fragments
+            ]
         if s.finish is not None:
             frames.append(ch({}, s.finish))
         if u is not None:
-            frames.append({"id": cid, "object": "chat.completion.chunk", "model": model,
-                           "choices": [], "usage": _usage_json(u, True)})
+            frames.append(
+                {
+                    "id": cid,
+                    "object": "chat.completion.chunk",
+                    "model": model,
+                    "choices": [],
+                    "usage": _usage_json(u, True),
+                }
+            )
             if s.noise:
                 frames.append({"id": cid, "choices": [], "usage": None})
     elif s.style == "gemini":
@@ -215,39 +255,68 @@ def render(s: Script) -> bytes:
             return _usage_json(Usage(u.input_tokens, out), False)
 
         thought = {"extra_content": {"google": {"thought": True}}}
-        frames += [ch({"role": "assistant", "content": p, **thought}, usage=gu())
-                   for p in s.thinking]
+        frames += [
+            ch({"role": "assistant", "content": p, **thought}, usage=gu()) for p in s.thinking
+        ]
         frames += [ch({"role": "assistant", "content": p}, usage=gu()) for p in s.text]
         last: dict[str, Any] = {"role": "assistant"}
         if s.calls:
-            last["tool_calls"] = [{"function": {"arguments": "".join(c.fragments),
-                                                "name": c.name}, "id": "", "type": "function"}
-                                  for c in s.calls]
+            last["tool_calls"] = [
+                {
+                    "function": {"arguments": "".join(c.fragments), "name": c.name},
+                    "id": "",
+                    "type": "function",
+                }
+                for c in s.calls
+            ]
         else:
             last["content"] = ""
         frames.append(ch(last, s.finish, gu()))
     elif s.style == "mistral":
         assert u is not None
         frames.append(ch({"role": "assistant", "content": ""}))
-        frames += [ch({"content": [{"type": "thinking",
-                                    "thinking": [{"type": "text", "text": p}]}]})
-                   for p in s.thinking]
-        frames += [ch({"content": [{"type": "text", "text": p}] if s.noise else p})
-                   for p in s.text]
+        frames += [
+            ch({"content": [{"type": "thinking", "thinking": [{"type": "text", "text": p}]}]})
+            for p in s.thinking
+        ]
+        frames += [ch({"content": [{"type": "text", "text": p}] if s.noise else p}) for p in s.text]
         if s.calls:
-            frames.append(ch({"tool_calls": [
-                {"id": c.id, "function": {"name": c.name, "arguments": "".join(c.fragments)}}
-                for c in s.calls]}, s.finish, _usage_json(u, False)))
+            frames.append(
+                ch(
+                    {
+                        "tool_calls": [
+                            {
+                                "id": c.id,
+                                "function": {"name": c.name, "arguments": "".join(c.fragments)},
+                            }
+                            for c in s.calls
+                        ]
+                    },
+                    s.finish,
+                    _usage_json(u, False),
+                )
+            )
         else:
             frames.append(ch({"content": ""}, s.finish, _usage_json(u, False)))
     elif s.style == "glm":
         assert u is not None
         frames += [ch({"role": "assistant", "reasoning_content": p}) for p in s.thinking]
         frames += [ch({"role": "assistant", "content": p}) for p in s.text]
-        frames += [ch({"tool_calls": [{"id": c.id, "index": i, "type": "function",
-                                       "function": {"name": c.name,
-                                                    "arguments": "".join(c.fragments)}}]})
-                   for i, c in enumerate(s.calls)]
+        frames += [
+            ch(
+                {
+                    "tool_calls": [
+                        {
+                            "id": c.id,
+                            "index": i,
+                            "type": "function",
+                            "function": {"name": c.name, "arguments": "".join(c.fragments)},
+                        }
+                    ]
+                }
+            )
+            for i, c in enumerate(s.calls)
+        ]
         frames.append(ch({"role": "assistant", "content": ""}, s.finish, _usage_json(u, True)))
     else:  # claude proxy
         frames.append(": OPENROUTER PROCESSING")
@@ -259,11 +328,23 @@ def render(s: Script) -> bytes:
         for i, c in enumerate(s.calls):
             first = c.fragments[0] if s.noise and c.fragments else ""
             rest = c.fragments[1:] if s.noise and c.fragments else c.fragments
-            frames.append(ch({"tool_calls": [{"index": i, "id": c.id, "type": "function",
-                                              "function": {"name": c.name,
-                                                           "arguments": first}}]}))
-            frames += [ch({"tool_calls": [{"index": i, "function": {"arguments": f}}]})
-                       for f in rest]
+            frames.append(
+                ch(
+                    {
+                        "tool_calls": [
+                            {
+                                "index": i,
+                                "id": c.id,
+                                "type": "function",
+                                "function": {"name": c.name, "arguments": first},
+                            }
+                        ]
+                    }
+                )
+            )
+            frames += [
+                ch({"tool_calls": [{"index": i, "function": {"arguments": f}}]}) for f in rest
+            ]
         usage = _usage_json(u, False) if u is not None else None
         if s.finish is not None:
             frames.append(ch({}, s.finish, usage))
@@ -292,8 +373,10 @@ def expected_stop(s: Script) -> StopReason:
     if f is None or f == "stop":
         return StopReason.TOOL_USE if s.calls else StopReason.END_TURN
     return {
-        "length": StopReason.MAX_TOKENS, "model_length": StopReason.MAX_TOKENS,
-        "tool_calls": StopReason.TOOL_USE, "content_filter": StopReason.CONTENT_FILTER,
+        "length": StopReason.MAX_TOKENS,
+        "model_length": StopReason.MAX_TOKENS,
+        "tool_calls": StopReason.TOOL_USE,
+        "content_filter": StopReason.CONTENT_FILTER,
         "sensitive": StopReason.CONTENT_FILTER,
     }.get(f, StopReason.END_TURN)
 
@@ -338,8 +421,11 @@ def test_any_split_gives_the_same_events(s: Script, provider: str) -> None:
     assert dicts(list(decode_stream(pieces, provider))) == whole
 
 
-@settings(max_examples=150, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(s=scripts(), data=st.data())
 def test_a_truncated_body_is_an_error_or_a_clean_prefix(s: Script, data: st.DataObject) -> None:
     body = render(s)
@@ -361,28 +447,40 @@ def test_a_truncated_body_is_an_error_or_a_clean_prefix(s: Script, data: st.Data
     head = dicts(events[:-2])  # Usage may differ: the usage frame may be cut off
     assert head == full[: len(head)]
     assert of_type(events, MessageDelta) == [
-        ev for ev in list(decode_stream(body, "openai")) if isinstance(ev, MessageDelta)]
+        ev for ev in list(decode_stream(body, "openai")) if isinstance(ev, MessageDelta)
+    ]
 
 
 # -- the SSE decoder alone -------------------------------------------------------------------
 
-LINE_TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n"),
-                    max_size=12)
+LINE_TEXT = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n"), max_size=12
+)
 
 
 @settings(max_examples=150, deadline=None)
 @given(
-    frames=st.lists(st.tuples(st.sampled_from(["", "message", "error", "x"]),
-                              st.lists(LINE_TEXT, min_size=1, max_size=3)), max_size=6),
+    frames=st.lists(
+        st.tuples(
+            st.sampled_from(["", "message", "error", "x"]),
+            st.lists(LINE_TEXT, min_size=1, max_size=3),
+        ),
+        max_size=6,
+    ),
     eol=st.sampled_from(["\n", "\r\n", "\r"]),
     comments=st.booleans(),
     bom=st.booleans(),
     final_blank=st.booleans(),
     cuts=st.lists(st.integers(0, 400), max_size=10),
 )
-def test_sse_frames_survive_any_split(frames: list[tuple[str, list[str]]], eol: str,
-                                      comments: bool, bom: bool, final_blank: bool,
-                                      cuts: list[int]) -> None:
+def test_sse_frames_survive_any_split(
+    frames: list[tuple[str, list[str]]],
+    eol: str,
+    comments: bool,
+    bom: bool,
+    final_blank: bool,
+    cuts: list[int],
+) -> None:
     text = "\ufeff" if bom else ""
     for i, (event, lines) in enumerate(frames):
         if comments:

@@ -57,8 +57,11 @@ def ok_stream(text: str = "Hello there") -> bytes:
         chunk({"content": text[:5]}),
         chunk({"content": text[5:]}),
         chunk({}, "stop"),
-        {"id": "chatcmpl-test", "choices": [],
-         "usage": {"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13}},
+        {
+            "id": "chatcmpl-test",
+            "choices": [],
+            "usage": {"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13},
+        },
         DONE,
     )
 
@@ -68,8 +71,9 @@ def ok_json(text: str = "Hello there") -> dict[str, Any]:
         "id": "chatcmpl-test",
         "object": "chat.completion",
         "model": "test-model",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                     "finish_reason": "stop"}],
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+        ],
         "usage": {"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13},
     }
 
@@ -77,8 +81,9 @@ def ok_json(text: str = "Hello there") -> dict[str, Any]:
 def ok_response(request: httpx.Request) -> httpx.Response:
     """A success in whichever form the request asked for."""
     if json.loads(request.content)["stream"]:
-        return httpx.Response(200, content=ok_stream(),
-                              headers={"content-type": "text/event-stream"})
+        return httpx.Response(
+            200, content=ok_stream(), headers={"content-type": "text/event-stream"}
+        )
     return httpx.Response(200, json=ok_json())
 
 
@@ -104,8 +109,9 @@ class Server:
 class Chunks(httpx.SyncByteStream, httpx.AsyncByteStream):
     """A response body in pieces; may fail after them or hang; records being closed."""
 
-    def __init__(self, pieces: list[bytes], *, fail: Exception | None = None,
-                 hang: bool = False) -> None:
+    def __init__(
+        self, pieces: list[bytes], *, fail: Exception | None = None, hang: bool = False
+    ) -> None:
         self.pieces = pieces
         self.fail = fail
         self.hang = hang
@@ -155,8 +161,9 @@ def make(name: str, server: Handler, **kw: Any) -> tuple[OpenAiCompatibleProvide
     return provider, delays
 
 
-async def call(provider: OpenAiCompatibleProvider, mode: str,
-               req: CompletionRequest = REQ) -> tuple[Any, list[Any]]:
+async def call(
+    provider: OpenAiCompatibleProvider, mode: str, req: CompletionRequest = REQ
+) -> tuple[Any, list[Any]]:
     """Run one call; returns (result or error, events yielded before the end)."""
     events: list[Any] = []
     try:
@@ -178,61 +185,219 @@ async def call(provider: OpenAiCompatibleProvider, mode: str,
 # -- each error shape, on all four paths -----------------------------------------------------
 
 SHAPES: list[tuple[str, str, int, dict[str, str], Any, type, str | None]] = [
-    ("openai-401", "openai", 401, {"x-request-id": "req_1"},
-     {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error",
-                "param": None, "code": "invalid_api_key"}}, AuthenticationFailed,
-     "invalid_api_key"),
-    ("openai-404", "openai", 404, {},
-     {"error": {"message": "The model `nope` does not exist", "type": "invalid_request_error",
-                "param": None, "code": "model_not_found"}}, InvalidRequest, "model_not_found"),
-    ("openai-context", "openai", 400, {},
-     {"error": {"message": "This model's maximum context length is 128000 tokens. However, "
-                           "your messages resulted in 200000 tokens.",
-                "type": "invalid_request_error", "param": "messages",
-                "code": "context_length_exceeded"}}, ContextLengthExceeded,
-     "context_length_exceeded"),
-    ("openai-429", "openai", 429, {"retry-after-ms": "20"},
-     {"error": {"message": "Rate limit reached", "type": "requests",
-                "code": "rate_limit_exceeded"}}, RateLimited, "rate_limit_exceeded"),
-    ("gemini-429", "gemini", 429, {},
-     [{"error": {"code": 429, "message": "Resource exhausted", "status": "RESOURCE_EXHAUSTED",
-                 "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo",
-                              "retryDelay": "3s"}]}}], RateLimited, "RESOURCE_EXHAUSTED"),
-    ("gemini-400", "gemini", 400, {},
-     [{"error": {"code": 400, "message": "Invalid JSON payload", "status": "INVALID_ARGUMENT"}}],
-     InvalidRequest, "INVALID_ARGUMENT"),
-    ("gemini-503", "gemini", 503, {},
-     [{"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}}],
-     Overloaded, "UNAVAILABLE"),
-    ("mistral-422", "mistral", 422, {},
-     {"detail": [{"type": "extra_forbidden", "loc": ["body", "stream_options"],
-                  "msg": "Extra inputs are not permitted", "input": {}}]},
-     InvalidRequest, "extra_forbidden"),
-    ("mistral-1300", "mistral", 429, {"Retry-After": "1"},
-     {"object": "error", "message": "Requests rate limit exceeded", "type": "rate_limited",
-      "param": None, "code": "1300"}, RateLimited, "1300"),
-    ("mistral-401", "mistral", 401, {},
-     {"message": "Unauthorized", "request_id": "abc123"}, AuthenticationFailed, None),
-    ("glm-1001", "glm", 401, {}, {"error": {"code": "1001", "message": "身份验证失败"}},
-     AuthenticationFailed, "1001"),
-    ("glm-1261", "glm", 400, {}, {"error": {"code": "1261", "message": "Prompt 超长"}},
-     ContextLengthExceeded, "1261"),
-    ("glm-1302", "glm", 429, {}, {"error": {"code": "1302", "message": "并发数过高"}},
-     RateLimited, "1302"),
-    ("glm-1113", "glm", 429, {}, {"error": {"code": "1113", "message": "余额不足"}},
-     ProviderError, "1113"),
-    ("claude-529", "claude_subscription", 529, {"request-id": "req_x"},
-     {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
-     Overloaded, "overloaded_error"),
-    ("html-502", "openai", 502, {"content-type": "text/html"},
-     "<html><body>502 Bad Gateway</body></html>", Overloaded, None),
+    (
+        "openai-401",
+        "openai",
+        401,
+        {"x-request-id": "req_1"},
+        {
+            "error": {
+                "message": "Incorrect API key provided",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "invalid_api_key",
+            }
+        },
+        AuthenticationFailed,
+        "invalid_api_key",
+    ),
+    (
+        "openai-404",
+        "openai",
+        404,
+        {},
+        {
+            "error": {
+                "message": "The model `nope` does not exist",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "model_not_found",
+            }
+        },
+        InvalidRequest,
+        "model_not_found",
+    ),
+    (
+        "openai-context",
+        "openai",
+        400,
+        {},
+        {
+            "error": {
+                "message": "This model's maximum context length is 128000 tokens. However, "
+                "your messages resulted in 200000 tokens.",
+                "type": "invalid_request_error",
+                "param": "messages",
+                "code": "context_length_exceeded",
+            }
+        },
+        ContextLengthExceeded,
+        "context_length_exceeded",
+    ),
+    (
+        "openai-429",
+        "openai",
+        429,
+        {"retry-after-ms": "20"},
+        {
+            "error": {
+                "message": "Rate limit reached",
+                "type": "requests",
+                "code": "rate_limit_exceeded",
+            }
+        },
+        RateLimited,
+        "rate_limit_exceeded",
+    ),
+    (
+        "gemini-429",
+        "gemini",
+        429,
+        {},
+        [
+            {
+                "error": {
+                    "code": 429,
+                    "message": "Resource exhausted",
+                    "status": "RESOURCE_EXHAUSTED",
+                    "details": [
+                        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "3s"}
+                    ],
+                }
+            }
+        ],
+        RateLimited,
+        "RESOURCE_EXHAUSTED",
+    ),
+    (
+        "gemini-400",
+        "gemini",
+        400,
+        {},
+        [{"error": {"code": 400, "message": "Invalid JSON payload", "status": "INVALID_ARGUMENT"}}],
+        InvalidRequest,
+        "INVALID_ARGUMENT",
+    ),
+    (
+        "gemini-503",
+        "gemini",
+        503,
+        {},
+        [{"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}}],
+        Overloaded,
+        "UNAVAILABLE",
+    ),
+    (
+        "mistral-422",
+        "mistral",
+        422,
+        {},
+        {
+            "detail": [
+                {
+                    "type": "extra_forbidden",
+                    "loc": ["body", "stream_options"],
+                    "msg": "Extra inputs are not permitted",
+                    "input": {},
+                }
+            ]
+        },
+        InvalidRequest,
+        "extra_forbidden",
+    ),
+    (
+        "mistral-1300",
+        "mistral",
+        429,
+        {"Retry-After": "1"},
+        {
+            "object": "error",
+            "message": "Requests rate limit exceeded",
+            "type": "rate_limited",
+            "param": None,
+            "code": "1300",
+        },
+        RateLimited,
+        "1300",
+    ),
+    (
+        "mistral-401",
+        "mistral",
+        401,
+        {},
+        {"message": "Unauthorized", "request_id": "abc123"},
+        AuthenticationFailed,
+        None,
+    ),
+    (
+        "glm-1001",
+        "glm",
+        401,
+        {},
+        {"error": {"code": "1001", "message": "身份验证失败"}},
+        AuthenticationFailed,
+        "1001",
+    ),
+    (
+        "glm-1261",
+        "glm",
+        400,
+        {},
+        {"error": {"code": "1261", "message": "Prompt 超长"}},
+        ContextLengthExceeded,
+        "1261",
+    ),
+    (
+        "glm-1302",
+        "glm",
+        429,
+        {},
+        {"error": {"code": "1302", "message": "并发数过高"}},
+        RateLimited,
+        "1302",
+    ),
+    (
+        "glm-1113",
+        "glm",
+        429,
+        {},
+        {"error": {"code": "1113", "message": "余额不足"}},
+        ProviderError,
+        "1113",
+    ),
+    (
+        "claude-529",
+        "claude_subscription",
+        529,
+        {"request-id": "req_x"},
+        {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
+        Overloaded,
+        "overloaded_error",
+    ),
+    (
+        "html-502",
+        "openai",
+        502,
+        {"content-type": "text/html"},
+        "<html><body>502 Bad Gateway</body></html>",
+        Overloaded,
+        None,
+    ),
 ]
 
 
-@pytest.mark.parametrize(("case", "name", "status", "headers", "payload", "cls", "code"),
-                         SHAPES, ids=[s[0] for s in SHAPES])
+@pytest.mark.parametrize(
+    ("case", "name", "status", "headers", "payload", "cls", "code"),
+    SHAPES,
+    ids=[s[0] for s in SHAPES],
+)
 async def test_error_shapes_are_the_same_typed_error_on_every_path(
-    case: str, name: str, status: int, headers: dict[str, str], payload: Any, cls: type,
+    case: str,
+    name: str,
+    status: int,
+    headers: dict[str, str],
+    payload: Any,
+    cls: type,
     code: str | None,
 ) -> None:
     raw = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
@@ -245,22 +410,46 @@ async def test_error_shapes_are_the_same_typed_error_on_every_path(
         assert events == []  # no Connected before a 2xx
         assert len(server.requests) == 1 and delays == []
         assert err.provider == name and err.status_code == status and err.code == code
-        seen.append((type(err), err.message, err.code, err.request_id,
-                     getattr(err, "retry_after", None), getattr(err, "field", None)))
+        seen.append(
+            (
+                type(err),
+                err.message,
+                err.code,
+                err.request_id,
+                getattr(err, "retry_after", None),
+                getattr(err, "field", None),
+            )
+        )
     assert all(s == seen[0] for s in seen), seen
 
 
 def test_error_shape_details_reach_the_caller() -> None:
-    server = Server(httpx.Response(422, json={"detail": [
-        {"type": "extra_forbidden", "loc": ["body", "max_completion_tokens"],
-         "msg": "Extra inputs are not permitted"}]}))
+    server = Server(
+        httpx.Response(
+            422,
+            json={
+                "detail": [
+                    {
+                        "type": "extra_forbidden",
+                        "loc": ["body", "max_completion_tokens"],
+                        "msg": "Extra inputs are not permitted",
+                    }
+                ]
+            },
+        )
+    )
     provider, _ = make("mistral", server, max_retries=0)
     with pytest.raises(InvalidRequest) as info:
         provider.complete(REQ)
     assert info.value.field == "max_completion_tokens"
 
-    server = Server(httpx.Response(429, headers={"retry-after-ms": "20"}, json={
-        "error": {"message": "slow", "code": "rate_limit_exceeded"}}))
+    server = Server(
+        httpx.Response(
+            429,
+            headers={"retry-after-ms": "20"},
+            json={"error": {"message": "slow", "code": "rate_limit_exceeded"}},
+        )
+    )
     provider, _ = make("openai", server, max_retries=0)
     with pytest.raises(RateLimited) as rl:
         list(provider.stream(REQ))
@@ -329,9 +518,14 @@ def test_custom_provider_auth_header_and_fields() -> None:
     server = Server(ok_response)
     transport = httpx.MockTransport(server)
     provider = OpenAiCompatibleProvider.custom(
-        name="acme", base_url="https://llm.acme.test/v1", default_model="acme-1",
-        api_key="test-key", auth_header="x-api-key", auth_scheme=None,
-        max_tokens_param="max_output_tokens", stream_usage_option=False,
+        name="acme",
+        base_url="https://llm.acme.test/v1",
+        default_model="acme-1",
+        api_key="test-key",
+        auth_header="x-api-key",
+        auth_scheme=None,
+        max_tokens_param="max_output_tokens",
+        stream_usage_option=False,
         http_client=httpx.Client(transport=transport),
     )
     assert provider.name == "acme" and provider.model == "acme-1"
@@ -363,9 +557,14 @@ async def test_503_then_200_retries_once_and_streams_cleanly(mode: str) -> None:
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_429_retry_after_is_honoured(mode: str) -> None:
-    server = Server(httpx.Response(429, headers={"retry-after": "1"},
-                                   json={"error": {"message": "slow", "type": "requests"}}),
-                    ok_response)
+    server = Server(
+        httpx.Response(
+            429,
+            headers={"retry-after": "1"},
+            json={"error": {"message": "slow", "type": "requests"}},
+        ),
+        ok_response,
+    )
     provider, delays = make("openai", server)
     result, _ = await call(provider, mode)
     assert not isinstance(result, LlmError)
@@ -375,9 +574,13 @@ async def test_429_retry_after_is_honoured(mode: str) -> None:
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_retries_are_bounded_then_the_typed_error(mode: str) -> None:
-    server = Server(httpx.Response(429, headers={"retry-after": "2"},
-                                   json={"error": {"message": "slow",
-                                                   "code": "rate_limit_exceeded"}}))
+    server = Server(
+        httpx.Response(
+            429,
+            headers={"retry-after": "2"},
+            json={"error": {"message": "slow", "code": "rate_limit_exceeded"}},
+        )
+    )
     provider, delays = make("openai", server, max_retries=3)
     err, events = await call(provider, mode)
     assert isinstance(err, RateLimited) and err.retry_after == 2.0
@@ -470,10 +673,12 @@ async def test_read_timeout_is_request_timeout(mode: str) -> None:
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("failure", [httpx.ConnectTimeout("connect timed out"),
-                                     httpx.PoolTimeout("no free connection")])
-async def test_connect_timeout_is_a_connection_error_and_retried(mode: str,
-                                                                 failure: Exception) -> None:
+@pytest.mark.parametrize(
+    "failure", [httpx.ConnectTimeout("connect timed out"), httpx.PoolTimeout("no free connection")]
+)
+async def test_connect_timeout_is_a_connection_error_and_retried(
+    mode: str, failure: Exception
+) -> None:
     server = Server(failure, ok_response)
     provider, delays = make("openai", server)
     result, _ = await call(provider, mode)
@@ -500,6 +705,7 @@ async def test_read_timeout_is_not_retried(mode: str) -> None:
 def stream_response(body: Chunks) -> Handler:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=body)
+
     return handler
 
 
@@ -509,12 +715,13 @@ FIRST = sse(chunk({"role": "assistant", "content": ""}), chunk({"content": "part
 @pytest.mark.parametrize("mode", ["stream", "astream"])
 @pytest.mark.parametrize(
     ("failure", "cls"),
-    [(httpx.ReadError("connection reset"), StreamError),
-     (httpx.RemoteProtocolError("peer closed connection"), StreamError),
-     (httpx.ReadTimeout("read timed out"), RequestTimeout)],
+    [
+        (httpx.ReadError("connection reset"), StreamError),
+        (httpx.RemoteProtocolError("peer closed connection"), StreamError),
+        (httpx.ReadTimeout("read timed out"), RequestTimeout),
+    ],
 )
-async def test_error_after_events_is_not_retried(mode: str, failure: Exception,
-                                                 cls: type) -> None:
+async def test_error_after_events_is_not_retried(mode: str, failure: Exception, cls: type) -> None:
     bodies: list[Chunks] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -632,13 +839,18 @@ async def test_cancelling_the_task_closes_the_response() -> None:
 
 # -- keys from the environment -------------------------------------------------------------------
 
-ENV = {"openai": "OPENAI_API_KEY", "gemini": "GEMINI_API_KEY", "mistral": "MISTRAL_API_KEY",
-       "glm": "ZAI_API_KEY"}
+ENV = {
+    "openai": "OPENAI_API_KEY",
+    "gemini": "GEMINI_API_KEY",
+    "mistral": "MISTRAL_API_KEY",
+    "glm": "ZAI_API_KEY",
+}
 
 
 @pytest.mark.parametrize("name", sorted(ENV))
-def test_missing_key_names_the_environment_variable(name: str,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_key_names_the_environment_variable(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv(ENV[name], raising=False)
     with pytest.raises(AuthenticationFailed) as info:
         FACTORIES[name]()
@@ -666,18 +878,25 @@ def test_key_from_the_environment_is_sent(name: str, monkeypatch: pytest.MonkeyP
 def test_custom_missing_key_names_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ACME_KEY", raising=False)
     with pytest.raises(AuthenticationFailed, match="ACME_KEY"):
-        OpenAiCompatibleProvider.custom(name="acme", base_url="https://x.test/v1",
-                                        default_model="m", api_key_env="ACME_KEY")
+        OpenAiCompatibleProvider.custom(
+            name="acme", base_url="https://x.test/v1", default_model="m", api_key_env="ACME_KEY"
+        )
 
 
 # -- complete(): non-streaming bodies ------------------------------------------------------------
 
 
-def completion(message: dict[str, Any], finish: str, usage: dict[str, Any] | None = None,
-               **top: Any) -> dict[str, Any]:
-    body = {"id": "resp-1", "object": "chat.completion", "model": "m",
-            "choices": [{"index": 0, "message": {"role": "assistant", **message},
-                         "finish_reason": finish}]}
+def completion(
+    message: dict[str, Any], finish: str, usage: dict[str, Any] | None = None, **top: Any
+) -> dict[str, Any]:
+    body = {
+        "id": "resp-1",
+        "object": "chat.completion",
+        "model": "m",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", **message}, "finish_reason": finish}
+        ],
+    }
     if usage is not None:
         body["usage"] = usage
     body.update(top)
@@ -687,23 +906,38 @@ def completion(message: dict[str, Any], finish: str, usage: dict[str, Any] | Non
 @pytest.mark.parametrize("mode", ["complete", "acomplete"])
 async def test_complete_parses_tool_calls_and_usage_details(mode: str) -> None:
     body = completion(
-        {"content": None, "tool_calls": [
-            {"id": "call_1", "type": "function",
-             "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}},
-            {"id": "call_2", "type": "function",
-             "function": {"name": "get_time", "arguments": ""}},
-        ]},
+        {
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                },
+                {
+                    "id": "call_2",
+                    "type": "function",
+                    "function": {"name": "get_time", "arguments": ""},
+                },
+            ],
+        },
         "tool_calls",
-        {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120,
-         "prompt_tokens_details": {"cached_tokens": 64},
-         "completion_tokens_details": {"reasoning_tokens": 12}},
+        {
+            "prompt_tokens": 100,
+            "completion_tokens": 20,
+            "total_tokens": 120,
+            "prompt_tokens_details": {"cached_tokens": 64},
+            "completion_tokens_details": {"reasoning_tokens": 12},
+        },
     )
     provider, _ = make("openai", Server(httpx.Response(200, json=body)))
     resp, _ = await call(provider, mode)
     assert resp.id == "resp-1" and resp.model == "m"
     assert resp.text == ""
-    assert resp.tool_calls == (ToolCall("call_1", "get_weather", {"city": "Paris"}),
-                               ToolCall("call_2", "get_time", {}))
+    assert resp.tool_calls == (
+        ToolCall("call_1", "get_weather", {"city": "Paris"}),
+        ToolCall("call_2", "get_time", {}),
+    )
     assert resp.stop_reason is StopReason.TOOL_USE
     assert resp.raw_finish_reason == "tool_calls"
     assert resp.usage == Usage(100, 20, 64, 12)
@@ -712,12 +946,20 @@ async def test_complete_parses_tool_calls_and_usage_details(mode: str) -> None:
 @pytest.mark.parametrize("mode", ["complete", "acomplete"])
 async def test_complete_parses_mistral_thinking_list(mode: str) -> None:
     body = completion(
-        {"content": [
-            {"type": "thinking", "thinking": [{"type": "text", "text": "Two and two "},
-                                              {"type": "text", "text": "make four."}]},
-            {"type": "text", "text": "4"},
-        ]},
-        "stop", {"prompt_tokens": 7, "completion_tokens": 30, "total_tokens": 37},
+        {
+            "content": [
+                {
+                    "type": "thinking",
+                    "thinking": [
+                        {"type": "text", "text": "Two and two "},
+                        {"type": "text", "text": "make four."},
+                    ],
+                },
+                {"type": "text", "text": "4"},
+            ]
+        },
+        "stop",
+        {"prompt_tokens": 7, "completion_tokens": 30, "total_tokens": 37},
     )
     provider, _ = make("mistral", Server(httpx.Response(200, json=body)))
     resp, _ = await call(provider, mode)
@@ -730,11 +972,20 @@ def test_complete_parses_glm_reasoning_and_gemini_stop_after_call() -> None:
     glm = completion({"reasoning_content": "thinking...", "content": "answer"}, "stop")
     provider, _ = make("glm", Server(httpx.Response(200, json=glm)))
     resp = provider.complete(REQ)
-    assert (resp.thinking, resp.text, resp.stop_reason) == ("thinking...", "answer",
-                                                            StopReason.END_TURN)
-    gem = completion({"content": None, "tool_calls": [
-        {"id": "", "type": "function", "function": {"name": "f", "arguments": '{"a":1}'}}]},
-        "stop")
+    assert (resp.thinking, resp.text, resp.stop_reason) == (
+        "thinking...",
+        "answer",
+        StopReason.END_TURN,
+    )
+    gem = completion(
+        {
+            "content": None,
+            "tool_calls": [
+                {"id": "", "type": "function", "function": {"name": "f", "arguments": '{"a":1}'}}
+            ],
+        },
+        "stop",
+    )
     provider, _ = make("gemini", Server(httpx.Response(200, json=gem)))
     resp = provider.complete(REQ)
     (call_,) = resp.tool_calls
@@ -752,13 +1003,28 @@ def test_complete_refusal_and_unknown_finish_reason() -> None:
 
 @pytest.mark.parametrize(
     ("raw", "cls"),
-    [(b"not json", DeserializationError), (b"[" * 100_000, DeserializationError),
-     (b'{"id": "x"}', DeserializationError), (b'{"choices": []}', DeserializationError),
-     (b'"text"', DeserializationError),
-     (b'{"error": {"message": "quota", "code": "rate_limit_exceeded"}}', RateLimited),
-     (json.dumps(completion({"content": None, "tool_calls": [
-         {"id": "c", "function": {"name": "broken_tool", "arguments": "{nope"}}]},
-         "tool_calls")).encode(), DeserializationError)],
+    [
+        (b"not json", DeserializationError),
+        (b"[" * 100_000, DeserializationError),
+        (b'{"id": "x"}', DeserializationError),
+        (b'{"choices": []}', DeserializationError),
+        (b'"text"', DeserializationError),
+        (b'{"error": {"message": "quota", "code": "rate_limit_exceeded"}}', RateLimited),
+        (
+            json.dumps(
+                completion(
+                    {
+                        "content": None,
+                        "tool_calls": [
+                            {"id": "c", "function": {"name": "broken_tool", "arguments": "{nope"}}
+                        ],
+                    },
+                    "tool_calls",
+                )
+            ).encode(),
+            DeserializationError,
+        ),
+    ],
 )
 @pytest.mark.parametrize("mode", ["complete", "acomplete"])
 async def test_complete_bad_bodies(raw: bytes, cls: type, mode: str) -> None:
@@ -776,16 +1042,31 @@ async def test_complete_bad_bodies(raw: bytes, cls: type, mode: str) -> None:
 
 def test_capabilities_and_dialect_records() -> None:
     expected = {
-        "openai": ("https://api.openai.com/v1", "OPENAI_API_KEY",
-                   ProviderCapabilities(True, True, True, False, 128_000, 16_384)),
-        "gemini": ("https://generativelanguage.googleapis.com/v1beta/openai", "GEMINI_API_KEY",
-                   ProviderCapabilities(True, True, True, False, 1_000_000, 65_536)),
-        "mistral": ("https://api.mistral.ai/v1", "MISTRAL_API_KEY",
-                    ProviderCapabilities(True, True, True, False, 128_000, 32_768)),
-        "glm": ("https://api.z.ai/api/paas/v4", "ZAI_API_KEY",
-                ProviderCapabilities(True, True, False, False, 200_000, 128_000)),
-        "claude_subscription": ("http://localhost:3456/v1", None,
-                                ProviderCapabilities(True, True, True, True, 200_000, 128_000)),
+        "openai": (
+            "https://api.openai.com/v1",
+            "OPENAI_API_KEY",
+            ProviderCapabilities(True, True, True, False, 128_000, 16_384),
+        ),
+        "gemini": (
+            "https://generativelanguage.googleapis.com/v1beta/openai",
+            "GEMINI_API_KEY",
+            ProviderCapabilities(True, True, True, False, 1_000_000, 65_536),
+        ),
+        "mistral": (
+            "https://api.mistral.ai/v1",
+            "MISTRAL_API_KEY",
+            ProviderCapabilities(True, True, True, False, 128_000, 32_768),
+        ),
+        "glm": (
+            "https://api.z.ai/api/paas/v4",
+            "ZAI_API_KEY",
+            ProviderCapabilities(True, True, False, False, 200_000, 128_000),
+        ),
+        "claude_subscription": (
+            "http://localhost:3456/v1",
+            None,
+            ProviderCapabilities(True, True, True, True, 200_000, 128_000),
+        ),
     }
     for name, (url, env, caps) in expected.items():
         provider = FACTORIES[name](api_key="k")

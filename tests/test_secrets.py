@@ -30,8 +30,12 @@ REQ = CompletionRequest(messages=[Message(role="user", content="hi")], max_token
 
 def _custom(**kw: Any) -> OpenAiCompatibleProvider:
     return OpenAiCompatibleProvider.custom(
-        name="acme", base_url="https://llm.acme.test/v1", default_model="acme-1",
-        api_key_env="ACME_API_KEY", **kw)
+        name="acme",
+        base_url="https://llm.acme.test/v1",
+        default_model="acme-1",
+        api_key_env="ACME_API_KEY",
+        **kw,
+    )
 
 
 FACTORIES: dict[str, tuple[Callable[..., OpenAiCompatibleProvider], str]] = {
@@ -46,12 +50,17 @@ NAMES = sorted(FACTORIES)
 MODES = ["complete", "stream", "acomplete", "astream"]
 
 
-def build(name: str, handler: Callable[[httpx.Request], httpx.Response],
-          **kw: Any) -> tuple[OpenAiCompatibleProvider, str]:
+def build(
+    name: str, handler: Callable[[httpx.Request], httpx.Response], **kw: Any
+) -> tuple[OpenAiCompatibleProvider, str]:
     factory, key = FACTORIES[name]
     transport = httpx.MockTransport(handler)
-    provider = factory(api_key=key, http_client=httpx.Client(transport=transport),
-                       async_http_client=httpx.AsyncClient(transport=transport), **kw)
+    provider = factory(
+        api_key=key,
+        http_client=httpx.Client(transport=transport),
+        async_http_client=httpx.AsyncClient(transport=transport),
+        **kw,
+    )
 
     async def no_sleep(delay: float) -> None:
         return None
@@ -91,11 +100,23 @@ async def call(provider: OpenAiCompatibleProvider, mode: str) -> Any:
 
 def ok(request: httpx.Request) -> httpx.Response:
     if json.loads(request.content)["stream"]:
-        return httpx.Response(200, content=sse(chunk({"content": "hello"}), chunk({}, "stop"),
-                                               DONE))
-    return httpx.Response(200, json={"id": "x", "model": "m", "choices": [
-        {"index": 0, "message": {"role": "assistant", "content": "hello"},
-         "finish_reason": "stop"}]})
+        return httpx.Response(
+            200, content=sse(chunk({"content": "hello"}), chunk({}, "stop"), DONE)
+        )
+    return httpx.Response(
+        200,
+        json={
+            "id": "x",
+            "model": "m",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "hello"},
+                    "finish_reason": "stop",
+                }
+            ],
+        },
+    )
 
 
 # -- repr and str ---------------------------------------------------------------------------
@@ -104,8 +125,13 @@ def ok(request: httpx.Request) -> httpx.Response:
 @pytest.mark.parametrize("name", NAMES)
 def test_repr_and_str_of_provider_and_dialect(name: str) -> None:
     provider, key = build(name, ok)
-    assert_clean(key, provider, provider.dialect, provider.capabilities, vars(provider)
-                 if hasattr(provider, "__dict__") else None)
+    assert_clean(
+        key,
+        provider,
+        provider.dialect,
+        provider.capabilities,
+        vars(provider) if hasattr(provider, "__dict__") else None,
+    )
     assert key not in repr(provider.__dict__)
     # the key is really used, just never shown
     sent: list[httpx.Request] = []
@@ -135,10 +161,19 @@ def test_provider_cannot_be_pickled_with_its_key(name: str) -> None:
 
 def echoing_401(key: str) -> Callable[[httpx.Request], httpx.Response]:
     def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(401, headers={"x-request-id": f"req-{key}"}, json={
-            "error": {"message": f"Incorrect API key provided: {key}. Check your key.",
-                      "type": "invalid_request_error", "param": key,
-                      "code": f"invalid_api_key:{key}"}})
+        return httpx.Response(
+            401,
+            headers={"x-request-id": f"req-{key}"},
+            json={
+                "error": {
+                    "message": f"Incorrect API key provided: {key}. Check your key.",
+                    "type": "invalid_request_error",
+                    "param": key,
+                    "code": f"invalid_api_key:{key}",
+                }
+            },
+        )
+
     return handler
 
 
@@ -174,8 +209,17 @@ async def test_in_band_error_and_bad_frame_that_echo_the_key(name: str, mode: st
     for body in (
         sse(chunk({"content": "a"}), {"error": {"message": f"bad key {key}", "code": key}}),
         sse(chunk({"content": "a"}), f"data: not json {key}\n\n"),
-        sse(chunk({"tool_calls": [{"index": 0, "id": "c", "function": {
-            "name": "f", "arguments": f"{{{key}"}}]}), chunk({}, "tool_calls"), DONE),
+        sse(
+            chunk(
+                {
+                    "tool_calls": [
+                        {"index": 0, "id": "c", "function": {"name": "f", "arguments": f"{{{key}"}}
+                    ]
+                }
+            ),
+            chunk({}, "tool_calls"),
+            DONE,
+        ),
     ):
         provider, key = build(name, lambda request, b=body: httpx.Response(200, content=b))
         with pytest.raises(LlmError) as info:
@@ -204,6 +248,7 @@ async def test_transport_errors(name: str, mode: str) -> None:
         httpx.LocalProtocolError(f"Illegal header value b'Bearer {key}'"),
     ]
     for failure in failures:
+
         def handler(request: httpx.Request, f: Exception = failure) -> httpx.Response:
             raise f
 
@@ -235,10 +280,15 @@ async def test_transport_error_mid_stream(mode: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["openai", "gemini", "mistral", "glm"])
-def test_missing_key_error_names_the_variable_only(name: str,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    env = {"openai": "OPENAI_API_KEY", "gemini": "GEMINI_API_KEY",
-           "mistral": "MISTRAL_API_KEY", "glm": "ZAI_API_KEY"}[name]
+def test_missing_key_error_names_the_variable_only(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {
+        "openai": "OPENAI_API_KEY",
+        "gemini": "GEMINI_API_KEY",
+        "mistral": "MISTRAL_API_KEY",
+        "glm": "ZAI_API_KEY",
+    }[name]
     monkeypatch.delenv(env, raising=False)
     with pytest.raises(AuthenticationFailed) as info:
         FACTORIES[name][0]()
@@ -272,8 +322,9 @@ async def test_no_log_record_carries_the_key(name: str, caplog: pytest.LogCaptur
             await call(provider2, mode)
     assert attempts["n"] >= 8
     assert caplog.records, "nothing was logged: the check would be empty"
-    assert any(r.name.startswith("provider_impl") and r.levelno == logging.DEBUG
-               for r in caplog.records)
+    assert any(
+        r.name.startswith("provider_impl") and r.levelno == logging.DEBUG for r in caplog.records
+    )
     for record in caplog.records:
         text = record.getMessage() + repr(record.args) + (record.exc_text or "")
         assert key not in text, f"{record.name}: {text!r}"

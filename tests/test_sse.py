@@ -100,7 +100,7 @@ def test_empty_feeds_do_not_lose_a_pending_cr() -> None:
 
 
 def test_multi_line_data_is_joined_with_lf() -> None:
-    body = b"data: {\ndata:   \"k\": 1\ndata: }\n\n"
+    body = b'data: {\ndata:   "k": 1\ndata: }\n\n'
     (ev,) = run([body])
     # one leading space is stripped, further spaces are kept
     assert ev.data == '{\n  "k": 1\n}'
