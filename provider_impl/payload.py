@@ -1,7 +1,11 @@
 """CompletionRequest -> the exact JSON body one provider accepts.
 
 Pure: validates, then builds a dict. Nothing here does I/O, so bad input is
-refused before any request is sent.
+refused (``InvalidRequest`` naming the field) before any request is sent.
+
+Every iterable in the request (``messages``, ``tools``, ``stop_sequences``, a
+message's ``tool_calls``) is read exactly once, so a generator is checked and
+sent whole rather than consumed by the checks and sent empty.
 """
 
 from __future__ import annotations
@@ -9,17 +13,20 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Set
+from dataclasses import dataclass
 from typing import Any
 
 from provider_impl.dialects import ProviderDialect
 from provider_impl.errors import InvalidRequest
-from provider_impl.types import CompletionRequest, Message, ToolDefinition
+from provider_impl.types import CompletionRequest, Message, ToolCall, ToolDefinition
 
 __all__ = ["build_payload"]
 
 _TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 _TOOL_CHOICE_WORDS = frozenset({"auto", "none", "required", "any"})
+_NEEDS_TOOLS = frozenset({"required", "any"})
+_ROLES = frozenset({"system", "user", "assistant", "tool"})
 
 
 def _invalid(dialect: ProviderDialect, field: str, message: str) -> InvalidRequest:
@@ -30,9 +37,287 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _validate(request: CompletionRequest, dialect: ProviderDialect) -> None:
-    if not request.messages:
+def _kind(value: object) -> str:
+    return type(value).__name__
+
+
+def _items(
+    dialect: ProviderDialect,
+    field: str,
+    value: object,
+    what: str,
+    single: type,
+    *,
+    ordered: bool = False,
+) -> tuple[Any, ...]:
+    """``value`` read once into a tuple; text, a mapping or a lone item is refused.
+
+    With ``ordered``, so is a set: the order of messages is part of their meaning.
+    """
+    if (
+        isinstance(value, (str, bytes, bytearray, Mapping, single))
+        or (ordered and isinstance(value, Set))
+        or not isinstance(value, Iterable)
+    ):
+        got = "a set, which has no order" if isinstance(value, Set) else _kind(value)
+        raise _invalid(dialect, field, f"must be a list of {what}, got {got}")
+    return tuple(value)
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with every mapping that is not a dict made one, at any depth.
+
+    Containers with nothing to change are returned as they are, so a body built
+    from plain JSON data is the same objects as before.
+    """
+    if isinstance(value, dict):
+        out: dict[Any, Any] | None = None
+        for k, v in value.items():
+            p = _plain(v)
+            if p is not v:
+                if out is None:
+                    out = dict(value)
+                out[k] = p
+        return value if out is None else out
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = [_plain(v) for v in value]
+        if all(a is b for a, b in zip(items, value, strict=True)):
+            return value
+        return items if isinstance(value, list) else tuple(items)
+    return value
+
+
+def _dumps(value: Any) -> str:
+    """Strict JSON (no NaN or Infinity, which no provider parses)."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+def _json_value(dialect: ProviderDialect, field: str, value: Any) -> Any:
+    """``value`` as plain JSON data, or ``InvalidRequest`` naming ``field``."""
+    try:
+        plain = _plain(value)
+        _dumps(plain)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise _invalid(dialect, field, _not_json(exc)) from None
+    return plain
+
+
+def _not_json(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "is not JSON-serialisable: nested too deeply, or holds itself"
+    return f"is not JSON-serialisable: {exc}"
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+@dataclass(frozen=True)
+class _Call:
+    id: str
+    name: str
+    arguments: str  # the JSON text sent on the wire
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """The request's iterables, each read once, checked and normalised."""
+
+    messages: tuple[Message, ...]
+    calls: tuple[tuple[_Call, ...], ...]  # per message
+    stop: tuple[str, ...]
+    tools: tuple[tuple[str, str, dict[str, Any]], ...]  # name, description, parameters
+    tool_choice: Any
+    extra_body: dict[str, Any] | None
+
+
+def _check_arguments(dialect: ProviderDialect, field: str, raw: object) -> str:
+    if isinstance(raw, str):
+        try:
+            parsed = json.loads(raw, parse_constant=_no_constants)
+        except (ValueError, RecursionError):
+            raise _invalid(
+                dialect, field, "must be a JSON object or its JSON text; this text is not JSON"
+            ) from None
+        if not isinstance(parsed, dict):
+            raise _invalid(
+                dialect, field, f"JSON text must hold an object, it holds a {_kind(parsed)}"
+            )
+        args: Any = parsed
+    elif isinstance(raw, Mapping):
+        args = raw
+    else:
+        raise _invalid(dialect, field, f"must be a mapping or JSON object text, got {_kind(raw)}")
+    try:
+        return _dumps(_plain(dict(args)))
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise _invalid(dialect, field, _not_json(exc)) from None
+
+
+def _check_call(dialect: ProviderDialect, where: str, call: object) -> _Call:
+    if not isinstance(call, ToolCall):
+        raise _invalid(dialect, where, f"must be a ToolCall, got {_kind(call)}")
+    if not isinstance(call.id, str) or not call.id:
+        raise _invalid(dialect, f"{where}.id", f"must be a non-empty string, got {call.id!r}")
+    if not isinstance(call.name, str) or not _TOOL_NAME.fullmatch(call.name):
+        raise _invalid(
+            dialect, f"{where}.name", f"must match [a-zA-Z0-9_-]{{1,64}}, got {call.name!r}"
+        )
+    args = _check_arguments(dialect, f"{where}.arguments", call.arguments)
+    return _Call(call.id, call.name, args)
+
+
+def _check_messages(
+    request: CompletionRequest, dialect: ProviderDialect
+) -> tuple[tuple[Message, ...], tuple[tuple[_Call, ...], ...]]:
+    messages = _items(dialect, "messages", request.messages, "Message", Message, ordered=True)
+    if not messages:
         raise _invalid(dialect, "messages", "at least one message is required")
+    all_calls: list[tuple[_Call, ...]] = []
+    seen_calls: set[str] = set()
+    for i, msg in enumerate(messages):
+        where = f"messages[{i}]"
+        if not isinstance(msg, Message):
+            raise _invalid(dialect, where, f"must be a Message, got {_kind(msg)}")
+        role = msg.role
+        if role not in _ROLES:
+            raise _invalid(dialect, f"{where}.role", f"must be one of {sorted(_ROLES)}")
+        content = msg.content
+        if role in ("user", "system") and not isinstance(content, str):
+            raise _invalid(
+                dialect, f"{where}.content", f"a {role} message needs text, got {_kind(content)}"
+            )
+        if role == "assistant" and content is not None and not isinstance(content, str):
+            raise _invalid(
+                dialect, f"{where}.content", f"must be text or None, got {_kind(content)}"
+            )
+        if role == "tool" and not isinstance(content, str):
+            raise _invalid(
+                dialect, f"{where}.content", f"a tool result needs text, got {_kind(content)}"
+            )
+        raw_calls = msg.tool_calls
+        if raw_calls is None or (role != "assistant" and not raw_calls):
+            calls: tuple[_Call, ...] = ()
+        else:
+            items = _items(
+                dialect, f"{where}.tool_calls", raw_calls, "ToolCall", ToolCall, ordered=True
+            )
+            calls = tuple(
+                _check_call(dialect, f"{where}.tool_calls[{j}]", c) for j, c in enumerate(items)
+            )
+        if calls and role != "assistant":
+            raise _invalid(dialect, f"{where}.tool_calls", "only assistant messages make calls")
+        seen_calls.update(c.id for c in calls)
+        all_calls.append(calls)
+        call_id = msg.tool_call_id
+        if role == "tool" and not isinstance(call_id, str):
+            raise _invalid(
+                dialect, f"{where}.tool_call_id", f"must be a string, got {_kind(call_id)}"
+            )
+        if role == "tool" and call_id not in seen_calls:
+            raise _invalid(
+                dialect,
+                f"{where}.tool_call_id",
+                f"{call_id!r} answers no tool call made by an earlier assistant message",
+            )
+    return messages, tuple(all_calls)
+
+
+def _check_tools(
+    request: CompletionRequest, dialect: ProviderDialect
+) -> tuple[tuple[str, str, dict[str, Any]], ...]:
+    if request.tools is None:
+        return ()
+    items = _items(dialect, "tools", request.tools, "ToolDefinition", ToolDefinition)
+    names: set[str] = set()
+    tools: list[tuple[str, str, dict[str, Any]]] = []
+    for i, tool in enumerate(items):
+        if not isinstance(tool, ToolDefinition):
+            raise _invalid(dialect, f"tools[{i}]", f"must be a ToolDefinition, got {_kind(tool)}")
+        if not isinstance(tool.name, str) or not _TOOL_NAME.fullmatch(tool.name):
+            raise _invalid(
+                dialect, f"tools[{i}].name", f"must match [a-zA-Z0-9_-]{{1,64}}, got {tool.name!r}"
+            )
+        if tool.name in names:
+            raise _invalid(dialect, f"tools[{i}].name", f"duplicate tool name {tool.name!r}")
+        names.add(tool.name)
+        if not isinstance(tool.description, str):
+            raise _invalid(
+                dialect, f"tools[{i}].description", f"must be text, got {_kind(tool.description)}"
+            )
+        if not isinstance(tool.parameters, Mapping):
+            raise _invalid(
+                dialect,
+                f"tools[{i}].parameters",
+                f"must be a JSON Schema object (a mapping), got {_kind(tool.parameters)}",
+            )
+        params = dict(tool.parameters)
+        if params.get("type", "object") != "object":
+            raise _invalid(
+                dialect,
+                f"tools[{i}].parameters",
+                f'must be a JSON Schema object: "type" must be "object", got {params["type"]!r}',
+            )
+        params = _json_value(dialect, f"tools[{i}].parameters", params)
+        tools.append((tool.name, tool.description, params))
+    return tuple(tools)
+
+
+def _check_tool_choice(choice: object, names: set[str], dialect: ProviderDialect) -> Any:
+    if choice is None:
+        return None
+    if isinstance(choice, str):
+        if choice in _NEEDS_TOOLS and not names:
+            raise _invalid(dialect, "tool_choice", f"{choice!r} needs tools, and none are given")
+        if choice not in _TOOL_CHOICE_WORDS and choice not in names:
+            if not names:
+                raise _invalid(
+                    dialect, "tool_choice", f"names the tool {choice!r}, but no tools are given"
+                )
+            raise _invalid(
+                dialect, "tool_choice", f"{choice!r} is neither auto/none/required nor a tool"
+            )
+        return choice
+    if isinstance(choice, Mapping):
+        if "function" in choice:
+            fn = choice["function"]
+            chosen = fn.get("name") if isinstance(fn, Mapping) else None
+            if not isinstance(chosen, str):
+                raise _invalid(
+                    dialect, "tool_choice", 'its "function" must be {"name": <a tool name>}'
+                )
+            if chosen not in names:
+                why = "which is not a tool" if names else "but no tools are given"
+                raise _invalid(dialect, "tool_choice", f"names {chosen!r}, {why}")
+        return _json_value(dialect, "tool_choice", choice)
+    raise _invalid(
+        dialect,
+        "tool_choice",
+        f"must be 'auto', 'none', 'required', a tool's name or a mapping, got {_kind(choice)}",
+    )
+
+
+def _check_extra_body(extra: object, dialect: ProviderDialect) -> dict[str, Any] | None:
+    if extra is None:
+        return None
+    if not isinstance(extra, Mapping):
+        raise _invalid(dialect, "extra_body", f"must be a mapping, got {_kind(extra)}")
+    out: dict[str, Any] = {}
+    for key, value in extra.items():
+        if not isinstance(key, str):
+            raise _invalid(dialect, "extra_body", f"keys must be strings, got {key!r}")
+        out[key] = _json_value(dialect, f"extra_body.{key}", value)
+    return out
+
+
+def _validate(request: CompletionRequest, dialect: ProviderDialect) -> _Checked:
+    messages, calls = _check_messages(request, dialect)
+    if request.system is not None and not isinstance(request.system, str):
+        raise _invalid(dialect, "system", f"must be text or None, got {_kind(request.system)}")
+    if request.model is not None and not isinstance(request.model, str):
+        raise _invalid(dialect, "model", f"must be text or None, got {_kind(request.model)}")
     cap = dialect.capabilities.max_output_tokens
     mt = request.max_tokens
     if not isinstance(mt, int) or isinstance(mt, bool) or mt < 1 or mt > cap:
@@ -50,58 +335,27 @@ def _validate(request: CompletionRequest, dialect: ProviderDialect) -> None:
     p = request.top_p
     if p is not None and (not _is_number(p) or math.isnan(p) or not 0.0 <= p <= 1.0):
         raise _invalid(dialect, "top_p", f"must be between 0 and 1, got {p!r}")
+    stop: tuple[str, ...] = ()
     if request.stop_sequences is not None:
         if isinstance(request.stop_sequences, str):
             raise _invalid(dialect, "stop_sequences", "must be a list of strings, not a string")
-        for i, s in enumerate(request.stop_sequences):
+        stop = _items(dialect, "stop_sequences", request.stop_sequences, "strings", str)
+        for i, s in enumerate(stop):
             if not isinstance(s, str) or not s:
                 raise _invalid(dialect, f"stop_sequences[{i}]", "must be a non-empty string")
-    names: set[str] = set()
-    for i, tool in enumerate(request.tools or ()):
-        if not isinstance(tool, ToolDefinition):
-            raise _invalid(dialect, f"tools[{i}]", "must be a ToolDefinition")
-        if not isinstance(tool.name, str) or not _TOOL_NAME.fullmatch(tool.name):
-            raise _invalid(
-                dialect, f"tools[{i}].name", f"must match [a-zA-Z0-9_-]{{1,64}}, got {tool.name!r}"
-            )
-        if tool.name in names:
-            raise _invalid(dialect, f"tools[{i}].name", f"duplicate tool name {tool.name!r}")
-        names.add(tool.name)
-        if (
-            not isinstance(tool.parameters, dict)
-            or tool.parameters.get("type", "object") != "object"
-        ):
-            raise _invalid(dialect, f"tools[{i}].parameters", "must be a JSON Schema object")
-    choice = request.tool_choice
-    if isinstance(choice, str) and choice not in _TOOL_CHOICE_WORDS and choice not in names:
-        raise _invalid(
-            dialect, "tool_choice", f"{choice!r} is neither auto/none/required nor a tool"
-        )
-    if isinstance(choice, Mapping):
-        fn = choice.get("function")
-        chosen = fn.get("name") if isinstance(fn, Mapping) else None
-        if chosen is not None and chosen not in names:
-            raise _invalid(dialect, "tool_choice", f"names {chosen!r}, which is not a tool")
-    seen_calls: set[str] = set()
-    for i, msg in enumerate(request.messages):
-        if not isinstance(msg, Message):
-            raise _invalid(dialect, f"messages[{i}]", "must be a Message")
-        for call in msg.tool_calls:
-            seen_calls.add(call.id)
-        if msg.role == "tool" and msg.tool_call_id not in seen_calls:
-            raise _invalid(
-                dialect,
-                f"messages[{i}].tool_call_id",
-                f"{msg.tool_call_id!r} answers no tool call made by an earlier assistant message",
-            )
-        if msg.role in ("user", "system") and not isinstance(msg.content, str):
-            raise _invalid(dialect, f"messages[{i}].content", f"a {msg.role} message needs text")
+    tools = _check_tools(request, dialect)
+    choice = _check_tool_choice(request.tool_choice, {name for name, _, _ in tools}, dialect)
+    ptc = request.parallel_tool_calls
+    if ptc is not None and not isinstance(ptc, bool):
+        raise _invalid(dialect, "parallel_tool_calls", f"must be True, False or None, got {ptc!r}")
+    extra = _check_extra_body(request.extra_body, dialect)
+    return _Checked(messages, calls, stop, tools, choice, extra)
 
 
-def _message_json(msg: Message) -> dict[str, Any]:
+def _message_json(msg: Message, calls: tuple[_Call, ...]) -> dict[str, Any]:
     if msg.role == "tool":
         return {"role": "tool", "tool_call_id": msg.tool_call_id, "content": msg.content or ""}
-    if msg.role == "assistant" and msg.tool_calls:
+    if msg.role == "assistant" and calls:
         return {
             "role": "assistant",
             "content": msg.content,
@@ -109,12 +363,9 @@ def _message_json(msg: Message) -> dict[str, Any]:
                 {
                     "id": call.id,
                     "type": "function",
-                    "function": {
-                        "name": call.name,
-                        "arguments": json.dumps(dict(call.arguments), ensure_ascii=False),
-                    },
+                    "function": {"name": call.name, "arguments": call.arguments},
                 }
-                for call in msg.tool_calls
+                for call in calls
             ],
         }
     return {"role": msg.role, "content": msg.content if msg.content is not None else ""}
@@ -128,15 +379,35 @@ def _tool_choice_json(choice: Any) -> Any:
     return dict(choice)
 
 
+def _check_body(body: dict[str, Any], request: CompletionRequest, dialect: ProviderDialect) -> None:
+    """The last line: the body must be strict JSON, else name the field that is not."""
+    try:
+        _dumps(body)
+        return
+    except (TypeError, ValueError, RecursionError):
+        pass
+    fields = {"stop": "stop_sequences", dialect.max_tokens_param: "max_tokens"}
+    extra = request.extra_body if isinstance(request.extra_body, Mapping) else {}
+    for key, value in body.items():
+        try:
+            _dumps(value)
+        except (TypeError, ValueError, RecursionError) as exc:
+            field = f"extra_body.{key}" if key in extra else fields.get(key, key)
+            raise _invalid(dialect, field, _not_json(exc)) from None
+    raise _invalid(dialect, "request", "the request body is not JSON-serialisable")
+
+
 def build_payload(
     request: CompletionRequest, dialect: ProviderDialect, model: str, *, stream: bool
 ) -> dict[str, Any]:
     """The JSON body for ``request`` in ``dialect``; raises ``InvalidRequest`` naming the field."""
-    _validate(request, dialect)
+    checked = _validate(request, dialect)
     messages: list[dict[str, Any]] = []
     if request.system:
         messages.append({"role": "system", "content": request.system})
-    messages.extend(_message_json(m) for m in request.messages)
+    messages.extend(
+        _message_json(m, c) for m, c in zip(checked.messages, checked.calls, strict=True)
+    )
     body: dict[str, Any] = {
         "model": request.model or model,
         "messages": messages,
@@ -149,26 +420,23 @@ def build_payload(
         body["temperature"] = request.temperature
     if request.top_p is not None:
         body["top_p"] = request.top_p
-    if request.stop_sequences:
-        body["stop"] = list(request.stop_sequences)
-    if request.tools:
+    if checked.stop:
+        body["stop"] = list(checked.stop)
+    if checked.tools:
         body["tools"] = [
             {
                 "type": "function",
-                "function": {
-                    "name": t.name,
-                    "description": t.description,
-                    "parameters": dict(t.parameters),
-                },
+                "function": {"name": name, "description": description, "parameters": params},
             }
-            for t in request.tools
+            for name, description, params in checked.tools
         ]
-    if request.tool_choice is not None:
-        body["tool_choice"] = _tool_choice_json(request.tool_choice)
+    if checked.tool_choice is not None:
+        body["tool_choice"] = _tool_choice_json(checked.tool_choice)
     if request.parallel_tool_calls is not None:
         body["parallel_tool_calls"] = request.parallel_tool_calls
     for key in dialect.forbidden_params:
         body.pop(key, None)
-    if request.extra_body:
-        body.update(request.extra_body)
+    if checked.extra_body:
+        body.update(checked.extra_body)
+    _check_body(body, request, dialect)
     return body

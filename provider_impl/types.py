@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -33,13 +34,33 @@ class StopReason(str, enum.Enum):
     PAUSE_TURN = "pause_turn"
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 @dataclass(frozen=True, slots=True)
 class ToolCall:
-    """A tool call made by the assistant: ``arguments`` is the parsed JSON object."""
+    """A tool call made by the assistant: ``arguments`` is the parsed JSON object.
+
+    The JSON text of an object, as OpenAI's own wire format carries it
+    (``'{"city": "Paris"}'``), is accepted too and parsed here. Text that is not
+    a JSON object is kept as given; ``build_payload`` then refuses it with
+    ``InvalidRequest`` naming ``messages[i].tool_calls[j].arguments``.
+    """
 
     id: str
     name: str
     arguments: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        raw: object = self.arguments
+        if isinstance(raw, str):
+            try:
+                parsed = json.loads(raw, parse_constant=_refuse_constant)
+            except (ValueError, RecursionError):
+                return
+            if isinstance(parsed, dict):
+                object.__setattr__(self, "arguments", parsed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +105,11 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class ToolDefinition:
-    """A function the model may call; ``parameters`` is a JSON Schema object."""
+    """A function the model may call; ``parameters`` is a JSON Schema object.
+
+    ``parameters`` may be any mapping (a ``dict``, a ``MappingProxyType``...);
+    its ``"type"``, when present, must be ``"object"``.
+    """
 
     name: str
     description: str = ""
