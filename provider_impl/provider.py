@@ -371,15 +371,12 @@ class OpenAiCompatibleProvider:
         return build_payload(request, self._dialect, self._model, stream=stream)
 
     def count_tokens(self, request: CompletionRequest) -> int:
-        """A rough estimate (about four characters a token) of the prompt's size."""
-        chars = len(request.system or "")
-        for m in request.messages:
-            chars += len(m.content or "") + 16
-            for call in m.tool_calls:
-                chars += len(call.name) + len(json.dumps(dict(call.arguments)))
-        for tool in request.tools or ():
-            chars += len(tool.name) + len(tool.description) + len(json.dumps(dict(tool.parameters)))
-        return max(1, (chars + 3) // 4)
+        """A rough estimate (about four characters a token) of the prompt's size:
+        the messages and tools as they would be sent. Bad input raises
+        ``InvalidRequest``, as in ``build_request``."""
+        body = self.build_request(request)
+        sent = [body["messages"], body.get("tools", [])]
+        return max(1, (len(json.dumps(sent, ensure_ascii=False)) + 3) // 4)
 
     def _headers(self, stream: bool) -> dict[str, str]:
         key = self._key.reveal()

@@ -148,3 +148,14 @@ def test_one_provider_serves_two_event_loops() -> None:
 def test_negative_backoff_options_are_refused(option: str) -> None:
     with pytest.raises(ValueError, match=option):
         OpenAiCompatibleProvider.openai(api_key="sk-test-KEYKEYKEYKEY1234", **{option: -1})  # type: ignore[misc]
+
+
+def test_count_tokens_refuses_bad_input_like_build_request() -> None:
+    from provider_impl import InvalidRequest
+
+    provider = OpenAiCompatibleProvider.openai(api_key="sk-test-KEYKEYKEYKEY1234")
+    with pytest.raises(InvalidRequest) as info:
+        provider.count_tokens(CompletionRequest(messages=[]))
+    assert info.value.field == "messages"
+    one = provider.count_tokens(CompletionRequest(messages=[Message.user("x" * 400)]))
+    assert 100 <= one <= 130  # 400 characters of text plus the message's JSON
