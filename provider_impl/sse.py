@@ -5,6 +5,23 @@ be split across reads), ``:`` lines are comments, ``data:`` lines of one event
 are joined with LF, a blank line dispatches. Lines are split on bytes before
 decoding, so a UTF-8 character split across reads is reassembled, and U+2028,
 U+2029 or U+0085 inside JSON never end a line.
+
+The frame-size limit (``max_frame_bytes``, default 16 MiB)
+----------------------------------------------------------
+A frame is the lines of one event: every line after a blank line (or the start
+of the stream, after a leading BOM) up to the next blank line. Its size is the
+sum of the byte lengths of those lines, *every* line counted (``data:``,
+``event:``, ``id:``, ``retry:``, unknown fields and ``:`` comments alike), line
+ends (CR, LF, CRLF) not counted. ``StreamError`` is raised as soon as the
+pending frame, i.e. its completed lines plus the incomplete line still buffered,
+is larger than the limit. Since that depends only on the bytes, not on how
+they were split into reads, the same input either decodes fully or fails at
+the same frame with the same error, whatever the split; and the decoder never
+holds more than the limit plus one read.
+
+Events completed before the oversized frame are not lost: ``feed`` returns
+them and the error is raised by the next call to ``feed`` or ``end`` (or at
+once when there are none); ``error`` shows it at once.
 """
 
 from __future__ import annotations
@@ -32,13 +49,20 @@ class ServerSentEvent:
 
 
 class SSEDecoder:
-    """Feed it bytes in any split; it returns the events completed so far."""
+    """Feed it bytes in any split; it returns the events completed so far.
+
+    ``error_without_data``: dispatch an ``event: error`` frame that has no
+    ``data:`` line (as data ``""``) instead of dropping it as the WHATWG rules
+    do, so that an error frame is never silently lost. ``StreamParser`` sets it.
+    """
 
     __slots__ = (
         "_at_start",
         "_buf",
         "_data",
         "_data_size",
+        "_empty_error",
+        "_error",
         "_event",
         "_id",
         "_max",
@@ -46,36 +70,55 @@ class SSEDecoder:
         "_skip_lf",
     )
 
-    def __init__(self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:
+    def __init__(
+        self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES, *, error_without_data: bool = False
+    ) -> None:
         self._max = max_frame_bytes
-        self._buf = bytearray()
+        self._empty_error = error_without_data
+        self._buf = bytearray()  # the incomplete last line
         self._skip_lf = False  # the last read ended in CR; a leading LF belongs to it
         self._at_start = True  # one leading U+FEFF (BOM) is ignored, even if split
         self._data: list[str] = []
-        self._data_size = 0
+        self._data_size = 0  # the bytes of the pending frame's completed lines
+        self._error: StreamError | None = None  # the frame limit was passed
         self._event = ""
         self._id: str | None = None
         self._retry: int | None = None
 
+    @property
+    def error(self) -> StreamError | None:
+        """The ``StreamError`` of an oversized frame, once one was seen; then
+        every later ``feed`` or ``end`` raises it."""
+        return self._error
+
     def feed(self, data: bytes) -> list[ServerSentEvent]:
-        lines = self._split(data)
-        if not lines:
-            return []
-        return [ServerSentEvent(*raw) for raw in self._frames(lines)]
+        return [ServerSentEvent(*raw) for raw in self.feed_raw(data)]
 
     def end(self) -> list[ServerSentEvent]:
         """The input is over: a last line or frame without its blank line still counts."""
-        return [ServerSentEvent(*raw) for raw in self._frames(self._rest())]
+        return [ServerSentEvent(*raw) for raw in self.end_raw()]
 
     # The same two steps without the ``ServerSentEvent`` wrapper, for ``StreamParser``.
 
     def feed_raw(self, data: bytes) -> list[RawEvent]:
         """Like ``feed``, as ``(data, event, id, retry)`` tuples: nothing built per frame."""
+        if self._error is not None:
+            raise self._error
         lines = self._split(data)
-        return self._frames(lines) if lines else []
+        out = self._frames(lines) if lines else []
+        if len(self._buf) + self._data_size > self._max and not self._at_start:
+            self._overflow()  # with its incomplete last line the frame is too big
+        if self._error is not None and not out:
+            raise self._error
+        return out
 
     def end_raw(self) -> list[RawEvent]:
-        return self._frames(self._rest())
+        if self._error is not None:
+            raise self._error
+        out = self._frames(self._rest())
+        if self._error is not None and not out:
+            raise self._error
+        return out
 
     # -- the machinery ----------------------------------------------------------
 
@@ -102,7 +145,6 @@ class SSEDecoder:
             buf.clear()
         elif b"\n" not in data:  # no line ends in this read (a small one): keep it
             buf += data
-            self._check_size(len(buf))
             return []
         elif buf:
             buf += data
@@ -113,7 +155,6 @@ class SSEDecoder:
         rest = lines.pop()
         if rest:
             buf += rest
-        self._check_size(len(buf))
         return lines
 
     def _rest(self) -> list[bytes]:
@@ -126,30 +167,40 @@ class SSEDecoder:
 
     def _frames(self, lines: list[bytes]) -> list[RawEvent]:
         out: list[RawEvent] = []
+        size = self._data_size
+        limit = self._max
+        parts = self._data
         for raw in lines:
             if not raw:  # a blank line dispatches the frame
-                if self._data:
-                    parts = self._data
+                if parts:
                     data = parts[0] if len(parts) == 1 else "\n".join(parts)
                     out.append((data, self._event or "message", self._id, self._retry))
-                    self._data = []
-                    self._data_size = 0
+                    parts = self._data = []
+                elif self._event == "error" and self._empty_error:
+                    out.append(("", "error", self._id, self._retry))
                 self._event = ""
-            elif raw[:5] == b"data:":  # the common line, inline
+                size = 0
+                continue
+            size += len(raw)
+            if size > limit:
+                self._overflow()
+                return out
+            if raw[:5] == b"data:":  # the common line, inline
                 value = raw[6:] if raw[5:6] == b" " else raw[5:]
-                self._data.append(value.decode("utf-8", "replace"))
-                self._data_size += len(raw)
-                if self._data_size > self._max:
-                    self._check_size(0)
+                parts.append(value.decode("utf-8", "replace"))
             else:
                 self._field(raw)
+        self._data_size = size
         return out
 
-    def _check_size(self, pending: int) -> None:
-        if pending + self._data_size > self._max:
-            raise StreamError(
-                f"an SSE frame exceeded the {self._max}-byte limit; refusing to buffer more"
-            )
+    def _overflow(self) -> None:
+        """The pending frame passed the limit: remember the error, drop the frame."""
+        self._error = StreamError(
+            f"an SSE frame exceeded the {self._max}-byte limit; refusing to buffer more"
+        )
+        self._buf = bytearray()
+        self._data = []
+        self._data_size = 0
 
     def _field(self, raw: bytes) -> None:
         """Any line but a blank one or ``data:...`` (those ``_frames`` handles inline)."""
@@ -161,8 +212,6 @@ class SSEDecoder:
             value = value[1:]
         if name == "data":  # "data" without a colon: an empty data line
             self._data.append(value)
-            self._data_size += len(raw)
-            self._check_size(0)
         elif name == "event":
             self._event = value
         elif name == "id":

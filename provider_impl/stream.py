@@ -22,9 +22,9 @@ _SLICE = 64 * 1024
 def _line_slices(data: bytes, size: int = _SLICE) -> Iterator[bytes]:
     """``data`` in pieces of about ``size`` bytes, each ending just after an LF.
 
-    No line is ever split, so the SSE decoder sees exactly what one read of the
-    whole would give it (its frame-size check included); only its working set
-    stays small.
+    The SSE decoder gives the same events and the same frame-size error
+    whatever the split; cutting after line ends only spares it re-buffering a
+    partial line, and keeps its working set small.
     """
     start, total = 0, len(data)
     while start < total:
@@ -45,7 +45,8 @@ class StreamParser:
     def __init__(
         self, dialect: ProviderDialect, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
     ) -> None:
-        self._sse = SSEDecoder(max_frame_bytes)
+        # An ``event: error`` frame without data is still an error, never dropped.
+        self._sse = SSEDecoder(max_frame_bytes, error_without_data=True)
         self._adapter = StreamAdapter(dialect)
         self._error: LlmError | None = None
 
@@ -60,21 +61,22 @@ class StreamParser:
             self._feed(data, out)
         else:  # a whole body in one read: in line-aligned slices, kinder to the caches
             for piece in _line_slices(data):
-                if not self._feed(piece, out):
-                    del out[:]  # as for one read of the whole: nothing from it comes out
+                self._feed(piece, out)
                 if self._error is not None or self._adapter.done:
                     break
         return self._then_raise(out)
 
-    def _feed(self, data: bytes, out: list[StreamEvent]) -> bool:
-        """Decode ``data`` into ``out``; False if the SSE decoder refused it (frame size)."""
+    def _feed(self, data: bytes, out: list[StreamEvent]) -> None:
+        """Decode ``data`` into ``out``. An oversized frame (the SSE decoder's
+        ``StreamError``) comes after the events of the frames before it."""
         if self._error is not None:
-            return True
+            return
+        sse = self._sse
         try:
-            frames = self._sse.feed_raw(data)
+            frames = sse.feed_raw(data)
         except LlmError as err:
             self._error = err
-            return False
+            return
         adapter = self._adapter
         feed_data = adapter.feed_data
         mark = len(out)  # where the frame being fed began: a failing frame adds nothing
@@ -83,11 +85,13 @@ class StreamParser:
                 mark = len(out)
                 feed_data(raw[0], raw[1], out)
                 if adapter.done:
-                    break
+                    return  # what follows [DONE] is never read, too big or not
         except LlmError as err:
             del out[mark:]
             self._error = err
-        return True
+            return
+        if sse.error is not None:
+            self._error = sse.error
 
     def end(self) -> Iterator[StreamEvent]:
         out: list[StreamEvent] = []
@@ -109,6 +113,8 @@ class StreamParser:
                         if adapter.done:
                             break
                 mark = len(out)
+                if self._sse.error is not None and not adapter.done:
+                    raise self._sse.error  # an oversized frame after the events above
                 out.extend(adapter.end())
             except LlmError as err:
                 del out[mark:]
