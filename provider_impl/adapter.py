@@ -448,4 +448,6 @@ def _loads_or_text(data: str) -> Any:
     try:
         return json.loads(data)
     except (ValueError, RecursionError):  # deep nesting too
-        return {"error": {"message": data or "error event"}}
+        return {
+            "error": {"message": data or "the provider sent an `event: error` frame with no data"}
+        }

@@ -413,6 +413,8 @@ def run_parser(provider: str, pieces: Sequence[bytes], limit: int) -> tuple[list
             err = out
             break
         events.extend(out)
+        if parser.done:  # after Done the rest of the body is never buffered
+            break
         cut = max(piece.rfind(b"\n"), piece.rfind(b"\r"))
         pending = len(piece) - cut - 1 if cut >= 0 else pending + len(piece)
         if pending > limit + 3:  # + a BOM the decoder strips
@@ -420,8 +422,6 @@ def run_parser(provider: str, pieces: Sequence[bytes], limit: int) -> tuple[list
                 f"{where}: holds an unterminated line of {pending} bytes after a read "
                 f"(limit {limit}); memory is not bounded"
             )
-        if parser.done:
-            break
     else:
         out = _guard(where, lambda: list(parser.end()))
         if isinstance(out, LlmError):
