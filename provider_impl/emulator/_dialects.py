@@ -133,6 +133,20 @@ class Dialect:
     def all_arguments(self, script: Script) -> str:
         return "".join(self.arguments(c) for c in script.tool_calls)
 
+    def tool_call_id(self, ctx: Ctx, i: int) -> str:
+        return ""  # Gemini's style; the others have their own id shapes
+
+    def message_tool_calls(self, script: Script, ctx: Ctx) -> list[JSON]:
+        """The script's tool calls as a non-streaming ``message.tool_calls`` lists them."""
+        return [
+            {
+                "id": self.tool_call_id(ctx, i),
+                "type": "function",
+                "function": {"name": c.name, "arguments": self.arguments(c)},
+            }
+            for i, c in enumerate(script.tool_calls)
+        ]
+
     def finish(self, neutral: str) -> str:
         return "length" if neutral == "model_length" else neutral
 
@@ -509,14 +523,7 @@ class OpenAiDialect(Dialect):
             "annotations": [],
         }
         if script.tool_calls:
-            message["tool_calls"] = [
-                {
-                    "id": self.tool_call_id(ctx, i),
-                    "type": "function",
-                    "function": {"name": c.name, "arguments": self.arguments(c)},
-                }
-                for i, c in enumerate(script.tool_calls)
-            ]
+            message["tool_calls"] = self.message_tool_calls(script, ctx)
         return {
             "id": self.completion_id(ctx),
             "object": "chat.completion",
@@ -1451,14 +1458,7 @@ class ClaudeProxyDialect(Dialect):
         message: dict[str, JSON] = {"role": "assistant", "content": script.full_text}
         if script.tool_calls:
             message["content"] = "".join(script.tool_preamble)
-            message["tool_calls"] = [
-                {
-                    "id": self.tool_call_id(ctx, i),
-                    "type": "function",
-                    "function": {"name": c.name, "arguments": self.arguments(c)},
-                }
-                for i, c in enumerate(script.tool_calls)
-            ]
+            message["tool_calls"] = self.message_tool_calls(script, ctx)
         return {
             "id": self.completion_id(ctx),
             "object": "chat.completion",

@@ -14,9 +14,9 @@ import struct
 import sys
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from ._dialects import (
     DIALECTS,
@@ -126,30 +126,29 @@ class _Abort(Exception):
     """The emulator deliberately ended the connection (a fault)."""
 
 
-def _int_header(req: Request, name: str, default: int) -> int:
+_N = TypeVar("_N", int, float)
+
+
+def _number_header(req: Request, name: str, default: _N, kind: Callable[[str], _N]) -> _N:
+    """A non-negative number from a control header, or ``default`` when absent."""
     raw = req.header(name)
     if not raw:
         return default
     try:
-        value = int(raw)
+        value = kind(raw)
     except ValueError as exc:
-        raise ValueError(f"header {name} must be an integer, got {raw!r}") from exc
+        raise ValueError(f"header {name} must be a {kind.__name__}, got {raw!r}") from exc
     if value < 0:
         raise ValueError(f"header {name} must not be negative")
     return value
+
+
+def _int_header(req: Request, name: str, default: int) -> int:
+    return _number_header(req, name, default, int)
 
 
 def _float_header(req: Request, name: str, default: float) -> float:
-    raw = req.header(name)
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise ValueError(f"header {name} must be a number, got {raw!r}") from exc
-    if value < 0:
-        raise ValueError(f"header {name} must not be negative")
-    return value
+    return _number_header(req, name, default, float)
 
 
 class Emulator:
