@@ -128,7 +128,7 @@ def _default_ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def resolve_dialect(provider: object) -> ProviderDialect:
+def resolve_dialect(provider: str | ProviderDialect | OpenAiCompatibleProvider) -> ProviderDialect:
     """A dialect from a name, a dialect or a provider instance."""
     if isinstance(provider, ProviderDialect):
         return provider

@@ -7,12 +7,16 @@ The one sans-I/O pipeline that the sync client, the async client and
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from provider_impl.adapter import StreamAdapter
 from provider_impl.dialects import ProviderDialect
 from provider_impl.errors import DeserializationError, LlmError, StreamError
 from provider_impl.events import Connected, StreamEvent
 from provider_impl.sse import DEFAULT_MAX_FRAME_BYTES, SSEDecoder
+
+if TYPE_CHECKING:  # the provider module imports this one
+    from provider_impl.provider import OpenAiCompatibleProvider
 
 __all__ = ["StreamParser", "decode_stream"]
 
@@ -128,7 +132,7 @@ class StreamParser:
 
 
 def decode_stream(
-    data: bytes | Iterable[bytes], provider: str | ProviderDialect | object
+    data: bytes | Iterable[bytes], provider: str | ProviderDialect | OpenAiCompatibleProvider
 ) -> Iterator[StreamEvent]:
     """Decode a captured SSE body into the events the live path yields.
 
