@@ -132,7 +132,8 @@ class StreamParser:
 
 
 def decode_stream(
-    data: bytes | Iterable[bytes], provider: str | ProviderDialect | OpenAiCompatibleProvider
+    data: bytes | bytearray | memoryview | Iterable[bytes],
+    provider: str | ProviderDialect | OpenAiCompatibleProvider,
 ) -> Iterator[StreamEvent]:
     """Decode a captured SSE body into the events the live path yields.
 
