@@ -843,7 +843,24 @@ def _mistral_error(message: JSON, type_: str, code: str | None = None) -> JSON:
     return {"object": "error", "message": message, "type": type_, "param": None, "code": code}
 
 
-class MistralDialect(Dialect):
+class _PlainChunks(Dialect):
+    """Chunks with the keys every OpenAI-style stream has and nothing more
+    (Mistral, and the Claude proxy); the other dialects shape theirs."""
+
+    def _chunk(self, ctx: Ctx, delta: JSON, finish: str | None = None, usage: JSON = None) -> JSON:
+        obj: dict[str, JSON] = {
+            "id": self.completion_id(ctx),
+            "object": "chat.completion.chunk",
+            "created": CREATED,
+            "model": ctx.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+        if usage is not None:
+            obj["usage"] = usage
+        return obj
+
+
+class MistralDialect(_PlainChunks):
     name = "mistral"
     context_window = 131_072  # Mistral counts 128k as 131,072
     known_fields = _MISTRAL_FIELDS
@@ -967,18 +984,6 @@ class MistralDialect(Dialect):
             "total_tokens": script.prompt_tokens + ct,
             "completion_tokens": ct,
         }
-
-    def _chunk(self, ctx: Ctx, delta: JSON, finish: str | None = None, usage: JSON = None) -> JSON:
-        obj: dict[str, JSON] = {
-            "id": self.completion_id(ctx),
-            "object": "chat.completion.chunk",
-            "created": CREATED,
-            "model": ctx.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-        }
-        if usage is not None:
-            obj["usage"] = usage
-        return obj
 
     def stream(self, script: Script, ctx: Ctx) -> list[Frame]:
         frames = [self.data(self._chunk(ctx, {"role": "assistant", "content": ""}), ctx)]
@@ -1304,7 +1309,7 @@ def claude_model_name(model: JSON) -> str:
     return model
 
 
-class ClaudeProxyDialect(Dialect):
+class ClaudeProxyDialect(_PlainChunks):
     name = "claude_subscription"
     context_window = 200_000
     known_fields = None
@@ -1389,18 +1394,6 @@ class ClaudeProxyDialect(Dialect):
     def tool_call_id(self, ctx: Ctx, i: int) -> str:
         # The proxy turns Anthropic's "toolu_01..." ids into "call_01...".
         return "call_01" + ctx.ids.alnum(f"call{i}", 22)
-
-    def _chunk(self, ctx: Ctx, delta: JSON, finish: str | None = None, usage: JSON = None) -> JSON:
-        obj: dict[str, JSON] = {
-            "id": self.completion_id(ctx),
-            "object": "chat.completion.chunk",
-            "created": CREATED,
-            "model": ctx.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-        }
-        if usage is not None:
-            obj["usage"] = usage
-        return obj
 
     def _usage(self, script: Script) -> JSON:
         ct = script.completion_tokens(self.all_arguments(script))
