@@ -244,9 +244,8 @@ def _consume(events: Iterable[object]) -> int:
 # -- the contenders -------------------------------------------------------------
 
 
-def floor_json(data: bytes) -> int:
+def _floor(data: bytes, loads: Callable[[bytes], object]) -> int:
     """The floor: cut frames on the blank line, strip ``data: ``, parse the JSON."""
-    loads = json.loads
     n = 0
     for frame in data.split(b"\n\n"):
         if frame.startswith(b"data: "):
@@ -255,20 +254,16 @@ def floor_json(data: bytes) -> int:
                 loads(payload)
                 n += 1
     return n
+
+
+def floor_json(data: bytes) -> int:
+    return _floor(data, json.loads)
 
 
 def floor_orjson(data: bytes) -> int:
     import orjson
 
-    loads = orjson.loads
-    n = 0
-    for frame in data.split(b"\n\n"):
-        if frame.startswith(b"data: "):
-            payload = frame[6:]
-            if payload != b"[DONE]":
-                loads(payload)
-                n += 1
-    return n
+    return _floor(data, orjson.loads)
 
 
 class _Pieces(httpx.SyncByteStream):
