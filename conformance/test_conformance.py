@@ -10,7 +10,6 @@ from syrupy.assertion import SnapshotAssertion
 from syrupy.extensions.json import JSONSnapshotExtension
 
 from conformance.conftest import Case
-from conformance.features import FEATURES
 from provider_impl import (
     MessageStart,
     TextDelta,
@@ -18,6 +17,7 @@ from provider_impl import (
     ToolUseComplete,
     Usage,
 )
+from provider_impl.dialects import get_dialect
 from provider_impl.harness import (
     Outcome,
     decode_recorded,
@@ -58,7 +58,7 @@ def test_expected_outcome(case: Case) -> None:
     """Invariants of DESIGN §3 and the scenario's expected outcome."""
     out = _replayed(case)
     sc = case.scenario
-    features = FEATURES[case.provider]
+    features = get_dialect(case.provider).features
     if sc.expect_error is not None:
         assert out.exception is not None, f"expected {sc.expect_error.__name__}, got success"
         assert isinstance(out.exception, sc.expect_error), out.error

@@ -12,6 +12,9 @@ import json
 import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from provider_impl.dialects import BUILTIN, ProviderDialect
 
 from ._http import Request
 from ._script import Script, ToolCallSpec, estimate_tokens, split_fixed
@@ -24,13 +27,14 @@ CREATED = 1767225600
 
 ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
-PROVIDER_PREFIXES: dict[str, str] = {
-    "openai": "/openai/v1",
-    "gemini": "/gemini/v1beta/openai",
-    "mistral": "/mistral/v1",
-    "glm": "/glm/api/paas/v4",
-    "claude_subscription": "/claude_subscription/v1",
-}
+
+def prefix_for(record: ProviderDialect) -> str:
+    """Where the emulator serves a provider: ``/<name>`` + its base URL's path."""
+    return f"/{record.name}" + urlsplit(record.base_url).path.rstrip("/")
+
+
+#: The built-in providers' prefixes (a dialect file's provider gets one the same way).
+PROVIDER_PREFIXES: dict[str, str] = {d.name: prefix_for(d) for d in BUILTIN}
 
 
 class IdGen:
@@ -98,20 +102,28 @@ def comment(text: str) -> Frame:
 
 
 class Dialect:
-    name: ClassVar[str] = ""
+    """One wire format. An instance serves one provider record (its name and prefix)."""
+
+    #: The wire format's name, as a record's ``wire`` field names it.
+    wire: ClassVar[str] = ""
     context_window: ClassVar[int] = 128_000
     #: Fields the provider accepts; ``None`` accepts anything (claude proxy).
     known_fields: ClassVar[frozenset[str] | None] = None
-    requires_auth: ClassVar[bool] = True
     gzip: ClassVar[bool] = False
     sort_keys: ClassVar[bool] = False
     sse_content_type: ClassVar[str] = "text/event-stream; charset=utf-8"
     json_content_type: ClassVar[str] = "application/json"
     compact_arguments: ClassVar[bool] = True
 
-    @property
-    def prefix(self) -> str:
-        return PROVIDER_PREFIXES[self.name]
+    def __init__(self, record: ProviderDialect) -> None:
+        self.name = record.name
+        self.prefix = prefix_for(record)
+        # A local proxy with a dummy key checks none.
+        self.requires_auth = record.checks_key
+
+    def model_name(self, model: JSON) -> str:
+        """The model name the replies report for the requested one."""
+        return model if isinstance(model, str) else ""
 
     # ----------------------------------------------------------------- helpers
     def dumps(self, obj: JSON, ctx: Ctx | None = None) -> str:
@@ -303,7 +315,7 @@ def mask_key(key: str) -> str:
 
 
 class OpenAiDialect(Dialect):
-    name = "openai"
+    wire = "openai"
     context_window = 128_000
     known_fields = _OPENAI_FIELDS
 
@@ -588,7 +600,7 @@ def _google_error(code: int, status: str, message: str, details: list[JSON] | No
 
 
 class GeminiDialect(Dialect):
-    name = "gemini"
+    wire = "gemini"
     context_window = 1_048_576  # the real limit behind the advertised 1M
     known_fields = _GEMINI_FIELDS
     gzip = True
@@ -861,7 +873,7 @@ class _PlainChunks(Dialect):
 
 
 class MistralDialect(_PlainChunks):
-    name = "mistral"
+    wire = "mistral"
     context_window = 131_072  # Mistral counts 128k as 131,072
     known_fields = _MISTRAL_FIELDS
     compact_arguments = False
@@ -1093,7 +1105,7 @@ def _glm_error(code: str, message: str) -> JSON:
 
 
 class GlmDialect(Dialect):
-    name = "glm"
+    wire = "glm"
     context_window = 200_000
     known_fields = _GLM_FIELDS
     sse_content_type = "text/event-stream;charset=UTF-8"
@@ -1310,13 +1322,15 @@ def claude_model_name(model: JSON) -> str:
 
 
 class ClaudeProxyDialect(_PlainChunks):
-    name = "claude_subscription"
+    wire = "claude_proxy"
     context_window = 200_000
     known_fields = None
-    requires_auth = False
     sse_content_type = "text/event-stream"
     json_content_type = "application/json; charset=utf-8"
     compact_arguments = False
+
+    def model_name(self, model: JSON) -> str:
+        return claude_model_name(model)
 
     def completion_id(self, ctx: Ctx) -> str:
         return "chatcmpl-" + self.request_id(ctx)
@@ -1464,13 +1478,20 @@ class ClaudeProxyDialect(_PlainChunks):
         }
 
 
-DIALECTS: dict[str, Dialect] = {
-    d.name: d
-    for d in (
-        OpenAiDialect(),
-        GeminiDialect(),
-        MistralDialect(),
-        GlmDialect(),
-        ClaudeProxyDialect(),
-    )
+#: Wire format name -> its renderer class.
+WIRES: dict[str, type[Dialect]] = {
+    cls.wire: cls
+    for cls in (OpenAiDialect, GeminiDialect, MistralDialect, GlmDialect, ClaudeProxyDialect)
 }
+
+
+def renderer_for(record: ProviderDialect) -> Dialect:
+    """The emulator's renderer for a provider record (its ``wire`` format)."""
+    try:
+        cls = WIRES[record.wire]
+    except KeyError:
+        raise ValueError(
+            f"provider {record.name!r}: unknown wire format {record.wire!r}; "
+            f"the emulator speaks {', '.join(WIRES)}"
+        ) from None
+    return cls(record)

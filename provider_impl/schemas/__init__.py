@@ -36,10 +36,16 @@ PROVIDERS: tuple[str, ...] = ("openai", "gemini", "mistral", "glm", "claude_subs
 _MESSAGE_KEYWORD = "errorMessage"
 
 
-def _check_provider(provider: str) -> None:
-    if provider not in PROVIDERS:
+def _check_provider(provider: str) -> str:
+    """The contract ``provider`` follows: its dialect record's ``contract_name``."""
+    from provider_impl.dialects import DIALECTS
+
+    dialect = DIALECTS.get(provider)
+    contract = dialect.contract_name if dialect is not None else provider
+    if contract not in PROVIDERS:
         known = ", ".join(PROVIDERS)
         raise ValueError(f"no request schema for provider {provider!r}; known providers: {known}")
+    return contract
 
 
 @cache
@@ -54,8 +60,7 @@ def load_schema(provider: str) -> dict[str, Any]:
 
     Raises ``ValueError`` naming the known providers for an unknown one.
     """
-    _check_provider(provider)
-    return copy.deepcopy(_cached_schema(provider))
+    return copy.deepcopy(_cached_schema(_check_provider(provider)))
 
 
 @cache
@@ -89,8 +94,7 @@ def schema_errors(provider: str, body: Mapping[str, Any]) -> list[str]:
     An empty list means the body is valid. Raises ``ValueError`` for an
     unknown provider.
     """
-    _check_provider(provider)
-    validator = _validator(provider)
+    validator = _validator(_check_provider(provider))
     return sorted({_describe(error) for error in validator.iter_errors(_plain(body))})
 
 
