@@ -66,6 +66,9 @@ class ProviderDialect:
     ignores_unknown_params: bool = False
     # Which cost-table prefix prices this provider's models.
     cost_provider: str | None = None
+    # Thinking tokens are in total_tokens but not in completion_tokens, and no
+    # reasoning_tokens is sent (Gemini): total - prompt - completion is the reasoning.
+    reasoning_outside_completion: bool = False
 
     @property
     def pricing_key(self) -> str:
@@ -98,6 +101,7 @@ GEMINI = ProviderDialect(
     base_url="https://generativelanguage.googleapis.com/v1beta/openai",
     default_model="gemini-2.5-flash",
     api_key_env="GEMINI_API_KEY",
+    reasoning_outside_completion=True,
     capabilities=ProviderCapabilities(
         streaming=True,
         tool_calling=True,
