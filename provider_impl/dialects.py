@@ -100,6 +100,9 @@ class ProviderDialect:
     # Which request/reply contract (provider_impl/schemas/<contract>.json) it follows.
     contract: str | None = None
     features: ConformanceFeatures = field(default_factory=ConformanceFeatures)
+    # Thinking tokens are in total_tokens but not in completion_tokens, and no
+    # reasoning_tokens is sent (Gemini): total - prompt - completion is the reasoning.
+    reasoning_outside_completion: bool = False
 
     @property
     def pricing_key(self) -> str:
@@ -139,6 +142,7 @@ GEMINI = ProviderDialect(
     api_key_env="GEMINI_API_KEY",
     wire="gemini",
     features=ConformanceFeatures(streams_thinking=True, message_id=False, content_filter=True),
+    reasoning_outside_completion=True,
     capabilities=ProviderCapabilities(
         streaming=True,
         tool_calling=True,

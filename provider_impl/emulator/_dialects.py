@@ -773,16 +773,23 @@ class GeminiDialect(Dialect):
                 DONE,
             ]
         deltas: list[JSON] = []
+        # Thought summaries as Gemini streams them: flagged pieces, "<thought>" opening
+        # the first, "</thought>" heading the first piece of the answer.
         for t in script.thinking:
             deltas.append(
                 {"content": t, "extra_content": {"google": {"thought": True}}, "role": "assistant"}
             )
-        deltas.extend({"content": p, "role": "assistant"} for p in script.text)
+        answer = list(script.text) or ([""] if script.thinking else [])
+        deltas.extend({"content": p, "role": "assistant"} for p in answer)
+        pieces = [d["content"] for d in deltas]  # usage counts the words, not the tags
+        if script.thinking:
+            deltas[0]["content"] = "<thought>" + pieces[0]
+            deltas[len(script.thinking)]["content"] = "</thought>" + pieces[len(script.thinking)]
         frames: list[Frame] = []
         seen = ""
         for i, delta in enumerate(deltas):
             last = i == len(deltas) - 1
-            seen += delta["content"]
+            seen += pieces[i]
             # Usage grows chunk by chunk; the first says 0, the last one is final.
             used = total if last else (0 if i == 0 else min(total, estimate_tokens(seen)))
             frames.append(
