@@ -28,7 +28,7 @@ from provider_impl.harness import (
     replay_scenario_async,
 )
 from provider_impl.invariants import check_invariants
-from provider_impl.schemas import schema_errors
+from provider_impl.schemas import rule_errors, schema_errors
 
 pytestmark = pytest.mark.usefixtures("applicable_case")
 
@@ -131,7 +131,8 @@ def test_async_client_gives_the_same(case: Case) -> None:
 
 
 def test_recorded_request_is_what_the_builder_sends(case: Case) -> None:
-    """The cassette's request body equals today's payload and fits the provider's schema."""
+    """The cassette's request body equals today's payload, fits the provider's contract
+    and keeps the project's own rules (derived from the dialect record)."""
     exchange = load_exchange(case.cassette)
     client = provider_for(case.provider, case.scenario)
     built = client.build_request(
@@ -142,8 +143,9 @@ def test_recorded_request_is_what_the_builder_sends(case: Case) -> None:
         errors = schema_errors(case.provider, body)
         if case.scenario.schema_valid:
             assert errors == [], errors
+            assert rule_errors(client.dialect, body) == []
         else:
-            assert errors, "this scenario's request must break the provider's schema"
+            assert errors, "this scenario's request must break the provider's contract"
 
 
 def test_any_split_gives_the_same_events(case: Case) -> None:

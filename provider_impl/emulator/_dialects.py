@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 from provider_impl.dialects import BUILTIN, ProviderDialect
 
+from provider_impl.schemas import top_level_fields
+
 from ._http import Request
 from ._script import Script, ToolCallSpec, estimate_tokens, split_fixed
 
@@ -107,7 +109,8 @@ class Dialect:
     #: The wire format's name, as a record's ``wire`` field names it.
     wire: ClassVar[str] = ""
     context_window: ClassVar[int] = 128_000
-    #: Fields the provider accepts; ``None`` accepts anything (claude proxy).
+    #: Top-level fields the provider accepts, read from its request contract
+    #: (``provider_impl/schemas/<provider>.json``); ``None`` accepts anything (claude proxy).
     known_fields: ClassVar[frozenset[str] | None] = None
     gzip: ClassVar[bool] = False
     sort_keys: ClassVar[bool] = False
@@ -258,46 +261,7 @@ def _retry_headers(retry_after: int) -> tuple[tuple[str, str], ...]:
 # OpenAI
 # =============================================================================
 
-_OPENAI_FIELDS = frozenset(
-    {
-        "messages",
-        "model",
-        "audio",
-        "frequency_penalty",
-        "function_call",
-        "functions",
-        "logit_bias",
-        "logprobs",
-        "max_completion_tokens",
-        "max_tokens",
-        "metadata",
-        "modalities",
-        "moderation",
-        "n",
-        "parallel_tool_calls",
-        "prediction",
-        "presence_penalty",
-        "prompt_cache_key",
-        "prompt_cache_retention",
-        "reasoning_effort",
-        "response_format",
-        "safety_identifier",
-        "seed",
-        "service_tier",
-        "stop",
-        "store",
-        "stream",
-        "stream_options",
-        "temperature",
-        "tool_choice",
-        "tools",
-        "top_logprobs",
-        "top_p",
-        "user",
-        "verbosity",
-        "web_search_options",
-    }
-)
+_OPENAI_FIELDS = top_level_fields("openai")
 
 
 def _openai_error(
@@ -559,37 +523,7 @@ class OpenAiDialect(Dialect):
 # Gemini (OpenAI compatibility layer)
 # =============================================================================
 
-_GEMINI_FIELDS = frozenset(
-    {
-        "messages",
-        "model",
-        "stream",
-        "stream_options",
-        "max_tokens",
-        "max_completion_tokens",
-        "temperature",
-        "top_p",
-        "n",
-        "stop",
-        "tools",
-        "tool_choice",
-        "parallel_tool_calls",
-        "response_format",
-        "reasoning_effort",
-        "seed",
-        "presence_penalty",
-        "frequency_penalty",
-        "logprobs",
-        "top_logprobs",
-        "user",
-        "modalities",
-        "audio",
-        "extra_body",
-        "google",
-        "metadata",
-        "store",
-    }
-)
+_GEMINI_FIELDS = top_level_fields("gemini")
 
 
 def _google_error(code: int, status: str, message: str, details: list[JSON] | None = None) -> JSON:
@@ -829,33 +763,7 @@ class GeminiDialect(Dialect):
 # Mistral
 # =============================================================================
 
-_MISTRAL_FIELDS = frozenset(
-    {
-        "model",
-        "messages",
-        "temperature",
-        "top_p",
-        "max_tokens",
-        "stream",
-        "stop",
-        "random_seed",
-        "metadata",
-        "response_format",
-        "tools",
-        "tool_choice",
-        "presence_penalty",
-        "frequency_penalty",
-        "n",
-        "prediction",
-        "parallel_tool_calls",
-        "prompt_mode",
-        "safe_prompt",
-        "guardrails",
-        "prompt_cache_key",
-        "reasoning_effort",
-        "service_tier",
-    }
-)
+_MISTRAL_FIELDS = top_level_fields("mistral")
 
 
 def _mistral_error(message: JSON, type_: str, code: str | None = None) -> JSON:
@@ -1081,30 +989,7 @@ class MistralDialect(_PlainChunks):
 # GLM (Z.ai / BigModel)
 # =============================================================================
 
-_GLM_FIELDS = frozenset(
-    {
-        "model",
-        "messages",
-        "request_id",
-        "do_sample",
-        "stream",
-        "stream_options",
-        "thinking",
-        "temperature",
-        "top_p",
-        "max_tokens",
-        "tools",
-        "tool_choice",
-        "stop",
-        "response_format",
-        "user_id",
-        "tool_stream",
-        "watermark_enabled",
-        "meta",
-        "sensitive_word_check",
-        "seed",
-    }
-)
+_GLM_FIELDS = top_level_fields("glm")
 
 
 def _glm_error(code: str, message: str) -> JSON:
