@@ -60,6 +60,36 @@ FAULTS: dict[str, str] = {
     "trickle": "wait x-emulator-trickle-ms (default 50) between frames",
 }
 
+#: Server-wide changes of behaviour (``Emulator(drift=...)``, ``--drift``) that stand in
+#: for a provider changing its API, so that ``provider-impl drift`` has something to catch.
+REQUIRED_PARAM = "safety_identifier"
+DRIFTS: dict[str, str] = {
+    "usage_renamed": "usage objects say input_tokens instead of prompt_tokens",
+    "required_param": f"refuse (400) every request whose body lacks {REQUIRED_PARAM!r}",
+    "tool_ids_dropped": "tool calls carry no id",
+}
+
+
+def _drift_json(obj: Any, drifts: frozenset[str]) -> Any:
+    """``obj`` (a reply body or one chunk) as a drifted server would send it."""
+    if isinstance(obj, list):
+        return [_drift_json(v, drifts) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    out = {k: _drift_json(v, drifts) for k, v in obj.items()}
+    usage = out.get("usage")
+    if "usage_renamed" in drifts and isinstance(usage, dict) and "prompt_tokens" in usage:
+        out["usage"] = {
+            ("input_tokens" if k == "prompt_tokens" else k): v for k, v in usage.items()
+        }
+    calls = out.get("tool_calls")
+    if "tool_ids_dropped" in drifts and isinstance(calls, list):
+        out["tool_calls"] = [
+            {k: v for k, v in c.items() if k != "id"} if isinstance(c, dict) else c for c in calls
+        ]
+    return out
+
+
 #: Request headers that steer the emulator.
 H_SCENARIO = "x-emulator-scenario"
 H_VARIANT = "x-emulator-variant"
@@ -166,7 +196,13 @@ class Emulator:
         *,
         backlog: int = 4096,
         keepalive_timeout: float | None = 120.0,
+        drift: Sequence[str] = (),
     ) -> None:
+        unknown = [d for d in drift if d not in DRIFTS]
+        if unknown:
+            raise ValueError(f"unknown drift {unknown[0]!r}; known: {', '.join(DRIFTS)}")
+        #: The ``DRIFTS`` applied to every reply (none: the emulator as shipped).
+        self.drift = frozenset(drift)
         self.host = host
         self._requested_port = port
         self._port = 0
@@ -481,6 +517,10 @@ class Emulator:
         else:
             ctx.model = model if isinstance(model, str) else ""
         err_or_none = dialect.validate(body, ctx)
+        if err_or_none is None and "required_param" in self.drift and REQUIRED_PARAM not in body:
+            err_or_none = dialect.bad_request(
+                f"Missing required parameter: {REQUIRED_PARAM!r}.", ctx
+            )
         if err_or_none is not None:
             return await self._send_error(req, writer, dialect, ctx, err_or_none)
 
@@ -643,7 +683,10 @@ class Emulator:
             return await self._send_error(
                 req, writer, dialect, ctx, dialect.bad_request(str(exc), ctx)
             )
-        body = dialect.dumps(dialect.completion(script, ctx), ctx).encode("utf-8")
+        reply = dialect.completion(script, ctx)
+        if self.drift:
+            reply = _drift_json(reply, self.drift)
+        body = dialect.dumps(reply, ctx).encode("utf-8")
         headers = self._base_headers(req, dialect, ctx, dialect.json_content_type)
         if self._gzip(req, dialect):
             body = gzip.compress(body, mtime=0)
@@ -683,6 +726,8 @@ class Emulator:
         fault: str,
     ) -> bool:
         frames = dialect.stream(script, ctx)
+        if self.drift:
+            frames = [self._drift_frame(f, dialect, ctx) for f in frames]
         error_at: int | None = None
         if ctx.scenario == "error_in_stream":
             error_at = 3
@@ -758,6 +803,12 @@ class Emulator:
         log.debug("%s %s -> 200 stream (%s)", req.method, req.path, ctx.scenario)
         return keep
 
+    def _drift_frame(self, frame: Frame, dialect: Dialect, ctx: Ctx) -> Frame:
+        if frame.kind != "data":
+            return frame
+        obj = json.loads(frame.raw.removeprefix(b"data: "))
+        return dialect.data(_drift_json(obj, self.drift), ctx)
+
     @staticmethod
     async def _send_frame(out: ChunkedBody, frame: Frame, ctx: Ctx) -> None:
         raw = frame.raw
@@ -780,10 +831,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port to bind (default: any free one)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log each request")
+    parser.add_argument(
+        "--drift",
+        action="append",
+        default=[],
+        choices=list(DRIFTS),
+        help="behave like a provider whose API changed (repeatable): "
+        + "; ".join(f"{k}: {v}" for k, v in DRIFTS.items()),
+    )
     args = parser.parse_args(list(argv) if argv is not None else sys.argv[1:])
     if args.verbose:
         logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(message)s")
-    emulator = Emulator(args.host, args.port)
+    emulator = Emulator(args.host, args.port, drift=args.drift)
 
     async def run() -> None:
         await emulator.start_async()
