@@ -197,10 +197,16 @@ def http_date() -> str:
     return email.utils.formatdate(usegmt=True)
 
 
+#: Sent on every emulator response, so a recording can say it came from the
+#: emulator (its cassettes' provenance) rather than from a live provider.
+EMULATOR_HEADER = "x-provider-impl-emulator"
+
+
 def response_head(status: int, headers: list[tuple[str, str]]) -> bytes:
     reason = REASONS.get(status, "Unknown")
     lines = [f"HTTP/1.1 {status} {reason}"]
     lines.extend(f"{k}: {v}" for k, v in headers)
+    lines.append(f"{EMULATOR_HEADER}: 1")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 

@@ -5,7 +5,8 @@
   as parsed JSON, scrubbing, and a persister that refuses to write a secret.
 * :func:`record_cassettes` — run the scenarios against a base URL (a live
   provider, or the emulator) and write ``cassettes/<provider>/<scenario>.yaml``.
-* :func:`load_interactions` — a cassette's interactions with exact body bytes.
+* :func:`load_interactions` — a cassette's interactions with exact body bytes;
+  :func:`load_provenance` — where it came from.
 * :mod:`provider_impl.recording.secrets` — :func:`find_secrets`,
   :func:`scan_paths` (``provider-impl scan-secrets``).
 """
@@ -17,6 +18,7 @@ from provider_impl.recording.config import (
     SecretScanningPersister,
     json_body_matcher,
     load_interactions,
+    load_provenance,
     make_vcr,
 )
 from provider_impl.recording.record import RecordResult, cassette_path, record_cassettes
@@ -51,6 +53,7 @@ __all__ = [
     "find_secrets",
     "json_body_matcher",
     "load_interactions",
+    "load_provenance",
     "make_vcr",
     "real_uri",
     "record_cassettes",

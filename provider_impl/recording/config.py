@@ -15,7 +15,7 @@ import difflib
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,10 +34,12 @@ from provider_impl.recording.serializer import deserialize as _deserialize
 __all__ = [
     "MATCH_ON",
     "CannotOverwriteExistingCassetteException",
+    "Provenance",
     "RecordedInteraction",
     "SecretScanningPersister",
     "json_body_matcher",
     "load_interactions",
+    "load_provenance",
     "make_vcr",
 ]
 
@@ -103,6 +105,23 @@ def json_body(r1: Any, r2: Any) -> None:
 json_body_matcher = json_body
 
 
+#: Says where a cassette came from, given the cassette vcrpy is about to write
+#: (``{"version", "interactions"}``): a mapping stored as its ``provenance:`` block.
+Provenance = Callable[[Mapping[str, Any]], Mapping[str, Any]]
+
+
+class _WithProvenance:
+    """A serializer that adds the provenance block before the wrapped one writes."""
+
+    def __init__(self, inner: Any, provenance: Provenance) -> None:
+        self._inner = inner
+        self._provenance = provenance
+
+    def serialize(self, data: Mapping[str, Any]) -> str:
+        text: str = self._inner.serialize({**data, "provenance": dict(self._provenance(data))})
+        return text
+
+
 class SecretScanningPersister:
     """A vcrpy persister: UTF-8, scanned for secrets, written atomically.
 
@@ -112,10 +131,17 @@ class SecretScanningPersister:
     cassette and renames it into place, so a cassette is never half-written.
     """
 
-    def __init__(self, known_secrets: Iterable[str] = (), *, tolerate_corrupt: bool = False):
+    def __init__(
+        self,
+        known_secrets: Iterable[str] = (),
+        *,
+        tolerate_corrupt: bool = False,
+        provenance: Provenance | None = None,
+    ):
         self._known = [s for s in known_secrets if s]
         # When re-recording, an unreadable old cassette is simply replaced.
         self._tolerate_corrupt = tolerate_corrupt
+        self._provenance = provenance
 
     def load_cassette(self, cassette_path: str | os.PathLike[str], serializer: Any) -> Any:
         path = Path(cassette_path)
@@ -138,6 +164,8 @@ class SecretScanningPersister:
         self, cassette_path: str | os.PathLike[str], cassette_dict: Any, serializer: Any
     ) -> None:
         path = Path(cassette_path)
+        if self._provenance is not None:
+            serializer = _WithProvenance(serializer, self._provenance)
         text = vcr.serialize.serialize(cassette_dict, serializer)
         findings = find_secrets(text, self._known)
         if findings:
@@ -166,6 +194,7 @@ def make_vcr(
     *,
     secrets: Iterable[str] = (),
     rewrite_base_urls: Mapping[str, str] | None = None,
+    provenance: Provenance | None = None,
 ) -> vcr.VCR:
     """A ``vcr.VCR`` for the project's cassettes.
 
@@ -173,7 +202,8 @@ def make_vcr(
     cassette's interactions with the new ones). ``secrets`` are the keys in use:
     scrubbed from everything recorded and searched for before writing.
     ``rewrite_base_urls`` maps a stand-in base URL to the provider's real one
-    (the emulator's layout is recognised without it).
+    (the emulator's layout is recognised without it). ``provenance`` builds
+    the block each written cassette carries (docs/PROVENANCE.md).
     """
     if record_mode not in RECORD_MODES:
         raise ValueError(f"unknown record mode {record_mode!r}; known: {', '.join(RECORD_MODES)}")
@@ -195,7 +225,9 @@ def make_vcr(
     recorder.register_serializer(SERIALIZER_NAME, SERIALIZER)
     recorder.register_matcher("json_body", json_body)
     recorder.register_persister(
-        SecretScanningPersister(secrets, tolerate_corrupt=record_mode != "none")
+        SecretScanningPersister(
+            secrets, tolerate_corrupt=record_mode != "none", provenance=provenance
+        )
     )
     return recorder
 
@@ -252,3 +284,10 @@ def load_interactions(path: str | os.PathLike[str]) -> list[RecordedInteraction]
             )
         )
     return out
+
+
+def load_provenance(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A cassette's ``provenance:`` block (``{}`` when it has none)."""
+    doc = _deserialize(Path(path).read_bytes().decode("utf-8"))
+    block = doc.get("provenance")
+    return dict(block) if isinstance(block, Mapping) else {}

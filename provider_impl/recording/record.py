@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import datetime
+import functools
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 from vcr.filters import AVAILABLE_DECOMPRESSORS
 
 from provider_impl.dialects import DIALECTS
+from provider_impl.emulator._http import EMULATOR_HEADER
 from provider_impl.errors import LlmError
 from provider_impl.events import MessageDelta, StreamEvent
 from provider_impl.provider import OpenAiCompatibleProvider
@@ -18,7 +22,13 @@ from provider_impl.recording.config import make_vcr
 from provider_impl.scenarios import SCENARIO_HEADER, SCENARIOS, Scenario
 from provider_impl.types import CompletionResponse, StopReason
 
-__all__ = ["ACCEPT_ENCODING", "RecordResult", "cassette_path", "record_cassettes"]
+__all__ = [
+    "ACCEPT_ENCODING",
+    "RecordResult",
+    "cassette_path",
+    "record_cassettes",
+    "recorded_provenance",
+]
 
 # Only encodings vcrpy decodes before scrubbing (httpx would also offer zstd when
 # zstandard is installed, and a zstd body could be neither read nor scanned).
@@ -42,6 +52,32 @@ class RecordResult:
     events: tuple[StreamEvent, ...] = field(default=(), compare=False, repr=False)
     response: CompletionResponse | None = field(default=None, compare=False, repr=False)
     error: LlmError | None = field(default=None, compare=False, repr=False)
+
+
+def recorded_provenance(cassette: Mapping[str, Any], *, live: bool) -> dict[str, Any]:
+    """The provenance block of a cassette this package records (docs/PROVENANCE.md).
+
+    ``emulator`` when the reply carries the bundled emulator's header, ``live``
+    when recorded from the provider's own base URL, else ``server`` (another
+    server given by ``--base-url``, e.g. a proxy).
+    """
+    interactions = cassette.get("interactions") or [{}]
+    headers = interactions[-1].get("response", {}).get("headers", {})
+    if any(k.lower() == EMULATOR_HEADER for k in headers):
+        source = "emulator"
+    else:
+        source = "live" if live else "server"
+    return {
+        "source": source,
+        "recorded": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
+        "tool": f"provider-impl {_version()}",
+    }
+
+
+def _version() -> str:
+    from provider_impl import __version__
+
+    return __version__
 
 
 def cassette_path(cassette_dir: Path, provider: str, scenario: str) -> Path:
@@ -138,7 +174,12 @@ def _record_one(
     dialect = DIALECTS[provider]
     secrets = [k for k in (key, scenario.api_key) if k]
     rewrite = {base_url: dialect.base_url} if base_url else None
-    recorder = make_vcr("all", secrets=secrets, rewrite_base_urls=rewrite)
+    recorder = make_vcr(
+        "all",
+        secrets=secrets,
+        rewrite_base_urls=rewrite,
+        provenance=functools.partial(recorded_provenance, live=base_url is None),
+    )
     client = OpenAiCompatibleProvider(
         dialect,
         api_key=scenario.api_key or key,

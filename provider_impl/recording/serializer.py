@@ -269,13 +269,15 @@ def _dump(doc: Any) -> str:
 
 def _document(cassette: Mapping[str, Any], forms: list[tuple[int, int]]) -> dict[str, Any]:
     doc: dict[str, Any] = {"version": cassette.get("version", 1)}
+    # Other top-level keys (the provenance block) come before the interactions,
+    # where a reader sees them first.
+    for key, value in cassette.items():
+        if key not in ("version", "interactions"):
+            doc[key] = value
     doc["interactions"] = [
         {"request": _request_doc(it["request"], rf), "response": _response_doc(it["response"], sf)}
         for it, (rf, sf) in zip(cassette["interactions"], forms, strict=True)
     ]
-    for key, value in cassette.items():
-        if key not in ("version", "interactions"):
-            doc[key] = value
     return doc
 
 
