@@ -25,9 +25,11 @@ import tempfile
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from provider_impl.dialects import DIALECTS
 from provider_impl.errors import TransportError
@@ -185,12 +187,26 @@ def _collapsed(paths: set[str], shape: Shape, template: str) -> list[str]:
     return lines
 
 
+_NULL = frozenset({"null"})
+
+
 def compare_shape(committed: RecordedExchange, fresh: RecordedExchange) -> list[Difference]:
+    """Paths gone, paths new, and paths whose types changed.
+
+    ``null`` says nothing about a field's type: a path seen only as null matches
+    a missing one or any type, and ``string|null`` matches ``string``. Real
+    replies of one provider flip such fields between models and calls
+    (``system_fingerprint``, ``logprobs``; the test replays
+    ``cassettes/real/``), which is not drift.
+    """
     before, now = reply_shape(committed), reply_shape(fresh)
-    lines = _collapsed(set(before) - set(now), before, "missing (was {})")
-    lines += _collapsed(set(now) - set(before), now, "new ({})")
+    gone = {p for p in set(before) - set(now) if before[p] != _NULL}
+    new = {p for p in set(now) - set(before) if now[p] != _NULL}
+    lines = _collapsed(gone, before, "missing (was {})")
+    lines += _collapsed(new, now, "new ({})")
     for path in sorted(set(before) & set(now)):
-        if before[path] != now[path]:
+        old_types, new_types = before[path] - _NULL, now[path] - _NULL
+        if old_types and new_types and old_types != new_types:
             lines.append(f"{path}: type {_types(before[path])} -> {_types(now[path])}")
     return [Difference(2, line) for line in lines]
 
@@ -209,7 +225,10 @@ class EventSummary:
     stop_reason: str | None
     #: The usage counts reported (not None); None when no usage came at all.
     usage: tuple[str, ...] | None
+    #: The type of the error decoding ended in (in-band error, unparsable arguments).
     error: str | None
+    #: Its message: shown, never compared (it may carry request ids).
+    error_message: str = field(default="", compare=False)
 
 
 def _collapse(kinds: Iterable[str]) -> tuple[str, ...]:
@@ -233,9 +252,10 @@ def _usage_fields(usage: dict[str, Any] | None) -> tuple[str, ...] | None:
 def summarize_events(outcome: Outcome, body: bytes) -> EventSummary:
     """Layer 3's view of a decoded reply (``decode_recorded``); ``body`` is the raw
     reply, to tell provider-sent tool-call ids from invented ones."""
-    error = None
+    error = message = None
     if outcome.error is not None:
-        error = f"{outcome.error['type']}: {str(outcome.error.get('message'))[:120]}"
+        error = str(outcome.error["type"])
+        message = str(outcome.error.get("message") or "")[:120]
     if outcome.response is not None:
         r = outcome.response
         parts = [k for k in ("thinking", "text", "refusal") if r.get(k)]
@@ -248,6 +268,7 @@ def summarize_events(outcome: Outcome, body: bytes) -> EventSummary:
             stop_reason=r["stop_reason"],
             usage=usage if usage else None,
             error=error,
+            error_message=message or "",
         )
     kinds = []
     names: list[str] = []
@@ -273,6 +294,7 @@ def summarize_events(outcome: Outcome, body: bytes) -> EventSummary:
         stop_reason=stop,
         usage=usage_seen,
         error=error,
+        error_message=message or "",
     )
 
 
@@ -300,7 +322,8 @@ def compare_events(
     b = summarize_events(decode_recorded(fresh, provider), fresh.body)
     lines = []
     if a.error != b.error:
-        lines.append(f"decode error: {a.error or 'none'} -> {b.error or 'none'}")
+        detail = f" ({b.error_message})" if b.error_message else ""
+        lines.append(f"decode error: {a.error or 'none'} -> {b.error or 'none'}{detail}")
     if a.kinds != b.kinds:
         lines.append(f"event kinds: {' '.join(a.kinds)} -> {' '.join(b.kinds)}")
     if len(a.tool_names) != len(b.tool_names):
@@ -422,7 +445,7 @@ def run_drift(
             if names[1:]:
                 results += record_cassettes(provider, names[1:], **kw)
                 _check_reachable(results, target)
-        except (ValueError, SecretLeakError) as exc:
+        except (ValueError, SecretLeakError, httpx.InvalidURL) as exc:
             raise DriftError(str(exc)) from None
         compared = tuple(_compare_one(r, committed_dir, provider) for r in results)
     return DriftReport(
@@ -455,7 +478,8 @@ def format_report(report: DriftReport) -> str:
     drifted = report.drifted
     skipped = sum(1 for s in report.scenarios if s.skipped)
     ok = len(report.scenarios) - len(drifted) - skipped
-    summary = f"{len(report.scenarios)} scenarios: {ok} OK, {len(drifted)} drifted"
+    n = len(report.scenarios)
+    summary = f"{n} scenario{'' if n == 1 else 's'}: {ok} OK, {len(drifted)} drifted"
     if skipped:
         summary += f", {skipped} skipped"
     layers = sorted({d.layer for s in drifted for d in s.differences})
@@ -510,10 +534,14 @@ def cli(
         report = run_drift(
             provider, base_url=base_url, cassette_dir=Path(cassette_dir), scenarios=scenarios
         )
-        if junit:
-            write_junit(report, Path(junit))
-    except (DriftError, OSError) as exc:
+    except DriftError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(format_report(report))
+    if junit:
+        try:
+            write_junit(report, Path(junit))
+        except OSError as exc:
+            print(f"error: cannot write the JUnit report {junit}: {exc.strerror}", file=sys.stderr)
+            return 2
     return 1 if report.drifted else 0

@@ -725,9 +725,7 @@ class Emulator:
         script: Script,
         fault: str,
     ) -> bool:
-        frames = dialect.stream(script, ctx)
-        if self.drift:
-            frames = [self._drift_frame(f, dialect, ctx) for f in frames]
+        frames = self._drifted(dialect.stream(script, ctx), dialect, ctx)
         error_at: int | None = None
         if ctx.scenario == "error_in_stream":
             error_at = 3
@@ -776,7 +774,8 @@ class Emulator:
                     if fault == "stall" and after > 0 and sent == after:
                         await self._sleep_watch(stall, reader, writer)
                     if error_at is not None and sent == error_at:
-                        await out.finish(b"".join(f.raw for f in dialect.in_band_error(ctx)))
+                        error = self._drifted(dialect.in_band_error(ctx), dialect, ctx)
+                        await out.finish(b"".join(f.raw for f in error))
                         self.stats.incr("streams_completed")
                         return keep
                 if truncate_at is not None and i == truncate_at:
@@ -803,11 +802,16 @@ class Emulator:
         log.debug("%s %s -> 200 stream (%s)", req.method, req.path, ctx.scenario)
         return keep
 
-    def _drift_frame(self, frame: Frame, dialect: Dialect, ctx: Ctx) -> Frame:
-        if frame.kind != "data":
-            return frame
-        obj = json.loads(frame.raw.removeprefix(b"data: "))
-        return dialect.data(_drift_json(obj, self.drift), ctx)
+    def _drifted(self, frames: list[Frame], dialect: Dialect, ctx: Ctx) -> list[Frame]:
+        """``frames`` as the drifted server sends them (``self.drift``)."""
+        if not self.drift:
+            return frames
+        return [
+            dialect.data(_drift_json(json.loads(f.raw.removeprefix(b"data: ")), self.drift), ctx)
+            if f.kind == "data"
+            else f
+            for f in frames
+        ]
 
     @staticmethod
     async def _send_frame(out: ChunkedBody, frame: Frame, ctx: Ctx) -> None:
