@@ -241,6 +241,18 @@ def _cmd_record(args: argparse.Namespace) -> int:
     return 0 if all(r.ok for r in results) else 1
 
 
+def _cmd_drift(args: argparse.Namespace) -> int:
+    from provider_impl.drift import cli
+
+    return cli(
+        args.provider,
+        base_url=args.base_url,
+        cassette_dir=args.cassette_dir,
+        junit=args.junit,
+        scenarios=args.scenario,
+    )
+
+
 def _cmd_scan_secrets(args: argparse.Namespace) -> int:
     from provider_impl.recording.secrets import scan_paths
 
@@ -304,6 +316,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--base-url", help="where to send requests (default: the real provider)")
     p.add_argument("--cassette-dir", default="cassettes")
     p.set_defaults(func=_cmd_record)
+
+    p = sub.add_parser(
+        "drift",
+        parents=[dialects],
+        help="record afresh and compare with the committed cassettes",
+    )
+    p.add_argument("--provider", required=True, help="the provider to check")
+    p.add_argument("--scenario", action="append", help="limit to a scenario (repeatable)")
+    p.add_argument("--base-url", help="where to send requests (default: the real provider)")
+    p.add_argument("--cassette-dir", default="cassettes", help="the committed cassettes")
+    p.add_argument("--junit", metavar="FILE", help="write a JUnit XML report")
+    p.set_defaults(func=_cmd_drift)
 
     p = sub.add_parser(
         "replay", parents=[dialects], help="print the normalized events of one cassette"
