@@ -132,7 +132,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if callspec is not None and "case" in callspec.params:
         case = callspec.params["case"]
         report._case_key = f"{case.provider}/{case.scenario.name}"
-    elif callspec is not None and "real_case" in callspec.params:
+    elif callspec is not None and isinstance(callspec.params.get("real_case"), RealCase):
         report._case_key = callspec.params["real_case"].key
 
 

@@ -58,6 +58,10 @@ def _decoded(case: RealCase) -> tuple[RecordedExchange, Outcome]:
     return _DECODED[key]
 
 
+def _shape_refusal(body: bytes) -> bool:
+    return any(s in body for s in SHAPE_REFUSALS)
+
+
 def _ok(exchange: RecordedExchange) -> bool:
     return 200 <= exchange.status < 300
 
@@ -136,5 +140,18 @@ def test_real_request_meets_its_providers_contract(real_case: RealCase) -> None:
         pytest.skip(f"{real_case.provider} has no request contract")
     if _ok(exchange):
         assert errors == [], f"{real_case.provider} accepted this request (HTTP {exchange.status})"
-    elif any(s in exchange.body for s in SHAPE_REFUSALS):
+    elif _shape_refusal(exchange.body):
         assert errors, f"{real_case.provider} refused this request's shape: {exchange.body[:300]!r}"
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "shape"),
+    [
+        (400, b'{"error":{"message":"Unrecognized request argument supplied: foo"}}', True),
+        (422, b'{"detail":[{"type":"extra_forbidden","loc":["body","stream_options"]}]}', True),
+        (400, b'{"error":{"message":"Unknown name \\"store\\": Cannot find field."}}', True),
+        (404, b'{"error":{"code":"model_not_found"}}', False),
+    ],
+)
+def test_shape_refusals_are_told_from_other_4xx(status: int, body: bytes, shape: bool) -> None:
+    assert _shape_refusal(body) is shape

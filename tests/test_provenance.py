@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime
 import re
+from collections import Counter
 from pathlib import Path
 
 import httpx
 import pytest
 
 from provider_impl.emulator import Emulator
+from provider_impl.harness import load_exchange
 from provider_impl.recording import load_interactions, load_provenance, record_cassettes
 from provider_impl.recording.record import recorded_provenance
 
@@ -22,6 +24,9 @@ def test_there_are_emulator_and_real_cassettes() -> None:
     real = [c for c in CASSETTES if "real" in c.relative_to(ROOT / "cassettes").parts]
     assert len(real) >= 275
     assert len(CASSETTES) - len(real) >= 80
+    accepted = Counter(p.parent.name for p in real if load_exchange(p).status < 300)
+    for provider in ("openai", "gemini", "mistral", "glm", "openrouter"):
+        assert accepted[provider] >= 3, provider
 
 
 @pytest.mark.parametrize("path", CASSETTES, ids=lambda p: str(p.relative_to(ROOT / "cassettes")))

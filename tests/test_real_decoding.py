@@ -15,7 +15,6 @@ from provider_impl import (
     CompletionResponse,
     DeserializationError,
     InvalidRequest,
-    LlmError,
     Overloaded,
     classify_error,
     decode_response,
@@ -67,31 +66,7 @@ def _ids(p: Path) -> str:
     return f"{p.parent.name}/{p.stem}"
 
 
-# -- every real 2xx reply, read a second way ----------------------------------------
-
-
-@pytest.mark.parametrize("path", _real(), ids=_ids)
-def test_the_decoder_and_the_independent_reader_agree(path: Path) -> None:
-    exchange = load_exchange(path)
-    try:
-        plain = read_reply(exchange.body, exchange.is_sse)
-    except ValueError:  # an error inside a 2xx reply: the library raises too
-        with pytest.raises(LlmError):
-            _decode(exchange, _dialect(path))
-        return
-    got = _decode(exchange, _dialect(path))
-    assert got.text == plain.text
-    assert (got.thinking or "") == plain.thinking
-    assert [(c.name, dict(c.arguments)) for c in got.tool_calls] == [
-        (name, args) for _, name, args in plain.tool_calls
-    ]
-    assert (
-        got.usage.input_tokens,
-        got.usage.output_tokens,
-        got.usage.cache_read_input_tokens,
-        got.usage.reasoning_tokens,
-    ) == (plain.input_tokens, plain.output_tokens, plain.cache_read_tokens, plain.reasoning_tokens)
-    assert got.raw_finish_reason == plain.finish_reason
+# -- every real 2xx reply, read a second way: conformance/test_real_traffic.py -------
 
 
 def test_the_real_corpus_exercises_what_is_compared() -> None:
