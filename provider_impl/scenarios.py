@@ -85,6 +85,8 @@ class Scenario:
     # The recorded request must be accepted by the provider's schema (False when the
     # scenario deliberately sends a parameter the provider rejects).
     schema_valid: bool = True
+    # The expected error comes with an HTTP error status (False: inside a 200 reply).
+    error_status: bool = True
 
     def applies_to(self, provider: str) -> bool:
         return self.applies is None or self.applies(get_dialect(provider))
@@ -130,6 +132,26 @@ def _filters_content(d: ProviderDialect) -> bool:
     return d.features.content_filter
 
 
+def _calls_tools(d: ProviderDialect) -> bool:
+    return d.capabilities.tool_calling
+
+
+def _caps_output(d: ProviderDialect) -> bool:
+    return d.features.output_cap
+
+
+def _overflows_context(d: ProviderDialect) -> bool:
+    return d.features.context_length_error
+
+
+def _limits_by_status(d: ProviderDialect) -> bool:
+    return d.features.rate_limit_status
+
+
+def _limits_in_reply(d: ProviderDialect) -> bool:
+    return d.usage_limit_prefix is not None
+
+
 _SCENARIOS = (
     Scenario(
         "text",
@@ -163,6 +185,7 @@ _SCENARIOS = (
         "tool_call",
         "One tool call; its arguments stream in the provider's style.",
         _ask("What is the weather in Paris?", tools=[WEATHER], tool_choice="auto"),
+        applies=_calls_tools,
         expect_stop_reason=StopReason.TOOL_USE,
     ),
     Scenario(
@@ -174,6 +197,7 @@ _SCENARIOS = (
             tool_choice="auto",
             parallel_tool_calls=True,
         ),
+        applies=_calls_tools,
         expect_stop_reason=StopReason.TOOL_USE,
     ),
     Scenario(
@@ -191,12 +215,14 @@ _SCENARIOS = (
             tools=[WEATHER],
             max_tokens=256,
         ),
+        applies=_calls_tools,
         expect_stop_reason=StopReason.END_TURN,
     ),
     Scenario(
         "max_tokens_length",
         "The output cap cuts the reply short.",
         _ask("Write a long essay about the sea.", max_tokens=16),
+        applies=_caps_output,
         expect_stop_reason=StopReason.MAX_TOKENS,
     ),
     Scenario(
@@ -240,12 +266,23 @@ _SCENARIOS = (
         "error_rate_limit",
         "429 with the provider's retry hint.",
         _ask("Too many requests."),
+        applies=_limits_by_status,
         expect_error=RateLimited,
+    ),
+    Scenario(
+        "usage_limit",
+        "The usage limit, answered as a 200 reply: 'Claude AI usage limit reached|<reset>'.",
+        _ask("Too many requests this month."),
+        stream=False,
+        applies=_limits_in_reply,
+        expect_error=RateLimited,
+        error_status=False,
     ),
     Scenario(
         "error_context_length",
         "The prompt is longer than the context window.",
         _ask("Pretend this prompt is two million tokens long."),
+        applies=_overflows_context,
         expect_error=ContextLengthExceeded,
     ),
     Scenario(
