@@ -18,7 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from provider_impl.emulator import FAULTS, PROVIDER_PREFIXES, SCENARIOS, Emulator
+from provider_impl.emulator import FAULTS, PROVIDER_PREFIXES, Emulator
+from provider_impl.scenarios import SCENARIOS
 
 PROVIDERS = list(PROVIDER_PREFIXES)
 KEY = "sk-emulator-test-0000"
