@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from provider_impl.scenarios import PROVIDERS, SCENARIOS, Scenario
+from provider_impl.scenarios import SCENARIOS, Scenario, providers
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,14 +36,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--provider", action="append", default=[])
     group.addoption("--scenario", action="append", default=[])
     group.addoption("--matrix-json", default=None)
+    group.addoption(
+        "--dialect-file",
+        action="append",
+        default=[],
+        help="add a provider from a dialect record (TOML; repeatable)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from provider_impl.dialect_file import load_dialect_file
+
+    for path in config.getoption("--dialect-file"):
+        load_dialect_file(path)
 
 
 def _cases(config: pytest.Config) -> list[Case]:
     cassette_dir = Path(config.getoption("--cassette-dir"))
-    providers = config.getoption("--provider") or list(PROVIDERS)
+    chosen = config.getoption("--provider") or list(providers())
     scenarios = config.getoption("--scenario") or list(SCENARIOS)
     return [
-        Case(p, SCENARIOS[s], cassette_dir / p / f"{s}.yaml") for s in scenarios for p in providers
+        Case(p, SCENARIOS[s], cassette_dir / p / f"{s}.yaml") for s in scenarios for p in chosen
     ]
 
 

@@ -10,7 +10,6 @@ from syrupy.assertion import SnapshotAssertion
 from syrupy.extensions.json import JSONSnapshotExtension
 
 from conformance.conftest import Case
-from conformance.features import FEATURES
 from provider_impl import (
     MessageStart,
     TextDelta,
@@ -18,6 +17,7 @@ from provider_impl import (
     ToolUseComplete,
     Usage,
 )
+from provider_impl.dialects import get_dialect
 from provider_impl.harness import (
     Outcome,
     decode_recorded,
@@ -28,7 +28,7 @@ from provider_impl.harness import (
     replay_scenario_async,
 )
 from provider_impl.invariants import check_invariants
-from provider_impl.schemas import schema_errors
+from provider_impl.schemas import rule_errors, schema_errors
 
 pytestmark = pytest.mark.usefixtures("applicable_case")
 
@@ -58,7 +58,7 @@ def test_expected_outcome(case: Case) -> None:
     """Invariants of DESIGN §3 and the scenario's expected outcome."""
     out = _replayed(case)
     sc = case.scenario
-    features = FEATURES[case.provider]
+    features = get_dialect(case.provider).features
     if sc.expect_error is not None:
         assert out.exception is not None, f"expected {sc.expect_error.__name__}, got success"
         assert isinstance(out.exception, sc.expect_error), out.error
@@ -131,7 +131,8 @@ def test_async_client_gives_the_same(case: Case) -> None:
 
 
 def test_recorded_request_is_what_the_builder_sends(case: Case) -> None:
-    """The cassette's request body equals today's payload and fits the provider's schema."""
+    """The cassette's request body equals today's payload, fits the provider's contract
+    and keeps the project's own rules (derived from the dialect record)."""
     exchange = load_exchange(case.cassette)
     client = provider_for(case.provider, case.scenario)
     built = client.build_request(
@@ -142,8 +143,9 @@ def test_recorded_request_is_what_the_builder_sends(case: Case) -> None:
         errors = schema_errors(case.provider, body)
         if case.scenario.schema_valid:
             assert errors == [], errors
+            assert rule_errors(client.dialect, body) == []
         else:
-            assert errors, "this scenario's request must break the provider's schema"
+            assert errors, "this scenario's request must break the provider's contract"
 
 
 def test_any_split_gives_the_same_events(case: Case) -> None:

@@ -37,7 +37,7 @@ from provider_impl.events import (
     ToolUseInputDelta,
 )
 from provider_impl.provider import CustomOptions, OpenAiCompatibleProvider, ProviderOptions
-from provider_impl.response import response_from_events
+from provider_impl.response import decode_response, response_from_events
 from provider_impl.sse import ServerSentEvent, SSEDecoder
 from provider_impl.stream import StreamParser, decode_stream
 from provider_impl.types import (
@@ -98,6 +98,7 @@ __all__ = [
     "Usage",
     "__version__",
     "classify_error",
+    "decode_response",
     "decode_stream",
     "estimate_cost",
     "get_dialect",

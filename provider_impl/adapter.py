@@ -55,6 +55,14 @@ FINISH_REASONS: Mapping[str, StopReason] = {
 _PLAIN_DELTA_KEYS = frozenset({"role", "content", "reasoning_content"})
 # Finish reasons that mean the generation failed (GLM, Mistral): an error, not an end.
 _FAILURE_FINISH_REASONS = frozenset({"network_error", "error"})
+# Gemini's OpenAI layer, asked for thought summaries (include_thoughts), opens the
+# content with "<thought>" on a piece flagged extra_content.google.thought and ends the
+# summary with "</thought>" (streamed: at the head of the first unflagged piece).
+# The flag alone is no summary: a whole reply flags its message, answer and all.
+_THOUGHT_OPEN = "<thought>"
+_THOUGHT_CLOSE = "</thought>"
+# Where string content stands: none yet, inside a thought summary, in the answer.
+_BEFORE_CONTENT, _IN_SUMMARY, _IN_ANSWER = 0, 1, 2
 
 
 def map_finish_reason(raw: str, saw_tool_calls: bool) -> StopReason:
@@ -75,23 +83,37 @@ def _int_or_none(value: Any) -> int | None:
     return None
 
 
-def usage_from_json(usage: Mapping[str, Any]) -> Usage:
-    """OpenAI-style usage (and Anthropic-style names) -> ``Usage``."""
+def usage_from_json(usage: Mapping[str, Any], hidden_reasoning: bool = False) -> Usage:
+    """OpenAI-style usage (and Anthropic-style names) -> ``Usage``.
+
+    ``hidden_reasoning``: the provider counts thinking in ``total_tokens`` but not in
+    ``completion_tokens`` (Gemini), so without ``reasoning_tokens`` the difference is it.
+    """
     prompt_details = usage.get("prompt_tokens_details")
     completion_details = usage.get("completion_tokens_details")
     cached = usage.get("cache_read_input_tokens")
     if cached is None and isinstance(prompt_details, dict):
         cached = prompt_details.get("cached_tokens")
+    if cached is None:
+        cached = usage.get("num_cached_tokens")  # Mistral
     reasoning = None
     if isinstance(completion_details, dict):
         reasoning = completion_details.get("reasoning_tokens")
     inp = usage.get("prompt_tokens")
     out = usage.get("completion_tokens")
+    input_tokens = _int_or_none(inp if inp is not None else usage.get("input_tokens"))
+    output_tokens = _int_or_none(out if out is not None else usage.get("output_tokens"))
+    reasoning_tokens = _int_or_none(reasoning)
+    if hidden_reasoning and reasoning_tokens is None:
+        total = _int_or_none(usage.get("total_tokens"))
+        if total is not None and input_tokens is not None and output_tokens is not None:
+            hidden = total - input_tokens - output_tokens
+            reasoning_tokens = hidden if hidden > 0 else None
     return Usage(
-        input_tokens=_int_or_none(inp if inp is not None else usage.get("input_tokens")),
-        output_tokens=_int_or_none(out if out is not None else usage.get("output_tokens")),
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
         cache_read_input_tokens=_int_or_none(cached),
-        reasoning_tokens=_int_or_none(reasoning),
+        reasoning_tokens=reasoning_tokens,
     )
 
 
@@ -113,6 +135,7 @@ class StreamAdapter:
     __slots__ = (
         "_calls_by_id",
         "_calls_by_index",
+        "_content_state",
         "_dialect",
         "_finish",
         "_next_index",
@@ -133,6 +156,7 @@ class StreamAdapter:
         self._tool_count = 0
         self._finish: str | None = None
         self._usage: Mapping[str, Any] | None = None
+        self._content_state = _BEFORE_CONTENT
         self.done = False
 
     # -- input -------------------------------------------------------------
@@ -236,8 +260,10 @@ class StreamAdapter:
         content = delta.get("content")
         if isinstance(content, str):
             if content:
-                thought = "extra_content" in delta and _is_thought(delta)
-                self._append("thinking" if thought else "text", content, out)
+                if self._content_state == _IN_ANSWER:  # nearly every chunk
+                    self._append("text", content, out)
+                else:
+                    self._summary_or_answer(content, delta, out)
         elif isinstance(content, list):
             for part in content:
                 self._content_part(part, out)
@@ -254,6 +280,30 @@ class StreamAdapter:
         legacy = delta.get("function_call")
         if isinstance(legacy, dict):
             self._tool_fragment({"index": 0, "function": legacy}, out)
+
+    def _summary_or_answer(
+        self, content: str, delta: Mapping[str, Any], out: list[StreamEvent]
+    ) -> None:
+        """String content before or inside a Gemini thought summary (see ``_THOUGHT_OPEN``).
+        A whole reply's ``<thought>S</thought>A`` and its streamed pieces read alike."""
+        if self._content_state == _BEFORE_CONTENT:
+            if not (content.startswith(_THOUGHT_OPEN) and _is_thought(delta)):
+                self._content_state = _IN_ANSWER
+                self._append("text", content, out)
+                return
+            self._content_state = _IN_SUMMARY
+            content = content[len(_THOUGHT_OPEN) :]
+        end = content.find(_THOUGHT_CLOSE)
+        if end < 0:
+            if content:
+                self._append("thinking", content, out)
+            return
+        if end:
+            self._append("thinking", content[:end], out)
+        self._content_state = _IN_ANSWER
+        rest = content[end + len(_THOUGHT_CLOSE) :]
+        if rest:
+            self._append("text", rest, out)
 
     def _content_part(self, part: Any, out: list[StreamEvent]) -> None:
         if isinstance(part, str):
@@ -406,7 +456,9 @@ class StreamAdapter:
             self._finish = ""
             reason = StopReason.TOOL_USE if self._tool_count else StopReason.END_TURN
             out.append(MessageDelta(reason, None))
-        out.append(usage_from_json(self._usage) if self._usage is not None else Usage())
+        usage = self._usage
+        hidden = self._dialect.reasoning_outside_completion
+        out.append(usage_from_json(usage, hidden) if usage is not None else Usage())
         out.append(Done())
         self.done = True
         return out
@@ -418,7 +470,7 @@ class StreamAdapter:
 
 
 def _is_thought(delta: Mapping[str, Any]) -> bool:
-    """Gemini marks thought summaries with ``extra_content.google.thought``."""
+    """Gemini's ``extra_content.google.thought`` flag (a summary only with ``<thought>``)."""
     extra = delta.get("extra_content")
     if not isinstance(extra, dict):
         return False

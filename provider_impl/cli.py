@@ -13,7 +13,7 @@ from typing import Any
 
 from provider_impl.costs import COST_TABLE
 from provider_impl.dialects import DIALECTS
-from provider_impl.scenarios import PROVIDERS, SCENARIOS
+from provider_impl.scenarios import SCENARIOS
 
 __all__ = ["main"]
 
@@ -30,6 +30,16 @@ def _check_names(provider: Sequence[str] | None, scenario: Sequence[str] | None)
 
 
 def _cmd_providers(args: argparse.Namespace) -> int:
+    if args.export:
+        from provider_impl.dialect_file import dialect_to_toml
+
+        if args.export not in DIALECTS:
+            print(
+                f"unknown provider {args.export!r}; known: {', '.join(DIALECTS)}", file=sys.stderr
+            )
+            return 2
+        sys.stdout.write(dialect_to_toml(DIALECTS[args.export]))
+        return 0
     cols = ("provider", "base_url", "key env", "cap param", "usage opt", "default model")
     rows: list[tuple[str, ...]] = [
         (
@@ -146,8 +156,12 @@ def _cmd_conformance(args: argparse.Namespace) -> int:
             cmd.append(f"--scenario={s}")
         if args.junit:
             cmd.append(f"--junitxml={args.junit}")
+        for f in args.dialect_file:
+            cmd.append(f"--dialect-file={f}")
         if not args.verbose:
             cmd.append("--tb=short")
+        # Anything else is pytest's (-k, -n, --snapshot-update, ...).
+        cmd.extend(args.pytest_args)
         # In this process: a second interpreter's start-up would be a tenth of the run.
         import pytest
 
@@ -173,7 +187,7 @@ def _cmd_conformance(args: argparse.Namespace) -> int:
 def _print_matrix(
     matrix: dict[str, Any], providers: Sequence[str] | None, scenarios: Sequence[str] | None
 ) -> None:
-    provs = list(providers or PROVIDERS)
+    provs = list(providers or DIALECTS)
     scens = list(scenarios or SCENARIOS)
     cells = matrix["cells"]
     rows = []
@@ -223,7 +237,8 @@ def _cmd_scan_secrets(args: argparse.Namespace) -> int:
 def _cmd_emulator(args: argparse.Namespace) -> int:
     from provider_impl.emulator import main as emulator_main
 
-    return emulator_main(["--host", args.host, "--port", str(args.port)]) or 0
+    files = [f"--dialect-file={f}" for f in args.dialect_file]
+    return emulator_main(["--host", args.host, "--port", str(args.port), *files]) or 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -232,8 +247,21 @@ def _parser() -> argparse.ArgumentParser:
         description="One OpenAI-compatible client for five providers, and its conformance harness.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    # Every command that names providers can learn new ones from dialect files.
+    dialects = argparse.ArgumentParser(add_help=False)
+    dialects.add_argument(
+        "--dialect-file",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="add or override a provider from a dialect record (TOML; repeatable)",
+    )
 
-    p = sub.add_parser("conformance", help="replay every shipped cassette offline; print a matrix")
+    p = sub.add_parser(
+        "conformance",
+        parents=[dialects],
+        help="replay every shipped cassette offline; print a matrix",
+    )
     p.add_argument("--provider", action="append", help="limit to a provider (repeatable)")
     p.add_argument("--scenario", action="append", help="limit to a scenario (repeatable)")
     p.add_argument("--junit", metavar="FILE", help="write a JUnit XML report")
@@ -243,25 +271,30 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="full tracebacks")
     p.set_defaults(func=_cmd_conformance)
 
-    p = sub.add_parser("record", help="record cassettes from a provider or the emulator")
-    p.add_argument("--provider", required=True, choices=list(DIALECTS))
+    p = sub.add_parser(
+        "record", parents=[dialects], help="record cassettes from a provider or the emulator"
+    )
+    p.add_argument("--provider", required=True, help="the provider to record")
     p.add_argument("--scenario", action="append", help="a scenario to record (repeatable)")
     p.add_argument("--base-url", help="where to send requests (default: the real provider)")
     p.add_argument("--cassette-dir", default="cassettes")
     p.set_defaults(func=_cmd_record)
 
-    p = sub.add_parser("replay", help="print the normalized events of one cassette")
+    p = sub.add_parser(
+        "replay", parents=[dialects], help="print the normalized events of one cassette"
+    )
     p.add_argument("cassette")
     p.add_argument("--provider", help="the provider (default: the cassette's folder name)")
     p.set_defaults(func=_cmd_replay)
 
-    p = sub.add_parser("providers", help="list dialects and capabilities")
+    p = sub.add_parser("providers", parents=[dialects], help="list dialects and capabilities")
+    p.add_argument("--export", metavar="NAME", help="print NAME's dialect record as TOML")
     p.set_defaults(func=_cmd_providers)
 
     p = sub.add_parser("costs", help="print the cost table")
     p.set_defaults(func=_cmd_costs)
 
-    p = sub.add_parser("emulator", help="serve the loopback provider emulator")
+    p = sub.add_parser("emulator", parents=[dialects], help="serve the loopback provider emulator")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765)
     p.set_defaults(func=_cmd_emulator)
@@ -273,7 +306,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and args.command != "conformance":
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.pytest_args = unknown
+    from provider_impl.dialect_file import DialectFileError, load_dialect_file
+
+    try:
+        for path in getattr(args, "dialect_file", ()):
+            load_dialect_file(path)
+    except DialectFileError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     result: int = args.func(args)
     return result
 

@@ -14,15 +14,18 @@ from types import MappingProxyType
 from provider_impl.errors import ErrorKind
 
 __all__ = [
+    "BUILTIN",
     "CLAUDE_SUBSCRIPTION",
     "DIALECTS",
     "GEMINI",
     "GLM",
     "MISTRAL",
     "OPENAI",
+    "ConformanceFeatures",
     "ProviderCapabilities",
     "ProviderDialect",
     "get_dialect",
+    "register_dialect",
 ]
 
 
@@ -34,6 +37,32 @@ class ProviderCapabilities:
     extended_thinking: bool
     max_context_tokens: int
     max_output_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConformanceFeatures:
+    """What a provider's real API does, as the conformance properties need to know it.
+
+    One set of properties serves every provider; these flags say which of them
+    apply (langchain's standard-tests style), and which scenarios a provider can
+    produce at all.
+    """
+
+    # Reasoning text is streamed (GLM reasoning_content, Mistral thinking parts,
+    # Gemini thoughts); OpenAI and the Claude proxy only count it, if at all.
+    streams_thinking: bool = False
+    # Usage reports reasoning tokens for a reasoning model.
+    reports_reasoning_tokens: bool = False
+    # A 429 says how long to wait (retry-after header or Google's RetryInfo).
+    retry_after: bool = True
+    # The context-length error states the limit and the prompt's size.
+    context_numbers: bool = True
+    # Stream chunks carry an id.
+    message_id: bool = True
+    # Its 401 body carries an error code (Mistral's is {"message", "request_id"} only).
+    auth_error_code: bool = True
+    # It can end a reply with a content-filter finish reason.
+    content_filter: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +95,22 @@ class ProviderDialect:
     ignores_unknown_params: bool = False
     # Which cost-table prefix prices this provider's models.
     cost_provider: str | None = None
+    # The wire format the bundled emulator speaks for it (one of emulator.WIRES).
+    wire: str = "openai"
+    # Which request/reply contract (provider_impl/schemas/<contract>.json) it follows.
+    contract: str | None = None
+    features: ConformanceFeatures = field(default_factory=ConformanceFeatures)
+    # Thinking tokens are in total_tokens but not in completion_tokens, and no
+    # reasoning_tokens is sent (Gemini): total - prompt - completion is the reasoning.
+    reasoning_outside_completion: bool = False
 
     @property
     def pricing_key(self) -> str:
         return self.cost_provider or self.name
+
+    @property
+    def contract_name(self) -> str:
+        return self.contract or self.name
 
     @property
     def checks_key(self) -> bool:
@@ -83,6 +124,7 @@ OPENAI = ProviderDialect(
     default_model="gpt-4o",
     api_key_env="OPENAI_API_KEY",
     max_tokens_param="max_completion_tokens",
+    features=ConformanceFeatures(reports_reasoning_tokens=True, content_filter=True),
     capabilities=ProviderCapabilities(
         streaming=True,
         tool_calling=True,
@@ -98,6 +140,9 @@ GEMINI = ProviderDialect(
     base_url="https://generativelanguage.googleapis.com/v1beta/openai",
     default_model="gemini-2.5-flash",
     api_key_env="GEMINI_API_KEY",
+    wire="gemini",
+    features=ConformanceFeatures(streams_thinking=True, message_id=False, content_filter=True),
+    reasoning_outside_completion=True,
     capabilities=ProviderCapabilities(
         streaming=True,
         tool_calling=True,
@@ -117,6 +162,8 @@ MISTRAL = ProviderDialect(
     forbidden_params=frozenset({"stream_options", "max_completion_tokens"}),
     max_temperature=1.5,
     error_codes=MappingProxyType({"1300": "rate_limited", "3051": "context_length"}),
+    wire="mistral",
+    features=ConformanceFeatures(streams_thinking=True, auth_error_code=False),
     capabilities=ProviderCapabilities(
         streaming=True,
         tool_calling=True,
@@ -135,6 +182,14 @@ GLM = ProviderDialect(
     # Not a documented Z.ai field; unknown fields get 400 code 1210.
     forbidden_params=frozenset({"parallel_tool_calls"}),
     max_temperature=1.0,
+    wire="glm",
+    features=ConformanceFeatures(
+        streams_thinking=True,
+        reports_reasoning_tokens=True,
+        retry_after=False,
+        context_numbers=False,
+        content_filter=True,
+    ),
     error_codes=MappingProxyType(
         {
             "1000": "auth",
@@ -171,6 +226,7 @@ CLAUDE_SUBSCRIPTION = ProviderDialect(
     default_api_key="dummy-key",
     ignores_unknown_params=True,
     cost_provider="anthropic",
+    wire="claude_proxy",
     capabilities=ProviderCapabilities(
         streaming=True,
         tool_calling=True,
@@ -181,9 +237,21 @@ CLAUDE_SUBSCRIPTION = ProviderDialect(
     ),
 )
 
-DIALECTS: Mapping[str, ProviderDialect] = MappingProxyType(
-    {d.name: d for d in (OPENAI, GEMINI, MISTRAL, GLM, CLAUDE_SUBSCRIPTION)}
-)
+BUILTIN: tuple[ProviderDialect, ...] = (OPENAI, GEMINI, MISTRAL, GLM, CLAUDE_SUBSCRIPTION)
+
+_REGISTRY: dict[str, ProviderDialect] = {d.name: d for d in BUILTIN}
+
+#: Every known provider by name: the built-in ones and any registered since
+#: (``register_dialect``, ``--dialect-file``). A live, read-only view.
+DIALECTS: Mapping[str, ProviderDialect] = MappingProxyType(_REGISTRY)
+
+
+def register_dialect(dialect: ProviderDialect) -> ProviderDialect:
+    """Add a provider (or replace one of the same name) for this process."""
+    if not isinstance(dialect, ProviderDialect):
+        raise TypeError(f"expected a ProviderDialect, got {type(dialect).__name__}")
+    _REGISTRY[dialect.name] = dialect
+    return dialect
 
 
 def get_dialect(name: str) -> ProviderDialect:

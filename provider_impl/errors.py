@@ -308,7 +308,7 @@ def _reason_from_details(details: Any) -> str | None:
 
 
 class _Fields:
-    __slots__ = ("code", "details", "message", "reason", "request_id", "status", "type")
+    __slots__ = ("code", "details", "message", "param", "reason", "request_id", "status", "type")
 
     def __init__(self) -> None:
         self.message: str | None = None
@@ -318,6 +318,7 @@ class _Fields:
         self.reason: str | None = None  # Google's ErrorInfo reason, e.g. API_KEY_INVALID
         self.request_id: str | None = None
         self.details: Any = None
+        self.param: str | None = None  # OpenAI's "param": the request field refused
 
 
 def _extract(payload: Any) -> _Fields:
@@ -335,6 +336,7 @@ def _extract(payload: Any) -> _Fields:
         f.type = _as_str(err.get("type"))
         f.status = _as_str(err.get("status"))
         f.details = err.get("details")
+        f.param = _as_str(err.get("param")) or None
         f.reason = _reason_from_details(f.details)
         if f.request_id is None:
             f.request_id = _as_str(err.get("request_id"))
@@ -479,7 +481,7 @@ def _field_of(fields: _Fields) -> str | None:
             if isinstance(item, dict) and isinstance(item.get("loc"), list):
                 loc = [str(p) for p in item["loc"] if p != "body"]
                 return ".".join(loc) or None
-    return None
+    return fields.param
 
 
 def error_from_payload(

@@ -3,8 +3,9 @@ non-streaming ``chat.completion`` body through the same adapter."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+import json
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from provider_impl.adapter import StreamAdapter
 from provider_impl.dialects import ProviderDialect
@@ -21,7 +22,10 @@ from provider_impl.events import (
 from provider_impl.sse import ServerSentEvent
 from provider_impl.types import CompletionResponse, StopReason, ToolCall, Usage
 
-__all__ = ["events_from_json", "response_from_events", "response_from_json"]
+if TYPE_CHECKING:  # the provider module imports this one
+    from provider_impl.provider import OpenAiCompatibleProvider
+
+__all__ = ["decode_response", "events_from_json", "response_from_events", "response_from_json"]
 
 
 def response_from_events(events: Iterable[StreamEvent]) -> CompletionResponse:
@@ -69,11 +73,45 @@ def response_from_json(body: Any, dialect: ProviderDialect) -> CompletionRespons
     return response_from_events(events_from_json(body, dialect))
 
 
+def decode_response(
+    body: bytes | bytearray | memoryview | str | Mapping[str, Any] | list[Any],
+    provider: str | ProviderDialect | OpenAiCompatibleProvider,
+) -> CompletionResponse:
+    """Decode a captured non-streaming ``chat.completion`` reply, as ``complete()`` does.
+
+    ``body`` is the JSON text (bytes or str) or the parsed JSON. Text that is not
+    JSON, or JSON that is not an object, raises ``DeserializationError``; an error
+    body (``{"error": ...}``, Gemini's ``[{"error": ...}]``) raises the typed
+    ``LlmError`` the client raises for it in a 2xx response.
+    """
+    from provider_impl.provider import resolve_dialect
+
+    dialect = resolve_dialect(provider)
+    parsed: Any = body
+    if isinstance(body, (bytes, bytearray, memoryview, str)):
+        text = body if isinstance(body, str) else bytes(body)
+        try:
+            parsed = json.loads(text)
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+            raise DeserializationError(
+                f"the response is not JSON: {text[:200]!r}", provider=dialect.name
+            ) from None
+    elif not isinstance(body, (Mapping, list)):
+        raise TypeError(
+            f"decode_response expects bytes, str or parsed JSON, not {type(body).__name__}"
+        )
+    return response_from_events(events_from_json(parsed, dialect))
+
+
 def events_from_json(body: Any, dialect: ProviderDialect) -> list[StreamEvent]:
     """The events a non-streaming body stands for: its ``message`` is fed to the
     adapter as one delta (also used when a server answers a streaming request
     with a plain JSON body)."""
-    if isinstance(body, list) or (isinstance(body, dict) and body.get("error")):
+    if isinstance(body, Mapping) and not isinstance(body, dict):
+        body = dict(body)
+    if (isinstance(body, dict) and body.get("error")) or (
+        isinstance(body, list) and any(isinstance(b, dict) and b.get("error") for b in body)
+    ):  # Gemini's errors come as [{"error": ...}]
         raise classify_error(200, {}, body, provider=dialect.name, error_codes=dialect.error_codes)
     if not isinstance(body, dict):
         raise DeserializationError(

@@ -9,12 +9,12 @@ providers ignore); the conformance suite replays the recorded cassettes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from provider_impl.dialects import DIALECTS
+from provider_impl.dialects import DIALECTS, ProviderDialect, get_dialect
 from provider_impl.errors import (
     AuthenticationFailed,
     ContextLengthExceeded,
@@ -32,10 +32,16 @@ from provider_impl.types import (
     ToolDefinition,
 )
 
-__all__ = ["PROVIDERS", "SCENARIOS", "SCENARIO_HEADER", "Scenario", "get_scenario"]
+__all__ = ["SCENARIOS", "SCENARIO_HEADER", "Scenario", "get_scenario", "providers"]
 
 SCENARIO_HEADER = "x-emulator-scenario"
-PROVIDERS: tuple[str, ...] = tuple(DIALECTS)
+
+
+def providers() -> tuple[str, ...]:
+    """Every provider known now: the built-in ones and any loaded dialect file."""
+    return tuple(DIALECTS)
+
+
 # Not key-shaped on purpose: it must be refused, and never trip a secret scan.
 INVALID_KEY = "invalid-key-for-conformance"
 
@@ -65,9 +71,11 @@ class Scenario:
     description: str
     request: CompletionRequest
     stream: bool = True
-    # None: every provider. Otherwise the providers that can produce this outcome.
-    providers: frozenset[str] | None = None
-    # Per-provider additions to the request (a model that reasons, a rejected parameter).
+    # None: every provider. Otherwise which dialects can produce this outcome,
+    # decided from the record's flags (never from its name).
+    applies: Callable[[ProviderDialect], bool] | None = None
+    # Additions to the request (a model that reasons, a rejected parameter), by
+    # provider name or, for a provider without its own entry, by its wire format.
     extra_body: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     model: Mapping[str, str] = field(default_factory=dict)
     api_key: str | None = None
@@ -79,13 +87,14 @@ class Scenario:
     schema_valid: bool = True
 
     def applies_to(self, provider: str) -> bool:
-        return self.providers is None or provider in self.providers
+        return self.applies is None or self.applies(get_dialect(provider))
 
     def request_for(self, provider: str) -> CompletionRequest:
         """The request as sent to ``provider``, with its per-provider additions."""
         req = self.request
-        extra = self.extra_body.get(provider)
-        model = self.model.get(provider)
+        wire = get_dialect(provider).wire
+        extra = self.extra_body.get(provider, self.extra_body.get(wire))
+        model = self.model.get(provider, self.model.get(wire))
         if extra is None and model is None:
             return req
         merged = {**(req.extra_body or {}), **(extra or {})}
@@ -109,10 +118,17 @@ def _ask(text: str, **kw: Any) -> CompletionRequest:
     return CompletionRequest(messages=[Message.user(text)], **kw)
 
 
-_CHECK_KEYS = frozenset(d.name for d in DIALECTS.values() if d.checks_key)
-_REFUSE_UNKNOWN_PARAMS = frozenset(
-    d.name for d in DIALECTS.values() if not d.ignores_unknown_params
-)
+def _checks_key(d: ProviderDialect) -> bool:
+    return d.checks_key
+
+
+def _refuses_unknown_params(d: ProviderDialect) -> bool:
+    return not d.ignores_unknown_params
+
+
+def _filters_content(d: ProviderDialect) -> bool:
+    return d.features.content_filter
+
 
 _SCENARIOS = (
     Scenario(
@@ -216,7 +232,7 @@ _SCENARIOS = (
         "error_auth",
         "A wrong key is refused with the provider's 401.",
         _ask("This key is wrong."),
-        providers=_CHECK_KEYS,
+        applies=_checks_key,
         api_key=INVALID_KEY,
         expect_error=AuthenticationFailed,
     ),
@@ -236,7 +252,7 @@ _SCENARIOS = (
         "error_invalid_param",
         "A parameter the provider rejects (Mistral: max_completion_tokens).",
         _ask("This request carries a parameter the provider refuses."),
-        providers=_REFUSE_UNKNOWN_PARAMS,
+        applies=_refuses_unknown_params,
         extra_body={
             "openai": {"not_a_real_param": True},
             "gemini": {"not_a_real_param": True},
@@ -262,7 +278,7 @@ _SCENARIOS = (
         "content_filter",
         "The reply is cut by the provider's content filter.",
         _ask("Say something the filter stops."),
-        providers=frozenset({"openai", "gemini", "glm"}),
+        applies=_filters_content,
         expect_stop_reason=StopReason.CONTENT_FILTER,
     ),
 )

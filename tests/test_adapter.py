@@ -434,10 +434,13 @@ def test_gemini_text_only_stop_is_end_turn_and_usage_not_summed() -> None:
 
 
 def test_gemini_thought_parts_are_thinking() -> None:
+    # Gemini's thought summaries: flagged pieces, "<thought>" first, "</thought>" ending
+    # them at the head of the first answer piece.
     thought = {"extra_content": {"google": {"thought": True}}}
     body = sse(
-        gemini_chunk({"content": "pondering", **thought}, None, 5, 1),
-        gemini_chunk({"content": "Answer"}, "stop", 5, 2),
+        gemini_chunk({"content": "<thought>ponder", **thought}, None, 5, 1),
+        gemini_chunk({"content": "ing", **thought}, None, 5, 1),
+        gemini_chunk({"content": "</thought>Answer"}, "stop", 5, 2),
         DONE,
     )
     events = decode_checked(body, "gemini")

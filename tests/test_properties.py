@@ -254,11 +254,18 @@ def render(s: Script) -> bytes:
             out = (u.output_tokens or 0) * step // total
             return _usage_json(Usage(u.input_tokens, out), False)
 
+        # Thought summaries as Gemini streams them: "<thought>" opens the first flagged
+        # piece, "</thought>" heads the first piece after them.
         thought = {"extra_content": {"google": {"thought": True}}}
+        opened = ["<thought>" + p if i == 0 else p for i, p in enumerate(s.thinking)]
+        closing = "</thought>" if s.thinking else ""
+        frames += [ch({"role": "assistant", "content": p, **thought}, usage=gu()) for p in opened]
         frames += [
-            ch({"role": "assistant", "content": p, **thought}, usage=gu()) for p in s.thinking
+            ch({"role": "assistant", "content": (closing if i == 0 else "") + p}, usage=gu())
+            for i, p in enumerate(s.text)
         ]
-        frames += [ch({"role": "assistant", "content": p}, usage=gu()) for p in s.text]
+        if s.text:
+            closing = ""
         last: dict[str, Any] = {"role": "assistant"}
         if s.calls:
             last["tool_calls"] = [
@@ -270,7 +277,7 @@ def render(s: Script) -> bytes:
                 for c in s.calls
             ]
         else:
-            last["content"] = ""
+            last["content"] = closing
         frames.append(ch(last, s.finish, gu()))
     elif s.style == "mistral":
         assert u is not None

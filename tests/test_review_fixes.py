@@ -3,6 +3,8 @@ pricing through a dialect or a provider, scenario applicability from dialect dat
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from provider_impl import (
@@ -21,7 +23,7 @@ from provider_impl import (
     estimate_cost,
     get_dialect,
 )
-from provider_impl.dialects import DIALECTS
+from provider_impl.dialects import _REGISTRY, DIALECTS, register_dialect
 from provider_impl.harness import rechunk_splits
 from provider_impl.invariants import check_invariants
 from provider_impl.scenarios import SCENARIOS
@@ -86,9 +88,23 @@ def test_costs_through_a_dialect_or_a_provider() -> None:
 
 
 def test_scenario_applicability_comes_from_dialect_data() -> None:
-    assert SCENARIOS["error_auth"].providers == {n for n, d in DIALECTS.items() if d.checks_key}
-    assert "claude_subscription" not in (SCENARIOS["error_invalid_param"].providers or ())
+    applies = {s: {n for n in DIALECTS if SCENARIOS[s].applies_to(n)} for s in SCENARIOS}
+    assert applies["error_auth"] == {n for n, d in DIALECTS.items() if d.checks_key}
+    assert "claude_subscription" not in applies["error_invalid_param"]
     assert get_dialect("claude_subscription").ignores_unknown_params
+    assert applies["content_filter"] == {
+        n for n, d in DIALECTS.items() if d.features.content_filter
+    }
+    # A renamed copy of a record gets the scenarios its flags allow, by data alone.
+    copy = dataclasses.replace(get_dialect("mistral"), name="copy_of_mistral")
+    register_dialect(copy)
+    try:
+        got = {s for s in SCENARIOS if SCENARIOS[s].applies_to("copy_of_mistral")}
+        assert got == {s for s in SCENARIOS if SCENARIOS[s].applies_to("mistral")}
+        reasoning = SCENARIOS["reasoning"]
+        assert reasoning.request_for("copy_of_mistral") == reasoning.request_for("mistral")
+    finally:
+        _REGISTRY.pop("copy_of_mistral")
 
 
 def test_rechunk_splits_of_tiny_bodies() -> None:

@@ -13,6 +13,11 @@ import json
 import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from provider_impl.dialects import BUILTIN, ProviderDialect
+
+from provider_impl.schemas import top_level_fields
 
 from ._http import Request
 from ._script import Script, ToolCallSpec, estimate_tokens, split_fixed
@@ -25,13 +30,14 @@ CREATED = 1767225600
 
 ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
-PROVIDER_PREFIXES: dict[str, str] = {
-    "openai": "/openai/v1",
-    "gemini": "/gemini/v1beta/openai",
-    "mistral": "/mistral/v1",
-    "glm": "/glm/api/paas/v4",
-    "claude_subscription": "/claude_subscription/v1",
-}
+
+def prefix_for(record: ProviderDialect) -> str:
+    """Where the emulator serves a provider: ``/<name>`` + its base URL's path."""
+    return f"/{record.name}" + urlsplit(record.base_url).path.rstrip("/")
+
+
+#: The built-in providers' prefixes (a dialect file's provider gets one the same way).
+PROVIDER_PREFIXES: dict[str, str] = {d.name: prefix_for(d) for d in BUILTIN}
 
 
 class IdGen:
@@ -105,20 +111,29 @@ def comment(text: str) -> Frame:
 
 
 class Dialect:
-    name: ClassVar[str] = ""
+    """One wire format. An instance serves one provider record (its name and prefix)."""
+
+    #: The wire format's name, as a record's ``wire`` field names it.
+    wire: ClassVar[str] = ""
     context_window: ClassVar[int] = 128_000
-    #: Fields the provider accepts; ``None`` accepts anything (claude proxy).
+    #: Top-level fields the provider accepts, read from its request contract
+    #: (``provider_impl/schemas/<provider>.json``); ``None`` accepts anything (claude proxy).
     known_fields: ClassVar[frozenset[str] | None] = None
-    requires_auth: ClassVar[bool] = True
     gzip: ClassVar[bool] = False
     sort_keys: ClassVar[bool] = False
     sse_content_type: ClassVar[str] = "text/event-stream; charset=utf-8"
     json_content_type: ClassVar[str] = "application/json"
     compact_arguments: ClassVar[bool] = True
 
-    @property
-    def prefix(self) -> str:
-        return PROVIDER_PREFIXES[self.name]
+    def __init__(self, record: ProviderDialect) -> None:
+        self.name = record.name
+        self.prefix = prefix_for(record)
+        # A local proxy with a dummy key checks none.
+        self.requires_auth = record.checks_key
+
+    def model_name(self, model: JSON) -> str:
+        """The model name the replies report for the requested one."""
+        return model if isinstance(model, str) else ""
 
     # ----------------------------------------------------------------- helpers
     def dumps(self, obj: JSON, ctx: Ctx | None = None) -> str:
@@ -253,46 +268,7 @@ def _retry_headers(retry_after: int) -> tuple[tuple[str, str], ...]:
 # OpenAI
 # =============================================================================
 
-_OPENAI_FIELDS = frozenset(
-    {
-        "messages",
-        "model",
-        "audio",
-        "frequency_penalty",
-        "function_call",
-        "functions",
-        "logit_bias",
-        "logprobs",
-        "max_completion_tokens",
-        "max_tokens",
-        "metadata",
-        "modalities",
-        "moderation",
-        "n",
-        "parallel_tool_calls",
-        "prediction",
-        "presence_penalty",
-        "prompt_cache_key",
-        "prompt_cache_retention",
-        "reasoning_effort",
-        "response_format",
-        "safety_identifier",
-        "seed",
-        "service_tier",
-        "stop",
-        "store",
-        "stream",
-        "stream_options",
-        "temperature",
-        "tool_choice",
-        "tools",
-        "top_logprobs",
-        "top_p",
-        "user",
-        "verbosity",
-        "web_search_options",
-    }
-)
+_OPENAI_FIELDS = top_level_fields("openai")
 
 
 def _openai_error(
@@ -315,7 +291,7 @@ def mask_key(key: str) -> str:
 
 
 class OpenAiDialect(Dialect):
-    name = "openai"
+    wire = "openai"
     context_window = 128_000
     known_fields = _OPENAI_FIELDS
 
@@ -562,37 +538,7 @@ class OpenAiDialect(Dialect):
 # Gemini (OpenAI compatibility layer)
 # =============================================================================
 
-_GEMINI_FIELDS = frozenset(
-    {
-        "messages",
-        "model",
-        "stream",
-        "stream_options",
-        "max_tokens",
-        "max_completion_tokens",
-        "temperature",
-        "top_p",
-        "n",
-        "stop",
-        "tools",
-        "tool_choice",
-        "parallel_tool_calls",
-        "response_format",
-        "reasoning_effort",
-        "seed",
-        "presence_penalty",
-        "frequency_penalty",
-        "logprobs",
-        "top_logprobs",
-        "user",
-        "modalities",
-        "audio",
-        "extra_body",
-        "google",
-        "metadata",
-        "store",
-    }
-)
+_GEMINI_FIELDS = top_level_fields("gemini")
 
 
 def _google_error(code: int, status: str, message: str, details: list[JSON] | None = None) -> JSON:
@@ -603,7 +549,7 @@ def _google_error(code: int, status: str, message: str, details: list[JSON] | No
 
 
 class GeminiDialect(Dialect):
-    name = "gemini"
+    wire = "gemini"
     context_window = 1_048_576  # the real limit behind the advertised 1M
     known_fields = _GEMINI_FIELDS
     gzip = True
@@ -785,16 +731,23 @@ class GeminiDialect(Dialect):
                 DONE,
             ]
         deltas: list[JSON] = []
+        # Thought summaries as Gemini streams them: flagged pieces, "<thought>" opening
+        # the first, "</thought>" heading the first piece of the answer.
         for t in script.thinking:
             deltas.append(
                 {"content": t, "extra_content": {"google": {"thought": True}}, "role": "assistant"}
             )
-        deltas.extend({"content": p, "role": "assistant"} for p in script.text)
+        answer = list(script.text) or ([""] if script.thinking else [])
+        deltas.extend({"content": p, "role": "assistant"} for p in answer)
+        pieces = [d["content"] for d in deltas]  # usage counts the words, not the tags
+        if script.thinking:
+            deltas[0]["content"] = "<thought>" + pieces[0]
+            deltas[len(script.thinking)]["content"] = "</thought>" + pieces[len(script.thinking)]
         frames: list[Frame] = []
         seen = ""
         for i, delta in enumerate(deltas):
             last = i == len(deltas) - 1
-            seen += delta["content"]
+            seen += pieces[i]
             # Usage grows chunk by chunk; the first says 0, the last one is final.
             used = total if last else (0 if i == 0 else min(total, estimate_tokens(seen)))
             frames.append(
@@ -839,33 +792,7 @@ class GeminiDialect(Dialect):
 # Mistral
 # =============================================================================
 
-_MISTRAL_FIELDS = frozenset(
-    {
-        "model",
-        "messages",
-        "temperature",
-        "top_p",
-        "max_tokens",
-        "stream",
-        "stop",
-        "random_seed",
-        "metadata",
-        "response_format",
-        "tools",
-        "tool_choice",
-        "presence_penalty",
-        "frequency_penalty",
-        "n",
-        "prediction",
-        "parallel_tool_calls",
-        "prompt_mode",
-        "safe_prompt",
-        "guardrails",
-        "prompt_cache_key",
-        "reasoning_effort",
-        "service_tier",
-    }
-)
+_MISTRAL_FIELDS = top_level_fields("mistral")
 
 
 def _mistral_error(message: JSON, type_: str, code: str | None = None) -> JSON:
@@ -890,7 +817,7 @@ class _PlainChunks(Dialect):
 
 
 class MistralDialect(_PlainChunks):
-    name = "mistral"
+    wire = "mistral"
     context_window = 131_072  # Mistral counts 128k as 131,072
     known_fields = _MISTRAL_FIELDS
     compact_arguments = False
@@ -1091,30 +1018,7 @@ class MistralDialect(_PlainChunks):
 # GLM (Z.ai / BigModel)
 # =============================================================================
 
-_GLM_FIELDS = frozenset(
-    {
-        "model",
-        "messages",
-        "request_id",
-        "do_sample",
-        "stream",
-        "stream_options",
-        "thinking",
-        "temperature",
-        "top_p",
-        "max_tokens",
-        "tools",
-        "tool_choice",
-        "stop",
-        "response_format",
-        "user_id",
-        "tool_stream",
-        "watermark_enabled",
-        "meta",
-        "sensitive_word_check",
-        "seed",
-    }
-)
+_GLM_FIELDS = top_level_fields("glm")
 
 
 def _glm_error(code: str, message: str) -> JSON:
@@ -1122,7 +1026,7 @@ def _glm_error(code: str, message: str) -> JSON:
 
 
 class GlmDialect(Dialect):
-    name = "glm"
+    wire = "glm"
     context_window = 200_000
     known_fields = _GLM_FIELDS
     sse_content_type = "text/event-stream;charset=UTF-8"
@@ -1344,13 +1248,15 @@ def claude_model_name(model: JSON) -> str:
 
 
 class ClaudeProxyDialect(_PlainChunks):
-    name = "claude_subscription"
+    wire = "claude_proxy"
     context_window = 200_000
     known_fields = None
-    requires_auth = False
     sse_content_type = "text/event-stream"
     json_content_type = "application/json; charset=utf-8"
     compact_arguments = False
+
+    def model_name(self, model: JSON) -> str:
+        return claude_model_name(model)
 
     def completion_id(self, ctx: Ctx) -> str:
         return "chatcmpl-" + self.request_id(ctx)
@@ -1497,13 +1403,20 @@ class ClaudeProxyDialect(_PlainChunks):
         }
 
 
-DIALECTS: dict[str, Dialect] = {
-    d.name: d
-    for d in (
-        OpenAiDialect(),
-        GeminiDialect(),
-        MistralDialect(),
-        GlmDialect(),
-        ClaudeProxyDialect(),
-    )
+#: Wire format name -> its renderer class.
+WIRES: dict[str, type[Dialect]] = {
+    cls.wire: cls
+    for cls in (OpenAiDialect, GeminiDialect, MistralDialect, GlmDialect, ClaudeProxyDialect)
 }
+
+
+def renderer_for(record: ProviderDialect) -> Dialect:
+    """The emulator's renderer for a provider record (its ``wire`` format)."""
+    try:
+        cls = WIRES[record.wire]
+    except KeyError:
+        raise ValueError(
+            f"provider {record.name!r}: unknown wire format {record.wire!r}; "
+            f"the emulator speaks {', '.join(WIRES)}"
+        ) from None
+    return cls(record)

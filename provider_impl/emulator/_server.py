@@ -18,15 +18,15 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
+from provider_impl.dialects import DIALECTS, ProviderDialect
+
 from ._dialects import (
-    DIALECTS,
-    PROVIDER_PREFIXES,
     Ctx,
     Dialect,
     ErrorResponse,
     Frame,
     IdGen,
-    claude_model_name,
+    renderer_for,
 )
 from ._http import (
     MAX_HEAD_BYTES,
@@ -166,8 +166,14 @@ class Emulator:
         *,
         backlog: int = 4096,
         keepalive_timeout: float | None = 120.0,
+        dialects: Sequence[ProviderDialect] = (),
     ) -> None:
         self.host = host
+        # Providers served besides the registered ones (e.g. from a dialect file).
+        self._extra_dialects = tuple(dialects)
+        for record in self._extra_dialects:
+            renderer_for(record)  # an unknown wire format fails here, not per request
+        self._renderer_cache: dict[str, tuple[ProviderDialect, Dialect]] = {}
         self._requested_port = port
         self._port = 0
         self._backlog = backlog
@@ -196,12 +202,22 @@ class Emulator:
         return f"http://{host}:{self.port}"
 
     def base_url(self, provider: str) -> str:
-        try:
-            return self.url + PROVIDER_PREFIXES[provider]
-        except KeyError:
-            raise KeyError(
-                f"unknown provider {provider!r}; known: {', '.join(PROVIDER_PREFIXES)}"
-            ) from None
+        for renderer in self._renderers():
+            if renderer.name == provider:
+                return self.url + renderer.prefix
+        known = ", ".join(r.name for r in self._renderers())
+        raise KeyError(f"unknown provider {provider!r}; known: {known}")
+
+    def _renderers(self) -> list[Dialect]:
+        """One renderer per provider known now (the registry can grow: dialect files)."""
+        records = {**DIALECTS, **{d.name: d for d in self._extra_dialects}}
+        out = []
+        for record in records.values():
+            cached = self._renderer_cache.get(record.name)
+            if cached is None or cached[0] is not record:
+                cached = self._renderer_cache[record.name] = (record, renderer_for(record))
+            out.append(cached[1])
+        return out
 
     def reset_stats(self) -> None:
         self.stats.reset()
@@ -398,11 +414,11 @@ class Emulator:
             await drain(writer)
 
     # -------------------------------------------------------------- requests
-    @staticmethod
-    def _match(path: str) -> tuple[str, Dialect] | None:
-        for name, prefix in PROVIDER_PREFIXES.items():
+    def _match(self, path: str) -> tuple[str, Dialect] | None:
+        for renderer in self._renderers():
+            prefix = renderer.prefix
             if path == prefix or path.startswith(prefix + "/"):
-                return path[len(prefix) :], DIALECTS[name]
+                return path[len(prefix) :], renderer
         return None
 
     def _remember(self, req: Request, provider: str, body: Any) -> None:
@@ -421,7 +437,7 @@ class Emulator:
     ) -> bool:
         scenario = req.header(H_SCENARIO).strip() or "text"
         matched = self._match(req.path)
-        seed_dialect = matched[1] if matched else DIALECTS["openai"]
+        seed_dialect = matched[1] if matched else self._renderers()[0]
         ctx = Ctx(
             provider=seed_dialect.name,
             ids=IdGen(
@@ -439,7 +455,7 @@ class Emulator:
                 {
                     "error": {
                         "message": f"Unknown path {req.path}: no emulated provider has this "
-                        f"prefix (known: {', '.join(PROVIDER_PREFIXES.values())})",
+                        f"prefix (known: {', '.join(r.prefix for r in self._renderers())})",
                         "type": "invalid_request_error",
                         "param": None,
                         "code": "unknown_url",
@@ -476,10 +492,7 @@ class Emulator:
             return await self._send_error(req, writer, dialect, ctx, dialect.invalid_json(ctx))
         ctx.body = body
         model = body.get("model")
-        if dialect.name == "claude_subscription":
-            ctx.model = claude_model_name(model)
-        else:
-            ctx.model = model if isinstance(model, str) else ""
+        ctx.model = dialect.model_name(model)
         err_or_none = dialect.validate(body, ctx)
         if err_or_none is not None:
             return await self._send_error(req, writer, dialect, ctx, err_or_none)
@@ -780,15 +793,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port to bind (default: any free one)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log each request")
+    parser.add_argument(
+        "--dialect-file",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="also serve the provider of this dialect record (repeatable)",
+    )
     args = parser.parse_args(list(argv) if argv is not None else sys.argv[1:])
     if args.verbose:
         logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(message)s")
-    emulator = Emulator(args.host, args.port)
+    from provider_impl.dialect_file import DialectFileError, load_dialect_file
+
+    try:
+        for path in args.dialect_file:
+            load_dialect_file(path)
+        emulator = Emulator(args.host, args.port)
+        emulator._renderers()  # an unknown wire format is reported before serving
+    except (DialectFileError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
     async def run() -> None:
         await emulator.start_async()
         print(emulator.url)
-        for name in PROVIDER_PREFIXES:
+        for name in DIALECTS:
             print(f"  {name}: {emulator.base_url(name)}")
         sys.stdout.flush()
         await emulator.serve()

@@ -1,16 +1,24 @@
 """JSON Schemas (draft 2020-12) of each provider's chat-completions request body.
 
 The schemas ship as package data (``<provider>.json`` next to this file) and
-record what each provider's endpoint accepts: its known top-level fields and
-their types, message and tool shapes, and the dialect rules that differ
-between providers (Mistral forbids ``stream_options`` and
-``max_completion_tokens``; OpenAI never takes ``max_tokens`` together with
-``max_completion_tokens`` and, by this project's rule, a streaming request
-must ask for usage; the Claude subscription proxy ignores unknown fields).
+are each provider's *contract*: what its real endpoint accepts and refuses,
+taken from the provider's API reference and from recorded real exchanges (a
+body a provider answered with 2xx must pass its contract). They hold its
+known top-level fields and their types, message and tool shapes, and the
+refusals that differ between providers (Mistral forbids ``stream_options``
+and ``max_completion_tokens``; OpenAI never takes ``max_tokens`` together
+with ``max_completion_tokens``; the Claude subscription proxy ignores unknown
+fields).
+
+What this project's builder must send on top of a contract (usage on every
+stream, the dialect's output-cap name) is not a provider fact; it lives in
+:mod:`provider_impl.schemas.rules` (``rule_errors``), derived from the dialect
+records.
 
 Validation needs the optional ``jsonschema`` dependency (the ``conformance``
 extra). It is imported only when a validation function runs, so the core
-library imports without it.
+library imports without it; ``top_level_fields`` and
+``refuses_unknown_fields`` read the schema files alone.
 """
 
 from __future__ import annotations
@@ -22,11 +30,21 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from provider_impl.schemas.rules import rule_errors
+
 if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
     from jsonschema.protocols import Validator
 
-__all__ = ["PROVIDERS", "load_schema", "schema_errors", "validate_request"]
+__all__ = [
+    "PROVIDERS",
+    "load_schema",
+    "refuses_unknown_fields",
+    "rule_errors",
+    "schema_errors",
+    "top_level_fields",
+    "validate_request",
+]
 
 #: Providers with a request-body schema, in the order DESIGN.md §4 lists them.
 PROVIDERS: tuple[str, ...] = ("openai", "gemini", "mistral", "glm", "claude_subscription")
@@ -36,10 +54,16 @@ PROVIDERS: tuple[str, ...] = ("openai", "gemini", "mistral", "glm", "claude_subs
 _MESSAGE_KEYWORD = "errorMessage"
 
 
-def _check_provider(provider: str) -> None:
-    if provider not in PROVIDERS:
+def _check_provider(provider: str) -> str:
+    """The contract ``provider`` follows: its dialect record's ``contract_name``."""
+    from provider_impl.dialects import DIALECTS
+
+    dialect = DIALECTS.get(provider)
+    contract = dialect.contract_name if dialect is not None else provider
+    if contract not in PROVIDERS:
         known = ", ".join(PROVIDERS)
         raise ValueError(f"no request schema for provider {provider!r}; known providers: {known}")
+    return contract
 
 
 @cache
@@ -54,8 +78,28 @@ def load_schema(provider: str) -> dict[str, Any]:
 
     Raises ``ValueError`` naming the known providers for an unknown one.
     """
+    return copy.deepcopy(_cached_schema(_check_provider(provider)))
+
+
+def _refused(node: object) -> bool:
+    """A property schema that no value passes (``false`` or ``{"not": {}}``)."""
+    return node is False or (isinstance(node, Mapping) and node.get("not") == {})
+
+
+def refuses_unknown_fields(provider: str) -> bool:
+    """Whether ``provider``'s endpoint refuses top-level fields its contract does not list."""
     _check_provider(provider)
-    return copy.deepcopy(_cached_schema(provider))
+    return _cached_schema(provider).get("additionalProperties", True) is False
+
+
+def top_level_fields(provider: str) -> frozenset[str]:
+    """The top-level fields ``provider``'s contract accepts (those it names to refuse left out).
+
+    Reads the schema file only, so it works without ``jsonschema``.
+    """
+    _check_provider(provider)
+    properties: Mapping[str, object] = _cached_schema(provider).get("properties", {})
+    return frozenset(name for name, node in properties.items() if not _refused(node))
 
 
 @cache
@@ -84,13 +128,13 @@ def _describe(error: ValidationError) -> str:
 
 
 def schema_errors(provider: str, body: Mapping[str, Any]) -> list[str]:
-    """Every way ``body`` breaks ``provider``'s schema, as sorted ``"<json path>: <message>"``.
+    """Every way ``body`` breaks ``provider``'s contract, as sorted ``"<json path>: <message>"``.
 
-    An empty list means the body is valid. Raises ``ValueError`` for an
+    An empty list means the provider accepts the body's shape. The project's
+    own rules are checked apart, by ``rule_errors``. Raises ``ValueError`` for an
     unknown provider.
     """
-    _check_provider(provider)
-    validator = _validator(provider)
+    validator = _validator(_check_provider(provider))
     return sorted({_describe(error) for error in validator.iter_errors(_plain(body))})
 
 

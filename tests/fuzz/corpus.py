@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from provider_impl import DIALECTS, OpenAiCompatibleProvider
-from provider_impl.emulator._dialects import DIALECTS as WIRE
-from provider_impl.emulator._dialects import Ctx, IdGen
+from provider_impl.emulator._dialects import Ctx, IdGen, renderer_for
 from provider_impl.emulator._script import build_script
 from provider_impl.scenarios import SCENARIOS
 
@@ -61,7 +60,7 @@ def stream_seeds() -> tuple[StreamSeed, ...]:
     out: list[StreamSeed] = []
     for provider in PROVIDERS:
         client = OpenAiCompatibleProvider(DIALECTS[provider], api_key="sk-fuzz")
-        wire = WIRE[provider]
+        wire = renderer_for(DIALECTS[provider])
         for name, scenario in SCENARIOS.items():
             if not scenario.applies_to(provider) or not scenario.stream:
                 continue
@@ -170,7 +169,7 @@ _HANDWRITTEN_ERRORS: tuple[tuple[str, str, int, Any], ...] = (
 def error_seeds() -> tuple[ErrorSeed, ...]:
     out: list[ErrorSeed] = []
     for provider in PROVIDERS:
-        wire = WIRE[provider]
+        wire = renderer_for(DIALECTS[provider])
         ctx = _ctx(
             provider, "error", {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
         )

@@ -1,0 +1,99 @@
+"""This project's own rules for a request body, apart from any provider's contract.
+
+A provider's contract (``<provider>.json``, checked by ``schema_errors``) says
+what the real endpoint accepts. These rules say what *our builder* must send
+on top of that, and they come from the dialect record
+(``provider_impl.dialects.ProviderDialect``), never from provider names:
+
+* the output cap goes under ``max_tokens_param`` and never under the other
+  well-known name (``max_tokens`` / ``max_completion_tokens``);
+* a streaming request asks for usage (``stream_options.include_usage: true``)
+  when ``stream_usage_option`` is set, and sends no ``stream_options`` at all
+  when it is not;
+* none of ``forbidden_params`` is sent.
+
+An explicit ``extra_body`` may still send what these rules leave out (the
+builder merges it last); such a body breaks the rules on purpose.
+
+Pure Python: nothing here needs the optional ``jsonschema`` dependency.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from provider_impl.dialects import ProviderDialect, get_dialect
+
+__all__ = ["OUTPUT_CAP_NAMES", "rule_errors"]
+
+#: The names providers use for the output cap; a dialect sends exactly one.
+OUTPUT_CAP_NAMES: frozenset[str] = frozenset({"max_tokens", "max_completion_tokens"})
+
+
+def _resolve(provider_or_dialect: str | ProviderDialect) -> ProviderDialect:
+    if isinstance(provider_or_dialect, ProviderDialect):
+        return provider_or_dialect
+    if isinstance(provider_or_dialect, str):
+        return get_dialect(provider_or_dialect)
+    raise TypeError(
+        "rule_errors needs a provider name or a ProviderDialect, "
+        f"got {type(provider_or_dialect).__name__}"
+    )
+
+
+def _cap_errors(dialect: ProviderDialect, body: Mapping[str, Any]) -> list[str]:
+    param = dialect.max_tokens_param
+    errors = [
+        f"$.{other}: the {dialect.name} dialect sends the output cap as {param}, never as {other}"
+        for other in sorted(OUTPUT_CAP_NAMES - {param})
+        if other in body
+    ]
+    cap = body.get(param)
+    if param not in body:
+        errors.append(f"$: the output cap {param} is missing (the builder always sends it)")
+    elif isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+        errors.append(f"$.{param}: the output cap must be a positive integer, got {cap!r}")
+    return errors
+
+
+def _stream_errors(dialect: ProviderDialect, body: Mapping[str, Any]) -> list[str]:
+    options = body.get("stream_options")
+    if not dialect.stream_usage_option:
+        if "stream_options" in body:
+            return [
+                f"$.stream_options: the {dialect.name} dialect never sends stream_options "
+                "(stream_usage_option is off)"
+            ]
+        return []
+    if body.get("stream") is not True:
+        if "stream_options" in body:
+            return ["$.stream_options: the builder sends stream_options only with stream: true"]
+        return []
+    if not isinstance(options, Mapping) or options.get("include_usage") is not True:
+        return [
+            "$.stream_options.include_usage: a streaming request must set it to true "
+            f"(the {dialect.name} dialect's stream_usage_option: every stream reports usage)"
+        ]
+    return []
+
+
+def rule_errors(provider_or_dialect: str | ProviderDialect, body: Mapping[str, Any]) -> list[str]:
+    """Every project rule ``body`` breaks, as sorted ``"<json path>: <message>"``.
+
+    ``provider_or_dialect`` is a provider name (see ``provider_impl.dialects``)
+    or a ``ProviderDialect`` (e.g. a custom one). An empty list means the body
+    is what the builder would send for that dialect. Raises ``ValueError`` for
+    an unknown provider name.
+    """
+    dialect = _resolve(provider_or_dialect)
+    if not isinstance(body, Mapping):
+        raise TypeError(f"a request body must be a mapping, got {type(body).__name__}")
+    errors = _cap_errors(dialect, body) + _stream_errors(dialect, body)
+    reported = {error.split(":", 1)[0] for error in errors}
+    errors.extend(
+        f"$.{key}: the {dialect.name} dialect forbids {key} (in forbidden_params)"
+        for key in sorted(dialect.forbidden_params)
+        if key in body and f"$.{key}" not in reported
+    )
+    return sorted(set(errors))

@@ -1,0 +1,149 @@
+"""Dialect records as TOML files, and a sixth provider added by one file alone."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from provider_impl.cli import main
+from provider_impl.dialect_file import DialectFileError, dialect_from_toml, dialect_to_toml
+from provider_impl.dialects import BUILTIN, DIALECTS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("dialect", BUILTIN, ids=lambda d: d.name)
+def test_every_builtin_record_round_trips_through_toml(dialect: object) -> None:
+    assert dataclasses.is_dataclass(dialect)
+    text = dialect_to_toml(dialect)  # type: ignore[arg-type]
+    back = dialect_from_toml(text)
+    assert back == dataclasses.replace(dialect, contract=dialect.contract_name)  # type: ignore[type-var, attr-defined]
+
+
+def test_export_prints_the_record(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["providers", "--export", "mistral"]) == 0
+    out = capsys.readouterr().out
+    assert dialect_from_toml(out).name == "mistral"
+    assert 'forbidden_params = ["max_completion_tokens", "stream_options"]' in out
+    assert main(["providers", "--export", "nope"]) == 2
+    assert "unknown provider 'nope'" in capsys.readouterr().err
+
+
+BASE = dialect_to_toml(DIALECTS["openai"])
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda t: t + "colour = 'blue'\n", "unknown key(s) colour"),
+        (lambda t: t.replace('name = "openai"', "name = 3"), "name: expected str, got 3"),
+        (lambda t: t.replace('name = "openai"', 'name = "a/b"'), "name: 'a/b' must be"),
+        (
+            lambda t: t.replace("streaming = true", 'streaming = "yes"'),
+            "capabilities.streaming: expected bool",
+        ),
+        (
+            lambda t: t.replace("[error_codes]\n", "[error_codes]\n42 = 'sometimes'\n"),
+            "error_codes.42: unknown error kind",
+        ),
+        (lambda t: t.replace('default_model = "gpt-4o"\n', ""), "default_model: missing"),
+        (lambda t: t + "[[", "not valid TOML"),
+    ],
+)
+def test_bad_files_name_what_is_wrong(edit: object, message: str) -> None:
+    with pytest.raises(DialectFileError, match=r"x\.toml") as err:
+        dialect_from_toml(edit(BASE), source="x.toml")  # type: ignore[operator]
+    assert message in str(err.value)
+
+
+def test_cli_reports_a_bad_or_missing_dialect_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["providers", "--dialect-file", str(tmp_path / "none.toml")]) == 2
+    assert "cannot read dialect file" in capsys.readouterr().err
+    bad = tmp_path / "bad.toml"
+    bad.write_text(BASE.replace('wire = "openai"', 'wire = "smoke-signals"'))
+    env_free = main(["emulator", "--port", "0", "--dialect-file", str(bad)])
+    assert env_free == 2
+    assert "unknown wire format 'smoke-signals'" in capsys.readouterr().err
+
+
+def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "provider_impl.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+
+def test_a_sixth_provider_is_one_record_file(tmp_path: Path) -> None:
+    """Export openai, rename it, then emulate, record, snapshot and pass conformance
+    without touching the package."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "ACME_API_KEY": "acme-test-key"}
+    exported = _run("providers", "--export", "openai", env=env)
+    assert exported.returncode == 0, exported.stderr
+    record = (
+        exported.stdout.replace('name = "openai"', 'name = "acme"')
+        .replace("OPENAI_API_KEY", "ACME_API_KEY")
+        .replace("https://api.openai.com/v1", "https://api.acme.example/v1")
+    )
+    dialect_file = tmp_path / "acme.toml"
+    dialect_file.write_text(record)
+    cassettes = tmp_path / "cassettes"
+    suite = tmp_path / "conformance"
+    shutil.copytree(ROOT / "conformance", suite, ignore=shutil.ignore_patterns("__snapshots__"))
+
+    emulator = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "provider_impl.cli", "emulator", "--port", "0"),
+            "--dialect-file",
+            str(dialect_file),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert emulator.stdout is not None
+        lines = [emulator.stdout.readline() for _ in range(7)]
+        served = dict(line.strip().split(": ", 1) for line in lines[1:])
+        assert served["acme"].endswith("/acme/v1")
+        recorded = _run(
+            "record",
+            "--dialect-file",
+            str(dialect_file),
+            "--provider",
+            "acme",
+            "--base-url",
+            served["acme"],
+            "--cassette-dir",
+            str(cassettes),
+            env=env,
+        )
+    finally:
+        emulator.terminate()
+        emulator.wait(timeout=15)
+    assert recorded.returncode == 0, recorded.stdout + recorded.stderr
+    written = sorted(p.stem for p in (cassettes / "acme").glob("*.yaml"))
+    assert len(written) == 17
+    text = (cassettes / "acme" / "text.yaml").read_text()
+    assert "https://api.acme.example/v1/chat/completions" in text
+    assert "acme-test-key" not in text
+
+    common = ["--dialect-file", str(dialect_file), "--suite", str(suite)]
+    common += ["--cassette-dir", str(cassettes), "--provider", "acme"]
+    update = _run("conformance", *common, "--snapshot-update", env=env)
+    assert "snapshots generated" in update.stdout, update.stdout
+    checked = _run("conformance", *common, env=env)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "17 passed, 0 failed" in checked.stdout
+    assert len(list((suite / "__snapshots__").rglob("*acme-*.json"))) == 17
+    assert "acme" not in DIALECTS  # nothing leaked into this process
