@@ -60,10 +60,41 @@ def _cases(config: pytest.Config) -> list[Case]:
     ]
 
 
+@dataclass(frozen=True)
+class RealCase:
+    """One real exchange (``<cassette-dir>/real/<provider>/<name>.yaml``)."""
+
+    provider: str
+    cassette: Path
+
+    @property
+    def id(self) -> str:
+        return f"{self.provider}-{self.cassette.stem}"
+
+    @property
+    def key(self) -> str:
+        return f"real:{self.provider}/{self.cassette.stem}"
+
+
+def _real_cases(config: pytest.Config) -> list[RealCase]:
+    real = Path(config.getoption("--cassette-dir")) / "real"
+    chosen = config.getoption("--provider")
+    if config.getoption("--scenario") and not chosen:
+        return []  # a scenario filter selects emulator cassettes only
+    return [
+        RealCase(path.parent.name, path)
+        for path in sorted(real.glob("*/*.yaml"))
+        if not chosen or path.parent.name in chosen
+    ]
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "case" in metafunc.fixturenames:
         cases = _cases(metafunc.config)
         metafunc.parametrize("case", cases, ids=[c.id for c in cases])
+    if "real_case" in metafunc.fixturenames:
+        real = _real_cases(metafunc.config)
+        metafunc.parametrize("real_case", real, ids=[c.id for c in real])
 
 
 @pytest.fixture
@@ -90,6 +121,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         cell["failures"].append(report.nodeid)
     elif report.skipped and cell["status"] == "pass" and "not applicable" in str(report.longrepr):
         cell["status"] = "n/a"
+    # (A real exchange's cell stays "pass" when one property does not apply to it.)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -100,6 +132,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if callspec is not None and "case" in callspec.params:
         case = callspec.params["case"]
         report._case_key = f"{case.provider}/{case.scenario.name}"
+    elif callspec is not None and "real_case" in callspec.params:
+        report._case_key = callspec.params["real_case"].key
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -172,16 +172,41 @@ def _cmd_conformance(args: argparse.Namespace) -> int:
             print("the conformance suite did not run (see pytest's output above)", file=sys.stderr)
             return returncode or 1
         matrix: dict[str, Any] = json.loads(matrix_file.read_text())
-    _print_matrix(matrix, args.provider, args.scenario)
     cells = matrix["cells"]
+    emulated = {k: c for k, c in cells.items() if not k.startswith(_REAL)}
+    real = {k[len(_REAL) :]: c for k, c in cells.items() if k.startswith(_REAL)}
+    print("Emulator cassettes (what we believe each provider does), provider × scenario:")
+    _print_matrix(matrix, args.provider, args.scenario)
+    if real:
+        print("\nReal traffic (what the providers really sent and accepted), per provider:")
+        _print_real_matrix(real)
+        for key, cell in sorted(real.items()):
+            if cell["status"] == "fail":
+                print(f"  FAIL {key}")
     failed = sum(1 for c in cells.values() if c["status"] == "fail")
     passed = sum(1 for c in cells.values() if c["status"] == "pass")
-    print(f"\n{passed} passed, {failed} failed, wall time {elapsed:.2f}s")
+    print(
+        f"\n{passed} cells passed, {failed} failed "
+        f"({len(emulated)} emulator cells, {len(real)} real exchanges), "
+        f"wall time {elapsed:.2f}s"
+    )
     if args.json:
         Path(args.json).write_text(
             json.dumps({**matrix, "wall_time_s": round(elapsed, 3)}, indent=2) + "\n"
         )
     return 1 if failed or returncode not in (0, 5) else 0
+
+
+_REAL = "real:"
+
+
+def _print_real_matrix(real: dict[str, Any]) -> None:
+    counts: dict[str, list[int]] = {}
+    for key, cell in real.items():
+        row = counts.setdefault(key.split("/", 1)[0], [0, 0])
+        row[cell["status"] == "fail"] += 1
+    rows = [(p, str(ok + bad), str(ok), str(bad)) for p, (ok, bad) in sorted(counts.items())]
+    _table(["provider", "exchanges", "pass", "FAIL"], rows)
 
 
 def _print_matrix(
@@ -214,6 +239,18 @@ def _cmd_record(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0 if all(r.ok for r in results) else 1
+
+
+def _cmd_drift(args: argparse.Namespace) -> int:
+    from provider_impl.drift import cli
+
+    return cli(
+        args.provider,
+        base_url=args.base_url,
+        cassette_dir=args.cassette_dir,
+        junit=args.junit,
+        scenarios=args.scenario,
+    )
 
 
 def _cmd_scan_secrets(args: argparse.Namespace) -> int:
@@ -279,6 +316,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--base-url", help="where to send requests (default: the real provider)")
     p.add_argument("--cassette-dir", default="cassettes")
     p.set_defaults(func=_cmd_record)
+
+    p = sub.add_parser(
+        "drift",
+        parents=[dialects],
+        help="record afresh and compare with the committed cassettes",
+    )
+    p.add_argument("--provider", required=True, help="the provider to check")
+    p.add_argument("--scenario", action="append", help="limit to a scenario (repeatable)")
+    p.add_argument("--base-url", help="where to send requests (default: the real provider)")
+    p.add_argument("--cassette-dir", default="cassettes", help="the committed cassettes")
+    p.add_argument("--junit", metavar="FILE", help="write a JUnit XML report")
+    p.set_defaults(func=_cmd_drift)
 
     p = sub.add_parser(
         "replay", parents=[dialects], help="print the normalized events of one cassette"

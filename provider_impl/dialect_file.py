@@ -172,6 +172,12 @@ def dialect_from_toml(text: str, *, source: str = "<dialect>") -> ProviderDialec
         dialect: ProviderDialect = _build(ProviderDialect, data, "")
     except DialectFileError as err:
         raise DialectFileError(f"{source}: {err}") from None
+    from provider_impl.emulator._dialects import WIRES
+
+    if dialect.wire not in WIRES:
+        raise DialectFileError(
+            f"{source}: wire: unknown wire format {dialect.wire!r}; known: {', '.join(WIRES)}"
+        )
     if not dialect.name.replace("_", "").replace("-", "").isalnum():
         raise DialectFileError(
             f"{source}: name: {dialect.name!r} must be letters, digits, '_' or '-' "

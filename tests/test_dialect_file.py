@@ -69,9 +69,9 @@ def test_cli_reports_a_bad_or_missing_dialect_file(
     assert "cannot read dialect file" in capsys.readouterr().err
     bad = tmp_path / "bad.toml"
     bad.write_text(BASE.replace('wire = "openai"', 'wire = "smoke-signals"'))
-    env_free = main(["emulator", "--port", "0", "--dialect-file", str(bad)])
-    assert env_free == 2
-    assert "unknown wire format 'smoke-signals'" in capsys.readouterr().err
+    assert main(["emulator", "--port", "0", "--dialect-file", str(bad)]) == 2
+    assert "wire: unknown wire format 'smoke-signals'" in capsys.readouterr().err
+    assert DIALECTS["openai"].wire == "openai"  # a refused file replaces nothing
 
 
 def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -10,8 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
+from provider_impl.dialects import DIALECTS
 from provider_impl.emulator import PROVIDER_PREFIXES, Emulator
-from provider_impl.emulator._dialects import DIALECTS
+from provider_impl.emulator._dialects import renderer_for
 from provider_impl.schemas import refuses_unknown_fields, top_level_fields
 
 KEY = {"authorization": "Bearer sk-emulator-test-0000"}
@@ -32,7 +33,7 @@ def post(emu: Emulator, provider: str, **fields: Any) -> httpx.Response:
 @pytest.mark.parametrize("provider", list(PROVIDER_PREFIXES))
 def test_emulator_fields_are_the_contracts_fields(provider: str) -> None:
     expected = top_level_fields(provider) if refuses_unknown_fields(provider) else None
-    assert DIALECTS[provider].known_fields == expected
+    assert renderer_for(DIALECTS[provider]).known_fields == expected
 
 
 def test_refused_fields_named_by_a_contract_are_not_accepted() -> None:
@@ -79,8 +80,9 @@ def test_emulator_refuses_fields_the_contract_refuses(
 def test_emulator_reads_the_contracts_without_jsonschema() -> None:
     code = (
         "import sys; sys.modules['jsonschema'] = None\n"
-        "from provider_impl.emulator._dialects import DIALECTS\n"
-        "print(sorted(DIALECTS['glm'].known_fields or ()))\n"
+        "from provider_impl.dialects import DIALECTS\n"
+        "from provider_impl.emulator._dialects import renderer_for\n"
+        "print(sorted(renderer_for(DIALECTS['glm']).known_fields or ()))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True

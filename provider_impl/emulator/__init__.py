@@ -3,7 +3,8 @@
 It answers ``POST <prefix>/chat/completions`` the way OpenAI, Gemini (OpenAI
 compatibility), Mistral, GLM and a local claude-max-api-proxy do, quirks
 included, with scripted deterministic responses chosen by the request header
-``x-emulator-scenario`` and optional faults chosen by ``x-emulator-fault``.
+``x-emulator-scenario`` and optional faults chosen by ``x-emulator-fault``;
+``Emulator(drift=[...])`` changes the API server-wide (see ``DRIFTS``).
 Standard library only (asyncio streams); one event loop serves every
 connection.
 
@@ -14,6 +15,7 @@ connection.
 from ._dialects import PROVIDER_PREFIXES
 from ._script import SCENARIOS
 from ._server import (
+    DRIFTS,
     FAULTS,
     H_FAIL_TIMES,
     H_FAULT,
@@ -30,6 +32,7 @@ from ._server import (
 )
 
 __all__ = [
+    "DRIFTS",
     "FAULTS",
     "H_FAIL_TIMES",
     "H_FAULT",

@@ -16,8 +16,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from provider_impl.dialects import BUILTIN, ProviderDialect
-
-from provider_impl.schemas import top_level_fields
+from provider_impl.schemas import refuses_unknown_fields, top_level_fields
 
 from ._http import Request
 from ._script import Script, ToolCallSpec, estimate_tokens, split_fixed
@@ -118,7 +117,6 @@ class Dialect:
     context_window: ClassVar[int] = 128_000
     #: Top-level fields the provider accepts, read from its request contract
     #: (``provider_impl/schemas/<provider>.json``); ``None`` accepts anything (claude proxy).
-    known_fields: ClassVar[frozenset[str] | None] = None
     gzip: ClassVar[bool] = False
     sort_keys: ClassVar[bool] = False
     sse_content_type: ClassVar[str] = "text/event-stream; charset=utf-8"
@@ -130,6 +128,13 @@ class Dialect:
         self.prefix = prefix_for(record)
         # A local proxy with a dummy key checks none.
         self.requires_auth = record.checks_key
+        #: Fields the provider accepts, from its request contract; ``None`` when
+        #: it ignores what it does not know (the Claude proxy).
+        self.known_fields = (
+            top_level_fields(record.contract_name)
+            if refuses_unknown_fields(record.contract_name)
+            else None
+        )
 
     def model_name(self, model: JSON) -> str:
         """The model name the replies report for the requested one."""
@@ -268,8 +273,6 @@ def _retry_headers(retry_after: int) -> tuple[tuple[str, str], ...]:
 # OpenAI
 # =============================================================================
 
-_OPENAI_FIELDS = top_level_fields("openai")
-
 
 def _openai_error(
     message: str, type_: str, param: str | None = None, code: str | None = None
@@ -293,7 +296,6 @@ def mask_key(key: str) -> str:
 class OpenAiDialect(Dialect):
     wire = "openai"
     context_window = 128_000
-    known_fields = _OPENAI_FIELDS
 
     def fingerprint(self, ctx: Ctx) -> str | None:
         # Real replies of these model families carry system_fingerprint: null.
@@ -538,8 +540,6 @@ class OpenAiDialect(Dialect):
 # Gemini (OpenAI compatibility layer)
 # =============================================================================
 
-_GEMINI_FIELDS = top_level_fields("gemini")
-
 
 def _google_error(code: int, status: str, message: str, details: list[JSON] | None = None) -> JSON:
     err: dict[str, JSON] = {"code": code, "message": message, "status": status}
@@ -551,7 +551,6 @@ def _google_error(code: int, status: str, message: str, details: list[JSON] | No
 class GeminiDialect(Dialect):
     wire = "gemini"
     context_window = 1_048_576  # the real limit behind the advertised 1M
-    known_fields = _GEMINI_FIELDS
     gzip = True
     sort_keys = True
     sse_content_type = "text/event-stream"
@@ -792,8 +791,6 @@ class GeminiDialect(Dialect):
 # Mistral
 # =============================================================================
 
-_MISTRAL_FIELDS = top_level_fields("mistral")
-
 
 def _mistral_error(message: JSON, type_: str, code: str | None = None) -> JSON:
     return {"object": "error", "message": message, "type": type_, "param": None, "code": code}
@@ -819,7 +816,6 @@ class _PlainChunks(Dialect):
 class MistralDialect(_PlainChunks):
     wire = "mistral"
     context_window = 131_072  # Mistral counts 128k as 131,072
-    known_fields = _MISTRAL_FIELDS
     compact_arguments = False
 
     def completion_id(self, ctx: Ctx) -> str:
@@ -852,7 +848,9 @@ class MistralDialect(_PlainChunks):
                         "input": body,
                     }
                 )
-        details.extend(self._extra_details(body, [k for k in body if k not in _MISTRAL_FIELDS]))
+        details.extend(
+            self._extra_details(body, [k for k in body if k not in (self.known_fields or ())])
+        )
         if details:
             return self._422(details)
         return None
@@ -876,7 +874,7 @@ class MistralDialect(_PlainChunks):
         return self._422(self._extra_details(body, extra))
 
     def invalid_param_error(self, body: dict[str, JSON], ctx: Ctx) -> ErrorResponse:
-        extra = [k for k in body if k not in _MISTRAL_FIELDS]
+        extra = [k for k in body if k not in (self.known_fields or ())]
         if extra:
             return self.unknown_fields(body, extra, ctx)
         return super().invalid_param_error(body, ctx)
@@ -1018,8 +1016,6 @@ class MistralDialect(_PlainChunks):
 # GLM (Z.ai / BigModel)
 # =============================================================================
 
-_GLM_FIELDS = top_level_fields("glm")
-
 
 def _glm_error(code: str, message: str) -> JSON:
     return {"error": {"code": code, "message": message}}
@@ -1028,7 +1024,6 @@ def _glm_error(code: str, message: str) -> JSON:
 class GlmDialect(Dialect):
     wire = "glm"
     context_window = 200_000
-    known_fields = _GLM_FIELDS
     sse_content_type = "text/event-stream;charset=UTF-8"
     json_content_type = "application/json;charset=UTF-8"
 
@@ -1250,7 +1245,6 @@ def claude_model_name(model: JSON) -> str:
 class ClaudeProxyDialect(_PlainChunks):
     wire = "claude_proxy"
     context_window = 200_000
-    known_fields = None
     sse_content_type = "text/event-stream"
     json_content_type = "application/json; charset=utf-8"
     compact_arguments = False

@@ -60,6 +60,36 @@ FAULTS: dict[str, str] = {
     "trickle": "wait x-emulator-trickle-ms (default 50) between frames",
 }
 
+#: Server-wide changes of behaviour (``Emulator(drift=...)``, ``--drift``) that stand in
+#: for a provider changing its API, so that ``provider-impl drift`` has something to catch.
+REQUIRED_PARAM = "safety_identifier"
+DRIFTS: dict[str, str] = {
+    "usage_renamed": "usage objects say input_tokens instead of prompt_tokens",
+    "required_param": f"refuse (400) every request whose body lacks {REQUIRED_PARAM!r}",
+    "tool_ids_dropped": "tool calls carry no id",
+}
+
+
+def _drift_json(obj: Any, drifts: frozenset[str]) -> Any:
+    """``obj`` (a reply body or one chunk) as a drifted server would send it."""
+    if isinstance(obj, list):
+        return [_drift_json(v, drifts) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    out = {k: _drift_json(v, drifts) for k, v in obj.items()}
+    usage = out.get("usage")
+    if "usage_renamed" in drifts and isinstance(usage, dict) and "prompt_tokens" in usage:
+        out["usage"] = {
+            ("input_tokens" if k == "prompt_tokens" else k): v for k, v in usage.items()
+        }
+    calls = out.get("tool_calls")
+    if "tool_ids_dropped" in drifts and isinstance(calls, list):
+        out["tool_calls"] = [
+            {k: v for k, v in c.items() if k != "id"} if isinstance(c, dict) else c for c in calls
+        ]
+    return out
+
+
 #: Request headers that steer the emulator.
 H_SCENARIO = "x-emulator-scenario"
 H_VARIANT = "x-emulator-variant"
@@ -167,7 +197,13 @@ class Emulator:
         backlog: int = 4096,
         keepalive_timeout: float | None = 120.0,
         dialects: Sequence[ProviderDialect] = (),
+        drift: Sequence[str] = (),
     ) -> None:
+        unknown = [d for d in drift if d not in DRIFTS]
+        if unknown:
+            raise ValueError(f"unknown drift {unknown[0]!r}; known: {', '.join(DRIFTS)}")
+        #: The ``DRIFTS`` applied to every reply (none: the emulator as shipped).
+        self.drift = frozenset(drift)
         self.host = host
         # Providers served besides the registered ones (e.g. from a dialect file).
         self._extra_dialects = tuple(dialects)
@@ -494,6 +530,10 @@ class Emulator:
         model = body.get("model")
         ctx.model = dialect.model_name(model)
         err_or_none = dialect.validate(body, ctx)
+        if err_or_none is None and "required_param" in self.drift and REQUIRED_PARAM not in body:
+            err_or_none = dialect.bad_request(
+                f"Missing required parameter: {REQUIRED_PARAM!r}.", ctx
+            )
         if err_or_none is not None:
             return await self._send_error(req, writer, dialect, ctx, err_or_none)
 
@@ -656,7 +696,10 @@ class Emulator:
             return await self._send_error(
                 req, writer, dialect, ctx, dialect.bad_request(str(exc), ctx)
             )
-        body = dialect.dumps(dialect.completion(script, ctx), ctx).encode("utf-8")
+        reply = dialect.completion(script, ctx)
+        if self.drift:
+            reply = _drift_json(reply, self.drift)
+        body = dialect.dumps(reply, ctx).encode("utf-8")
         headers = self._base_headers(req, dialect, ctx, dialect.json_content_type)
         if self._gzip(req, dialect):
             body = gzip.compress(body, mtime=0)
@@ -695,7 +738,7 @@ class Emulator:
         script: Script,
         fault: str,
     ) -> bool:
-        frames = dialect.stream(script, ctx)
+        frames = self._drifted(dialect.stream(script, ctx), dialect, ctx)
         error_at: int | None = None
         if ctx.scenario == "error_in_stream":
             error_at = 3
@@ -744,7 +787,8 @@ class Emulator:
                     if fault == "stall" and after > 0 and sent == after:
                         await self._sleep_watch(stall, reader, writer)
                     if error_at is not None and sent == error_at:
-                        await out.finish(b"".join(f.raw for f in dialect.in_band_error(ctx)))
+                        error = self._drifted(dialect.in_band_error(ctx), dialect, ctx)
+                        await out.finish(b"".join(f.raw for f in error))
                         self.stats.incr("streams_completed")
                         return keep
                 if truncate_at is not None and i == truncate_at:
@@ -770,6 +814,17 @@ class Emulator:
         self.stats.incr("streams_completed")
         log.debug("%s %s -> 200 stream (%s)", req.method, req.path, ctx.scenario)
         return keep
+
+    def _drifted(self, frames: list[Frame], dialect: Dialect, ctx: Ctx) -> list[Frame]:
+        """``frames`` as the drifted server sends them (``self.drift``)."""
+        if not self.drift:
+            return frames
+        return [
+            dialect.data(_drift_json(json.loads(f.raw.removeprefix(b"data: ")), self.drift), ctx)
+            if f.kind == "data"
+            else f
+            for f in frames
+        ]
 
     @staticmethod
     async def _send_frame(out: ChunkedBody, frame: Frame, ctx: Ctx) -> None:
@@ -800,6 +855,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="FILE",
         help="also serve the provider of this dialect record (repeatable)",
     )
+    parser.add_argument(
+        "--drift",
+        action="append",
+        default=[],
+        choices=list(DRIFTS),
+        help="behave like a provider whose API changed (repeatable): "
+        + "; ".join(f"{k}: {v}" for k, v in DRIFTS.items()),
+    )
     args = parser.parse_args(list(argv) if argv is not None else sys.argv[1:])
     if args.verbose:
         logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(message)s")
@@ -808,7 +871,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for path in args.dialect_file:
             load_dialect_file(path)
-        emulator = Emulator(args.host, args.port)
+        emulator = Emulator(args.host, args.port, drift=args.drift)
         emulator._renderers()  # an unknown wire format is reported before serving
     except (DialectFileError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

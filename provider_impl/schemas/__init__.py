@@ -88,8 +88,7 @@ def _refused(node: object) -> bool:
 
 def refuses_unknown_fields(provider: str) -> bool:
     """Whether ``provider``'s endpoint refuses top-level fields its contract does not list."""
-    _check_provider(provider)
-    return _cached_schema(provider).get("additionalProperties", True) is False
+    return _cached_schema(_check_provider(provider)).get("additionalProperties", True) is False
 
 
 def top_level_fields(provider: str) -> frozenset[str]:
@@ -97,8 +96,8 @@ def top_level_fields(provider: str) -> frozenset[str]:
 
     Reads the schema file only, so it works without ``jsonschema``.
     """
-    _check_provider(provider)
-    properties: Mapping[str, object] = _cached_schema(provider).get("properties", {})
+    schema = _cached_schema(_check_provider(provider))
+    properties: Mapping[str, object] = schema.get("properties", {})
     return frozenset(name for name, node in properties.items() if not _refused(node))
 
 
