@@ -14,10 +14,10 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from provider_impl.dialects import get_dialect
-from provider_impl.emulator import Emulator
+from provider_impl.emulator import PROVIDER_PREFIXES, Emulator
 from provider_impl.harness import load_exchange
 from provider_impl.provider import OpenAiCompatibleProvider
-from provider_impl.scenarios import PROVIDERS, SCENARIO_HEADER, SCENARIOS
+from provider_impl.scenarios import SCENARIO_HEADER, SCENARIOS
 from provider_impl.schemas.replies import (
     REPLY_KINDS,
     REPLY_PROVIDERS,
@@ -31,6 +31,8 @@ CASSETTES = ROOT / "cassettes"
 REAL = CASSETTES / "real"
 # Each folder of real traffic and the contract its replies must fit.
 REAL_CONTRACT = {name: name for name in REPLY_PROVIDERS}
+# The built-in dialects the emulator renders.
+PROVIDERS = list(PROVIDER_PREFIXES)
 
 
 def _violations(provider: str, body: bytes, sse: bool, where: str) -> tuple[int, list[str]]:
