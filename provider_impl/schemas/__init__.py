@@ -29,7 +29,14 @@ if TYPE_CHECKING:
 __all__ = ["PROVIDERS", "load_schema", "schema_errors", "validate_request"]
 
 #: Providers with a request-body schema, in the order DESIGN.md §4 lists them.
-PROVIDERS: tuple[str, ...] = ("openai", "gemini", "mistral", "glm", "claude_subscription")
+PROVIDERS: tuple[str, ...] = (
+    "openai",
+    "gemini",
+    "mistral",
+    "glm",
+    "claude_subscription",
+    "openrouter",
+)
 
 # A schema node may carry this (non-validating) keyword to replace the
 # validator's generic message for the single check that node makes.
