@@ -377,6 +377,8 @@ _SCENARIOS = (
         model={"openai": "o3-mini", "mistral": "magistral-medium-latest"},
         extra_body={
             "glm": {"thinking": {"type": "enabled"}},
+            # OpenRouter's unified switch; for Claude a thinking budget below max_tokens.
+            "openrouter": {"reasoning": {"max_tokens": 1024}},
             "gemini": {
                 "reasoning_effort": "low",
                 "extra_body": {"google": {"thinking_config": {"include_thoughts": True}}},
