@@ -362,8 +362,9 @@ class StreamAdapter:
         if final and text.startswith(prefix) and reset.isascii() and reset.isdigit():
             wait = max(0.0, int(reset) - time.time())
             raise RateLimited(
-                f"usage limit reached ({text!r}); it resets at Unix time {reset}, in {wait:.0f} s",
+                f"usage limit reached ({text!r}); it resets at Unix time {reset}",
                 retry_after=wait,
+                reset_at=float(reset),
                 provider=self._dialect.name,
                 code="usage_limit",
             )

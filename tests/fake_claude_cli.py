@@ -36,7 +36,7 @@ is ``Claude AI usage limit reached|<unix time of the reset>`` (from an
 Behaviour is chosen by directives inside the prompt (so one proxy serves every
 test):
 
-* ``[cli:crash]`` — init and one text delta, then exit 1 without a result;
+* ``[cli:crash]`` — init and three text deltas, then exit 1 without a result;
 * ``[cli:crash-early]`` — exit 1 before writing anything;
 * ``[cli:usage-limit=<unix time>]`` — the usage-limit answer, as Claude Code sends it;
 * ``[cli:usage-limit-streamed=<unix time>]`` — the same sentence, also streamed as
@@ -158,7 +158,7 @@ def main(argv: list[str]) -> int:
     else:
         text = f"Hello from the stand-in Claude CLI, running {model}."
     if "crash" in directives:
-        _stream_text(text[:7], model, common, slow, finish=False)
+        _stream_text(text[:21], model, common, slow, finish=False)  # three deltas
         sys.stderr.write("fatal: stand-in crash mid-reply\n")
         return 1
     input_tokens = max(1, len(prompt) // 4)

@@ -7,6 +7,8 @@ against real captures). All output is deterministic for a given request.
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import hashlib
 import json
 import time
@@ -55,6 +57,12 @@ class IdGen:
 
     def number(self, label: str, lo: int, hi: int) -> int:
         return lo + int.from_bytes(self._digest(label, 4), "big") % (hi - lo + 1)
+
+    def b64url(self, label: str, n_bytes: int) -> str:
+        return base64.urlsafe_b64encode(self._digest(label, n_bytes)).rstrip(b"=").decode()
+
+    def int64(self, label: str) -> int:
+        return int.from_bytes(self._digest(label, 8), "big", signed=True)
 
 
 @dataclass
@@ -273,6 +281,11 @@ def _openai_error(
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
+#: Model prefixes whose real replies say ``system_fingerprint: null`` (gpt-5*,
+#: o4-mini, gpt-4.5-preview, gpt-4-1106-preview in cassettes/real/openai).
+_OPENAI_NO_FINGERPRINT = ("gpt-5", "o4-", "gpt-4.5", "gpt-4-")
+
+
 def mask_key(key: str) -> str:
     """OpenAI-style masked key: never more than a prefix and the last 4 characters."""
     if len(key) < 12:
@@ -285,7 +298,10 @@ class OpenAiDialect(Dialect):
     wire = "openai"
     context_window = 128_000
 
-    def fingerprint(self, ctx: Ctx) -> str:
+    def fingerprint(self, ctx: Ctx) -> str | None:
+        # Real replies of these model families carry system_fingerprint: null.
+        if ctx.model.startswith(_OPENAI_NO_FINGERPRINT):
+            return None
         return "fp_" + ctx.ids.hex("fingerprint", 10)
 
     def response_headers(self, ctx: Ctx) -> Headers:
@@ -664,8 +680,17 @@ class GeminiDialect(Dialect):
         )
 
     def finish(self, neutral: str) -> str:
-        # Gemini says "stop" after tool calls too.
+        # A stream says "stop" after tool calls too; a whole reply says "tool_calls"
+        # (see completion_finish).
         return {"tool_calls": "stop", "model_length": "length"}.get(neutral, neutral)
+
+    def completion_finish(self, neutral: str) -> str:
+        return super().finish(neutral)
+
+    def completion_id(self, ctx: Ctx) -> str:
+        # Whole replies carry Google's response id (22 base64url characters);
+        # streamed chunks carry none.
+        return ctx.ids.b64url("completion", 16)
 
     def _usage(self, script: Script, completion: int) -> JSON:
         return {
@@ -749,9 +774,14 @@ class GeminiDialect(Dialect):
         total = script.completion_tokens(self.all_arguments(script))
         return {
             "choices": [
-                {"finish_reason": self.finish(script.finish), "index": 0, "message": message}
+                {
+                    "finish_reason": self.completion_finish(script.finish),
+                    "index": 0,
+                    "message": message,
+                }
             ],
             "created": CREATED,
+            "id": self.completion_id(ctx),
             "model": ctx.model,
             "object": "chat.completion",
             "usage": self._usage(script, total),
@@ -954,10 +984,10 @@ class MistralDialect(_PlainChunks):
         tool_calls: JSON = None
         if script.tool_calls:
             content = ""
+            # Real whole replies list id, function and index, but no type.
             tool_calls = [
                 {
                     "id": self.tool_call_id(ctx, i),
-                    "type": "function",
                     "function": {"name": c.name, "arguments": self.arguments(c)},
                     "index": i,
                 }
@@ -1080,6 +1110,11 @@ class GlmDialect(Dialect):
     def tool_call_id(self, ctx: Ctx, i: int) -> str:
         return "call_" + ctx.ids.hex(f"call{i}", 24)
 
+    def completion_tool_call_id(self, ctx: Ctx, i: int) -> str:
+        # Whole replies number calls with a signed 64-bit integer, counting down
+        # within one reply (call_-7807255211226955507, then ...506).
+        return f"call_{ctx.ids.int64('calls') - i}"
+
     def _usage(self, script: Script) -> JSON:
         thinking = estimate_tokens("".join(script.tool_thinking)) if script.tool_thinking else 0
         ct = script.completion_tokens(self.all_arguments(script), extra_thinking=thinking)
@@ -1170,7 +1205,7 @@ class GlmDialect(Dialect):
             message["tool_calls"] = [
                 {
                     "function": {"arguments": self.arguments(c), "name": c.name},
-                    "id": self.tool_call_id(ctx, i),
+                    "id": self.completion_tool_call_id(ctx, i),
                     "index": i,
                     "type": "function",
                 }
@@ -1198,22 +1233,44 @@ def _proxy_error(message: str, type_: str, code: str | None = None) -> JSON:
     return {"error": {"message": message, "type": type_, "code": code}}
 
 
+#: claude-max-api-proxy 1.0.0's MODEL_MAP (dist/adapter/openai-to-cli.js): the names
+#: it knows, as the CLI's --model alias; any other name runs as opus.
+_PROXY_MODELS = {
+    **{f"claude-{a}-4": a for a in ("opus", "sonnet", "haiku")},
+    **{a: a for a in ("opus", "sonnet", "haiku")},
+}
+#: What the proxy's streamed content chunks say until the CLI's ``assistant`` line
+#: (its ``lastModel`` starts as this).
+_PROXY_FIRST_MODEL = "claude-sonnet-4"
+#: The reset time of the emulated usage limit (2100-01-01T00:00:00Z): always ahead.
+USAGE_LIMIT_RESET = 4_102_444_800
+
+
 def claude_model_name(model: JSON) -> str:
-    """The proxy reports normalised family names, whatever was asked for."""
-    if not isinstance(model, str) or not model:
-        return "claude-sonnet-4"
-    for family in ("opus", "sonnet", "haiku"):
-        if family in model:
-            return f"claude-{family}-4"
-    return model
+    """The family the proxy reports for a requested name: the alias it runs (an
+    unknown name runs as opus), normalised to ``claude-<family>-4``."""
+    name = model if isinstance(model, str) else ""
+    name = name.removeprefix("claude-code-cli/")
+    return f"claude-{_PROXY_MODELS.get(name, 'opus')}-4"
 
 
 class ClaudeProxyDialect(_PlainChunks):
+    """claude-max-api-proxy 1.0.0 (dist/server/routes.js, dist/adapter/cli-to-openai.js),
+    checked against the real package in tests/test_claude_proxy_emulator.py: a
+    ``:ok`` comment first, text chunks only (no tool calls, no usage, ever),
+    ``finish_reason`` always ``stop``, a CLI failure as a 500 (whole) or an
+    ``{"error": ...}`` frame then ``[DONE]`` (streamed), and the usage limit as a
+    200 reply whose text is the CLI's ``<prefix><reset time>``."""
+
     wire = "claude_proxy"
     context_window = 200_000
     sse_content_type = "text/event-stream"
     json_content_type = "application/json; charset=utf-8"
     compact_arguments = False
+
+    def __init__(self, record: ProviderDialect) -> None:
+        super().__init__(record)
+        self.usage_limit_prefix = record.usage_limit_prefix or "Claude AI usage limit reached|"
 
     def model_name(self, model: JSON) -> str:
         return claude_model_name(model)
@@ -1228,14 +1285,8 @@ class ClaudeProxyDialect(_PlainChunks):
         return [("x-powered-by", "Express"), ("x-request-id", self.request_id(ctx))]
 
     def auth_error(self, key: str | None, ctx: Ctx) -> ErrorResponse:
-        return ErrorResponse(
-            401,
-            _proxy_error(
-                "Claude CLI authentication failed: invalid or expired credentials",
-                "authentication_error",
-                "invalid_api_key",
-            ),
-        )
+        # The proxy checks no key; the CLI's own login failing is a failed run.
+        return self.server_error(ctx)
 
     def validate(self, body: dict[str, JSON], ctx: Ctx) -> ErrorResponse | None:
         msgs = body.get("messages")
@@ -1251,123 +1302,398 @@ class ClaudeProxyDialect(_PlainChunks):
         return None
 
     def unknown_fields(self, body: dict[str, JSON], extra: list[str], ctx: Ctx) -> ErrorResponse:
-        return ErrorResponse(
-            400,
-            _proxy_error(
-                f"Unrecognized request argument supplied: {', '.join(extra)}",
-                "invalid_request_error",
-            ),
-        )
+        raise AssertionError("the proxy ignores fields it does not know")
 
     def bad_request(self, message: str, ctx: Ctx, status: int = 400) -> ErrorResponse:
         return ErrorResponse(status, _proxy_error(message, "invalid_request_error"))
 
+    def not_found(self, path: str, ctx: Ctx) -> ErrorResponse:
+        return ErrorResponse(404, _proxy_error("Not found", "invalid_request_error", "not_found"))
+
     def context_error(self, n: int, ctx: Ctx) -> ErrorResponse:
+        # Never reached through the client (the argument limit comes first); what the
+        # CLI would say, as the 500 of a failed run.
         return ErrorResponse(
-            400,
+            500,
             _proxy_error(
-                f"prompt is too long: {n} tokens > {self.context_window} maximum",
-                "invalid_request_error",
+                f"prompt is too long: {n} tokens > {self.context_window} maximum", "server_error"
             ),
         )
 
     def rate_limited(self, retry_after: int, ctx: Ctx) -> ErrorResponse:
-        return ErrorResponse(
-            429,
-            _proxy_error(
-                "Claude usage limit reached; please retry later.",
-                "rate_limit_error",
-                "rate_limit_exceeded",
-            ),
-            _retry_headers(retry_after),
-        )
+        # The CLI's usage-limit answer, which the proxy passes on as a normal reply.
+        text = f"{self.usage_limit_prefix}{USAGE_LIMIT_RESET}"
+        reply = self.completion(Script(prompt_tokens=0, text=[text]), ctx)
+        reply["usage"] = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+        return ErrorResponse(200, reply)
 
     def overloaded(self, ctx: Ctx) -> ErrorResponse:
-        return ErrorResponse(529, {"error": {"type": "overloaded_error", "message": "Overloaded"}})
+        # An overloaded API makes the CLI fail; the proxy answers every failure so.
+        return self.server_error(ctx)
 
     def unavailable(self, ctx: Ctx) -> ErrorResponse:
         return ErrorResponse(503, _proxy_error("Service unavailable", "server_error"))
 
     def server_error(self, ctx: Ctx) -> ErrorResponse:
-        return ErrorResponse(500, _proxy_error("Process exited with code 1", "server_error"))
+        return ErrorResponse(
+            500, _proxy_error("Claude CLI exited with code 1 without response", "server_error")
+        )
 
-    def tool_call_id(self, ctx: Ctx, i: int) -> str:
-        # The proxy turns Anthropic's "toolu_01..." ids into "call_01...".
-        return "call_01" + ctx.ids.alnum(f"call{i}", 22)
+    def finish(self, neutral: str) -> str:
+        return "stop"  # createDoneChunk and cliResultToOpenai say nothing else
 
     def _usage(self, script: Script) -> JSON:
-        ct = script.completion_tokens(self.all_arguments(script))
+        # cliResultToOpenai writes these three counts and nothing else.
+        ct = script.completion_tokens("")
         return {
             "prompt_tokens": script.prompt_tokens,
             "completion_tokens": ct,
             "total_tokens": script.prompt_tokens + ct,
-            "prompt_tokens_details": {"cached_tokens": 0},
-            "completion_tokens_details": {"reasoning_tokens": 0},
         }
 
     def stream(self, script: Script, ctx: Ctx) -> list[Frame]:
         frames: list[Frame] = [Frame("comment", b":ok\n\n")]
+        first_model = dataclasses.replace(ctx, model=_PROXY_FIRST_MODEL)
         texts = script.tool_preamble if script.tool_calls else script.text
-        first = True
-        for n, piece in enumerate(texts):
-            delta: dict[str, JSON] = (
-                {"role": "assistant", "content": piece} if first else {"content": piece}
-            )
-            first = False
-            frames.append(self.data(self._chunk(ctx, delta), ctx))
-            if n % 3 == 1:
-                frames.append(comment("keep-alive"))
-        for i, call in enumerate(script.tool_calls):
-            head: dict[str, JSON] = {
-                "index": i,
-                "id": self.tool_call_id(ctx, i),
-                "type": "function",
-                "function": {"name": call.name, "arguments": ""},
-            }
-            delta = {"tool_calls": [head]}
-            if first:
-                delta = {"role": "assistant", **delta}
-                first = False
-            frames.append(self.data(self._chunk(ctx, delta), ctx))
-            frames.append(comment("keep-alive"))
-            for frag in split_fixed(self.arguments(call)):
-                frames.append(
-                    self.data(
-                        self._chunk(
-                            ctx, {"tool_calls": [{"index": i, "function": {"arguments": frag}}]}
-                        ),
-                        ctx,
-                    )
-                )
-        usage = self._usage(script) if ctx.include_usage else None
-        frames.append(self.data(self._chunk(ctx, {}, self.finish(script.finish), usage), ctx))
+        for n, piece in enumerate(p for p in texts if p):
+            delta: dict[str, JSON] = {"role": "assistant", "content": piece}
+            if n:
+                delta = {"content": piece}  # role: undefined, left out by JSON.stringify
+            frames.append(self.data(self._chunk(first_model, delta), ctx))
+        frames.append(self.data(self._chunk(ctx, {}, "stop"), ctx))
         frames.append(DONE)
         return frames
 
     def in_band_error(self, ctx: Ctx) -> list[Frame]:
-        return [self.data(self.server_error(ctx).body, ctx), DONE]
+        failed = _proxy_error("Process exited with code 1", "server_error")
+        return [self.data(failed, ctx), DONE]
 
     def completion(self, script: Script, ctx: Ctx) -> JSON:
-        message: dict[str, JSON] = {"role": "assistant", "content": script.full_text}
-        if script.tool_calls:
-            message["content"] = "".join(script.tool_preamble)
-            message["tool_calls"] = self.message_tool_calls(script, ctx)
+        text = "".join(script.tool_preamble) if script.tool_calls else script.full_text
         return {
             "id": self.completion_id(ctx),
             "object": "chat.completion",
             "created": CREATED,
             "model": ctx.model,
             "choices": [
-                {"index": 0, "message": message, "finish_reason": self.finish(script.finish)}
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": "stop",
+                }
             ],
             "usage": self._usage(script),
+        }
+
+
+# =============================================================================
+# OpenRouter (a gateway in front of many upstream providers)
+# =============================================================================
+
+#: The upstream a model id's family is served by, as the ``provider`` field names it.
+_OPENROUTER_UPSTREAMS = {
+    "anthropic": "Anthropic",
+    "openai": "OpenAI",
+    "google": "Google AI Studio",
+    "x-ai": "xAI",
+    "z-ai": "Z.AI",
+    "deepseek": "DeepSeek",
+    "mistralai": "Mistral",
+    "moonshotai": "Moonshot AI",
+}
+#: Anthropic's own stop reasons, which OpenRouter passes on as native_finish_reason.
+_ANTHROPIC_NATIVE = {
+    "stop": "end_turn",
+    "tool_calls": "tool_use",
+    "length": "max_tokens",
+    "content_filter": "refusal",
+}
+#: What OpenRouter sends while a non-streamed reply is being generated.
+_OPENROUTER_KEEPALIVE = "\n         \n"
+
+
+def _openrouter_error(message: str, code: int, metadata: JSON = None) -> JSON:
+    err: dict[str, JSON] = {"message": message, "code": code}
+    if metadata is not None:
+        err["metadata"] = metadata
+    return {"error": err}
+
+
+class OpenRouterDialect(OpenAiDialect):
+    """OpenRouter's chat completions: OpenAI's chunk shapes plus the gateway's own
+    fields (``provider``, ``native_finish_reason``, ``reasoning`` and
+    ``reasoning_details``, usage with ``cost``), ``: OPENROUTER PROCESSING``
+    comments, in-band ``{"error": ...}`` chunks, errors as ``{"error": {"message",
+    "code"}}`` with the HTTP status as code. Shapes as in cassettes/real/openrouter
+    and OpenRouter's API reference (streaming, errors, usage accounting)."""
+
+    wire = "openrouter"
+    context_window = 200_000
+    sse_content_type = "text/event-stream"
+
+    # Input/output USD per million tokens the emulated charge (usage.cost) uses.
+    PRICE: ClassVar[tuple[float, float]] = (3.0, 15.0)
+
+    def completion_id(self, ctx: Ctx) -> str:
+        return f"gen-{CREATED}-" + ctx.ids.alnum("completion", 20)
+
+    def request_id(self, ctx: Ctx) -> str:
+        return self.completion_id(ctx)
+
+    def response_headers(self, ctx: Ctx) -> Headers:
+        return [("x-generation-id", self.completion_id(ctx))]
+
+    def upstream(self, ctx: Ctx) -> str:
+        family = ctx.model.split("/", 1)[0]
+        return _OPENROUTER_UPSTREAMS.get(family, "Together")
+
+    def reasoning_format(self, ctx: Ctx) -> str:
+        """``reasoning_details[].format``: the upstream's reasoning flavour."""
+        return "anthropic-claude-v1" if ctx.model.startswith("anthropic/") else "unknown"
+
+    def native_finish(self, ctx: Ctx, finish: str) -> str:
+        if ctx.model.startswith("anthropic/"):
+            return _ANTHROPIC_NATIVE.get(finish, finish)
+        return finish
+
+    # ----------------------------------------------------------------- errors
+    def auth_error(self, key: str | None, ctx: Ctx) -> ErrorResponse:
+        msg = "No auth credentials found" if key is None else "User not found."
+        return ErrorResponse(401, _openrouter_error(msg, 401))
+
+    def validate(self, body: dict[str, JSON], ctx: Ctx) -> ErrorResponse | None:
+        # No field check (OpenAI's known_fields go unused): unknown and unsupported
+        # parameters are ignored, not refused (docs: parameters).
+        msgs = body.get("messages")
+        if not isinstance(msgs, list) or not msgs:
+            return self.bad_request('Input required: specify "prompt" or "messages"', ctx)
+        return None
+
+    def unknown_fields(self, body: dict[str, JSON], extra: list[str], ctx: Ctx) -> ErrorResponse:
+        return self.bad_request(f"Invalid parameter: {', '.join(extra)}", ctx)
+
+    def bad_request(self, message: str, ctx: Ctx, status: int = 400) -> ErrorResponse:
+        return ErrorResponse(status, _openrouter_error(message, status))
+
+    def context_error(self, n: int, ctx: Ctx) -> ErrorResponse:
+        msg = (
+            f"This endpoint's maximum context length is {self.context_window} tokens. However, "
+            f"you requested about {n} tokens ({n} of text input). Please reduce the length of "
+            'either one, or use the "middle-out" transform to compress your prompt automatically.'
+        )
+        return ErrorResponse(400, _openrouter_error(msg, 400))
+
+    def rate_limited(self, retry_after: int, ctx: Ctx) -> ErrorResponse:
+        # The upstream's 429, passed on with its raw text (as in the real capture).
+        raw = (
+            f"{ctx.model or 'the model'} is temporarily rate-limited upstream. Please retry "
+            "shortly, or add your own key to accumulate your rate limits: "
+            "https://openrouter.ai/settings/integrations"
+        )
+        body = _openrouter_error(
+            "Provider returned error", 429, {"provider_name": self.upstream(ctx), "raw": raw}
+        )
+        body["user_id"] = "user_" + ctx.ids.alnum("user", 27)
+        return ErrorResponse(429, body, _retry_headers(retry_after))
+
+    def overloaded(self, ctx: Ctx) -> ErrorResponse:
+        # 502: "Your chosen model is down or we received an invalid response from it".
+        raw = '{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}'
+        return ErrorResponse(
+            502,
+            _openrouter_error(
+                "Provider returned error", 502, {"provider_name": self.upstream(ctx), "raw": raw}
+            ),
+        )
+
+    def unavailable(self, ctx: Ctx) -> ErrorResponse:
+        msg = "No allowed providers are available for the selected model."
+        return ErrorResponse(503, _openrouter_error(msg, 503))
+
+    def server_error(self, ctx: Ctx) -> ErrorResponse:
+        return ErrorResponse(500, _openrouter_error("Internal Server Error", 500))
+
+    # --------------------------------------------------------------- replies
+    def dumps(self, obj: JSON, ctx: Ctx | None = None) -> str:
+        text = super().dumps(obj, ctx)
+        if isinstance(obj, dict) and obj.get("object") == "chat.completion":
+            # Whitespace lines keep the connection open while the reply is generated.
+            return _OPENROUTER_KEEPALIVE * 2 + text
+        return text
+
+    def _or_usage(self, script: Script) -> JSON:
+        ct = script.completion_tokens(self.all_arguments(script))
+        pin, pout = self.PRICE
+        prompt_cost = round(script.prompt_tokens * pin / 1e6, 10)
+        completion_cost = round(ct * pout / 1e6, 10)
+        cost = round(prompt_cost + completion_cost, 10)
+        return {
+            "prompt_tokens": script.prompt_tokens,
+            "completion_tokens": ct,
+            "total_tokens": script.prompt_tokens + ct,
+            "cost": cost,
+            "is_byok": False,
+            "prompt_tokens_details": {
+                "cached_tokens": script.cached_tokens,
+                "cache_write_tokens": 0,
+                "audio_tokens": 0,
+                "video_tokens": 0,
+            },
+            "cost_details": {
+                "upstream_inference_cost": cost,
+                "upstream_inference_prompt_cost": prompt_cost,
+                "upstream_inference_completions_cost": completion_cost,
+            },
+            "completion_tokens_details": {
+                "reasoning_tokens": script.thinking_tokens,
+                "image_tokens": 0,
+                "audio_tokens": 0,
+            },
+        }
+
+    def _or_chunk(
+        self, ctx: Ctx, delta: JSON, finish: str | None = None, usage: JSON = None
+    ) -> JSON:
+        obj: dict[str, JSON] = {
+            "id": self.completion_id(ctx),
+            "object": "chat.completion.chunk",
+            "created": CREATED,
+            "model": ctx.model,
+            "provider": self.upstream(ctx),
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": delta,
+                    "finish_reason": finish,
+                    "native_finish_reason": self.native_finish(ctx, finish) if finish else None,
+                }
+            ],
+        }
+        if usage is not None:
+            obj["usage"] = usage
+        return obj
+
+    @staticmethod
+    def _reasoning_shown(ctx: Ctx) -> bool:
+        """``reasoning: {"exclude": true}`` reasons without sending the reasoning."""
+        opts = ctx.body.get("reasoning")
+        return not (isinstance(opts, dict) and opts.get("exclude") is True)
+
+    def stream(self, script: Script, ctx: Ctx) -> list[Frame]:
+        processing = comment("OPENROUTER PROCESSING")
+        deltas: list[JSON] = []
+        if self._reasoning_shown(ctx):
+            for piece in script.thinking:
+                detail = {
+                    "type": "reasoning.text",
+                    "text": piece,
+                    "format": self.reasoning_format(ctx),
+                    "index": 0,
+                }
+                deltas.append(
+                    {
+                        "content": "",
+                        "role": "assistant",
+                        "reasoning": piece,
+                        "reasoning_details": [detail],
+                    }
+                )
+        if not script.tool_calls:
+            deltas.extend({"content": p, "role": "assistant"} for p in script.text if p)
+        for i, call in enumerate(script.tool_calls):
+            head = {
+                "index": i,
+                "id": self.tool_call_id(ctx, i),
+                "type": "function",
+                "function": {"name": call.name, "arguments": ""},
+            }
+            deltas.append({"content": None, "role": "assistant", "tool_calls": [head]})
+            for frag in split_fixed(self.arguments(call)):
+                part = {"index": i, "function": {"arguments": frag}}
+                deltas.append({"content": None, "role": "assistant", "tool_calls": [part]})
+        frames = [processing, processing]
+        for n, delta in enumerate(deltas):
+            frames.append(self.data(self._or_chunk(ctx, delta), ctx))
+            if n % 4 == 3:
+                frames.append(processing)
+        finish = self.finish(script.finish)
+        last = {"content": "", "role": "assistant", "reasoning": None}
+        frames.append(self.data(self._or_chunk(ctx, last, finish), ctx))
+        # The finish chunk again, now with usage (always sent: docs, usage accounting).
+        closing = {"content": "", "role": "assistant"}
+        frames.append(self.data(self._or_chunk(ctx, closing, finish, self._or_usage(script)), ctx))
+        frames.append(DONE)
+        return frames
+
+    def in_band_error(self, ctx: Ctx) -> list[Frame]:
+        # An upstream failure after the 200 went out (docs: streaming, errors).
+        chunk = self._or_chunk(ctx, {"content": "", "role": "assistant"}, "error")
+        chunk["error"] = {
+            "code": 502,
+            "message": "Network connection lost.",
+            "metadata": {"error_type": "provider_unavailable"},
+        }
+        return [self.data(chunk, ctx), DONE]
+
+    def completion(self, script: Script, ctx: Ctx) -> JSON:
+        thinking = "".join(script.thinking) if self._reasoning_shown(ctx) else ""
+        message: dict[str, JSON] = {
+            "role": "assistant",
+            "content": None if script.tool_calls else script.full_text,
+            "refusal": None,
+            "reasoning": thinking or None,
+        }
+        if thinking:
+            message["reasoning_details"] = [
+                {
+                    "type": "reasoning.text",
+                    "text": thinking,
+                    "format": self.reasoning_format(ctx),
+                    "index": 0,
+                }
+            ]
+        if script.tool_calls:
+            message["tool_calls"] = [
+                {
+                    "type": "function",
+                    "index": i,
+                    "id": self.tool_call_id(ctx, i),
+                    "function": {"name": c.name, "arguments": self.arguments(c)},
+                }
+                for i, c in enumerate(script.tool_calls)
+            ]
+        finish = self.finish(script.finish)
+        return {
+            "id": self.completion_id(ctx),
+            "object": "chat.completion",
+            "created": CREATED,
+            "model": ctx.model,
+            "provider": self.upstream(ctx),
+            "system_fingerprint": None,
+            "choices": [
+                {
+                    "index": 0,
+                    "logprobs": None,
+                    "finish_reason": finish,
+                    "native_finish_reason": self.native_finish(ctx, finish),
+                    "message": message,
+                }
+            ],
+            "usage": self._or_usage(script),
         }
 
 
 #: Wire format name -> its renderer class.
 WIRES: dict[str, type[Dialect]] = {
     cls.wire: cls
-    for cls in (OpenAiDialect, GeminiDialect, MistralDialect, GlmDialect, ClaudeProxyDialect)
+    for cls in (
+        OpenAiDialect,
+        GeminiDialect,
+        MistralDialect,
+        GlmDialect,
+        ClaudeProxyDialect,
+        OpenRouterDialect,
+    )
 }
 
 
