@@ -444,7 +444,7 @@ _SCENARIOS = (
         emulated_error="rate_limit",
     ),
     Scenario(
-        "usage_limit",
+        "error_usage_limit",
         "The usage limit, answered as a 200 reply: 'Claude AI usage limit reached|<reset>'.",
         _ask("Too many requests this month."),
         stream=False,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -31,6 +32,8 @@ def claude_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClaudePro
         entry = install_proxy()
         proxy = ClaudeProxy(entry, tmp_path_factory.mktemp("claude-proxy"))
     except ProxyUnavailable as err:
+        if os.environ.get("PROVIDER_IMPL_REQUIRE_CLAUDE_PROXY"):  # CI: never skip silently
+            pytest.fail(f"the real Claude proxy is required but unavailable: {err}")
         pytest.skip(f"the real Claude proxy is unavailable: {err}")
     yield proxy
     proxy.stop()

@@ -92,7 +92,7 @@ BATTERY = [
         "usage limit whole",
         {"model": "claude-sonnet-4", "stream": False},
         f"[cli:usage-limit={USAGE_LIMIT_RESET}]",
-        "usage_limit",
+        "error_usage_limit",
     ),
     Case("no messages", {"model": "opus", "messages": []}, "", "text"),
     Case("unknown path", {"model": "opus"}, "", "text", path="/nothing/here"),
@@ -180,5 +180,5 @@ def test_the_emulator_answers_as_the_real_proxy_does(
     real = _send(claude_proxy.base_url, case, prompt, {})
     emulated = _send(emulator.base_url(PROVIDER), case, prompt, {SCENARIO_HEADER: case.scenario})
     assert _shape(emulated) == _shape(real)
-    if case.scenario == "usage_limit":  # the sentence itself is the signal
+    if case.scenario == "error_usage_limit":  # the sentence itself is the signal
         assert emulated.json()["choices"] == real.json()["choices"]

@@ -137,7 +137,7 @@ def test_a_renamed_usage_field_is_a_shape_drift(
         s.scenario
         for s in report.scenarios
         if b'"prompt_tokens"' in load_exchange(CASSETTES / provider / f"{s.scenario}.yaml").body
-        and SCENARIOS[s.scenario].expect_error is None
+        and SCENARIOS[s.scenario].error_status
     }
     assert with_usage
     assert {s.scenario for s in report.drifted} == with_usage

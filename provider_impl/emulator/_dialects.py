@@ -1302,7 +1302,8 @@ class ClaudeProxyDialect(_PlainChunks):
         return None
 
     def unknown_fields(self, body: dict[str, JSON], extra: list[str], ctx: Ctx) -> ErrorResponse:
-        raise AssertionError("the proxy ignores fields it does not know")
+        # Never sent: the proxy ignores what it does not read (known_fields is None).
+        return self.bad_request(f"Unrecognized request argument supplied: {', '.join(extra)}", ctx)
 
     def bad_request(self, message: str, ctx: Ctx, status: int = 400) -> ErrorResponse:
         return ErrorResponse(status, _proxy_error(message, "invalid_request_error"))
