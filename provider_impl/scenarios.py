@@ -9,6 +9,7 @@ providers ignore); the conformance suite replays the recorded cassettes.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -26,7 +27,9 @@ from provider_impl.errors import (
 )
 from provider_impl.types import (
     CompletionRequest,
+    CompletionResponse,
     Message,
+    ReasoningEffort,
     StopReason,
     ToolCall,
     ToolDefinition,
@@ -78,6 +81,13 @@ class Scenario:
     # provider name or, for a provider without its own entry, by its wire format.
     extra_body: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     model: Mapping[str, str] = field(default_factory=dict)
+    # Sent as CompletionRequest.reasoning_effort wherever the dialect's record has a
+    # reasoning control for the model (the others are asked without it).
+    reasoning_effort: ReasoningEffort | None = None
+    # Two turns: the first reply's tool calls go back as they came (the assistant
+    # message), each answered with the result named here for its tool; the
+    # scenario's outcome is the second reply. None: one request.
+    tool_results: Mapping[str, str] | None = None
     api_key: str | None = None
     max_retries: int = 0
     expect_error: type[LlmError] | None = None
@@ -92,25 +102,33 @@ class Scenario:
     def request_for(self, provider: str) -> CompletionRequest:
         """The request as sent to ``provider``, with its per-provider additions."""
         req = self.request
-        wire = get_dialect(provider).wire
+        dialect = get_dialect(provider)
+        wire = dialect.wire
         extra = self.extra_body.get(provider, self.extra_body.get(wire))
         model = self.model.get(provider, self.model.get(wire))
+        effort = self.reasoning_effort
+        if effort is not None and dialect.reasoning_for(
+            model or req.model or dialect.default_model
+        ):
+            req = dataclasses.replace(req, reasoning_effort=effort)
         if extra is None and model is None:
             return req
         merged = {**(req.extra_body or {}), **(extra or {})}
-        return CompletionRequest(
-            messages=req.messages,
-            model=model or req.model,
-            system=req.system,
-            max_tokens=req.max_tokens,
-            temperature=req.temperature,
-            top_p=req.top_p,
-            stop_sequences=req.stop_sequences,
-            tools=req.tools,
-            tool_choice=req.tool_choice,
-            parallel_tool_calls=req.parallel_tool_calls,
-            extra_body=merged or None,
-        )
+        return dataclasses.replace(req, model=model or req.model, extra_body=merged or None)
+
+    def followup(self, request: CompletionRequest, reply: CompletionResponse) -> CompletionRequest:
+        """The second turn of a two-turn scenario: ``reply``'s calls sent back with results.
+
+        The calls go back as the client decoded them (ids, arguments and any
+        thought signature), which is what a provider checks on the follow-up.
+        """
+        results = self.tool_results or {}
+        answers = [
+            Message.tool_result(c.id, results.get(c.name, f"no result for {c.name}"))
+            for c in reply.tool_calls
+        ]
+        turn = Message.assistant(reply.text or None, tool_calls=reply.tool_calls)
+        return dataclasses.replace(request, messages=[*request.messages, turn, *answers])
 
 
 def _ask(text: str, **kw: Any) -> CompletionRequest:
@@ -128,6 +146,15 @@ def _refuses_unknown_params(d: ProviderDialect) -> bool:
 
 def _filters_content(d: ProviderDialect) -> bool:
     return d.features.content_filter
+
+
+def _calls_tools(d: ProviderDialect) -> bool:
+    return d.capabilities.tool_calling
+
+
+# A Gemini 3 model: it signs its tool calls and refuses a follow-up without the signature.
+_SIGNING_MODEL = {"gemini": "gemini-3-flash-preview"}
+_WEATHER_RESULT = {"get_weather": "18 degrees and sunny"}
 
 
 _SCENARIOS = (
@@ -194,6 +221,26 @@ _SCENARIOS = (
         expect_stop_reason=StopReason.END_TURN,
     ),
     Scenario(
+        "tool_round_trip",
+        "Two turns: a tool call, then the call sent back as it came (Gemini 3: with its "
+        "thought signature) with the tool's result; the reply uses the result.",
+        _ask("What is the weather in Paris?", tools=[WEATHER], tool_choice="auto"),
+        applies=_calls_tools,
+        model=_SIGNING_MODEL,
+        tool_results=_WEATHER_RESULT,
+        expect_stop_reason=StopReason.END_TURN,
+    ),
+    Scenario(
+        "tool_round_trip_nonstream",
+        "The same two turns through complete().",
+        _ask("What is the weather in Paris? Use the tool.", tools=[WEATHER], tool_choice="auto"),
+        stream=False,
+        applies=_calls_tools,
+        model=_SIGNING_MODEL,
+        tool_results=_WEATHER_RESULT,
+        expect_stop_reason=StopReason.END_TURN,
+    ),
+    Scenario(
         "max_tokens_length",
         "The output cap cuts the reply short.",
         _ask("Write a long essay about the sea.", max_tokens=16),
@@ -209,13 +256,12 @@ _SCENARIOS = (
         "reasoning",
         "A model that reasons: thinking streamed where the provider streams it.",
         _ask("What is 17 times 23? Think it through.", max_tokens=2048),
-        model={"openai": "o3-mini", "mistral": "magistral-medium-latest"},
+        # Mistral's adjustable reasoning (docs.mistral.ai/capabilities/reasoning/adjustable).
+        model={"openai": "o3-mini", "mistral": "mistral-small-latest"},
+        reasoning_effort="high",
+        # Gemini streams thought summaries only when asked (no typed field for that).
         extra_body={
-            "glm": {"thinking": {"type": "enabled"}},
-            "gemini": {
-                "reasoning_effort": "low",
-                "extra_body": {"google": {"thinking_config": {"include_thoughts": True}}},
-            },
+            "gemini": {"extra_body": {"google": {"thinking_config": {"include_thoughts": True}}}},
         },
         expect_stop_reason=StopReason.END_TURN,
     ),

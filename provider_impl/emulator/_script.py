@@ -21,6 +21,8 @@ SCENARIOS: dict[str, str] = {
     "tool_call": "one call to the first tool in the request, arguments built from its schema",
     "parallel_tool_calls": "two tool calls (the first two tools, or the first tool twice)",
     "tool_result_followup": "a text reply quoting the content of the last role:tool message",
+    "tool_round_trip": "two turns: `tool_call` first, `tool_result_followup` once a result came",
+    "tool_round_trip_nonstream": "the same two turns, for requests sent with stream:false",
     "max_tokens_length": "text cut off with finish reason `length` (Mistral variant model_length)",
     "stop_sequence": "text that stops before the first of the request's stop strings",
     "reasoning": "reasoning/thinking in each provider's style, then the answer",
@@ -224,6 +226,10 @@ def build_script(scenario: str, body: dict[str, JSON], variant: str = "") -> Scr
     user = last_user_text(body)
     script = Script(prompt_tokens=max(1, prompt_tokens(body)))
     echo = f"Echo: {user}"
+    if scenario in ("tool_round_trip", "tool_round_trip_nonstream"):
+        msgs = messages_of(body)
+        answered = bool(msgs) and msgs[-1].get("role") == "tool"
+        scenario = "tool_result_followup" if answered else "tool_call"
 
     if scenario in ("text", "text_nonstream", "error_in_stream"):
         reply = echo
