@@ -1,10 +1,12 @@
 """Conformance scenarios as data: one definition each, run against every provider.
 
 A scenario says what to ask (the request, streaming or not, which key and
-retries), which providers it applies to, and what must come back (a stop
-reason, or a typed error and its fields). The emulator scripts its reply by
-the scenario's name (sent as the ``x-emulator-scenario`` header, which real
-providers ignore); the conformance suite replays the recorded cassettes.
+retries), which providers it applies to (from their records' flags), what the
+emulated model answers (its reply builder, or the error the emulator sends),
+and what must come back (a stop reason, tool calls, text, or a typed error).
+The emulator picks the scenario by the ``x-emulator-scenario`` header (which
+real providers ignore); the conformance suite replays the recorded cassettes
+and checks the expectations. This is the one home of every scenario.
 """
 
 from __future__ import annotations
@@ -16,6 +18,20 @@ from types import MappingProxyType
 from typing import Any
 
 from provider_impl.dialects import DIALECTS, ProviderDialect, get_dialect
+from provider_impl.emulator._script import (
+    UNICODE_SAMPLE,
+    Script,
+    ToolCallSpec,
+    content_text,
+    last_user_text,
+    max_tokens_of,
+    messages_of,
+    prompt_tokens,
+    request_tools,
+    sample_arguments,
+    split_words,
+    stop_strings,
+)
 from provider_impl.errors import (
     AuthenticationFailed,
     ContextLengthExceeded,
@@ -35,7 +51,14 @@ from provider_impl.types import (
     ToolDefinition,
 )
 
-__all__ = ["SCENARIOS", "SCENARIO_HEADER", "Scenario", "get_scenario", "providers"]
+__all__ = [
+    "EMULATED_ERRORS",
+    "SCENARIOS",
+    "SCENARIO_HEADER",
+    "Scenario",
+    "get_scenario",
+    "providers",
+]
 
 SCENARIO_HEADER = "x-emulator-scenario"
 
@@ -86,7 +109,7 @@ class Scenario:
     reasoning_effort: ReasoningEffort | None = None
     # Two turns: the first reply's tool calls go back as they came (the assistant
     # message), each answered with the result named here for its tool; the
-    # scenario's outcome is the second reply. None: one request.
+    # expectations below are the second reply's. None: one request.
     tool_results: Mapping[str, str] | None = None
     api_key: str | None = None
     max_retries: int = 0
@@ -95,6 +118,23 @@ class Scenario:
     # The recorded request must be accepted by the provider's schema (False when the
     # scenario deliberately sends a parameter the provider rejects).
     schema_valid: bool = True
+    # -- what the emulated model answers --
+    # The neutral script of a successful reply, from the request body and the
+    # x-emulator-variant header.
+    reply: Callable[[dict[str, Any], str], Script] | None = None
+    # The error reply the emulator sends instead (a key of EMULATED_ERRORS).
+    emulated_error: str | None = None
+    # A stream breaks with an in-band error after this many frames (whole: a 500).
+    in_band_error_after: int | None = None
+    # HTTP chunks are cut inside multi-byte UTF-8 characters.
+    split_utf8: bool = False
+    # -- what must come back (besides expect_error / expect_stop_reason) --
+    # How many tool calls the reply makes (their names are among the request's tools).
+    expect_tool_calls: int = 0
+    # Substrings the reply's text must contain.
+    expect_text: tuple[str, ...] = ()
+    # The reply reasons: thinking is streamed where the provider streams it.
+    expect_thinking: bool = False
 
     def applies_to(self, provider: str) -> bool:
         return self.applies is None or self.applies(get_dialect(provider))
@@ -130,6 +170,139 @@ class Scenario:
         turn = Message.assistant(reply.text or None, tool_calls=reply.tool_calls)
         return dataclasses.replace(request, messages=[*request.messages, turn, *answers])
 
+    def script_for(self, body: dict[str, Any], variant: str = "") -> Script:
+        """What the emulated model says to ``body`` (a scenario with a reply)."""
+        if self.reply is None:
+            raise ValueError(f"scenario {self.name!r} answers with an error, not a reply")
+        return self.reply(body, variant)
+
+
+#: The error replies the emulator can send for a scenario (each wire format has them).
+EMULATED_ERRORS = ("auth", "rate_limit", "context_length", "invalid_param", "overloaded")
+
+
+# -- reply builders: what the emulated model says ------------------------------
+
+
+def _start(body: dict[str, Any]) -> tuple[Script, str, str]:
+    script = Script(prompt_tokens=max(1, prompt_tokens(body)))
+    user = last_user_text(body)
+    return script, user, f"Echo: {user}"
+
+
+def _echo_reply(body: dict[str, Any], variant: str) -> Script:
+    script, _, echo = _start(body)
+    script.text = split_words(echo)
+    return script
+
+
+def _interrupted_reply(body: dict[str, Any], variant: str) -> Script:
+    script, _, echo = _start(body)
+    script.text = split_words(echo + " This reply is interrupted by a server error before it ends.")
+    return script
+
+
+def _multi_turn_reply(body: dict[str, Any], variant: str) -> Script:
+    script, user, _ = _start(body)
+    msgs = messages_of(body)
+    system = " ".join(
+        content_text(m.get("content")) for m in msgs if m.get("role") in ("system", "developer")
+    ).strip()
+    n_user = sum(1 for m in msgs if m.get("role") == "user")
+    script.text = split_words(
+        f"You said {n_user} things in {len(msgs)} messages; "
+        f"system: {system or '(none)'}; last: {user}"
+    )
+    # A multi-turn conversation reuses its prefix: report part of it as cached.
+    script.cached_tokens = (script.prompt_tokens // 2) if len(msgs) > 2 else 0
+    return script
+
+
+def _tool_reply(calls: int) -> Callable[[dict[str, Any], str], Script]:
+    """``calls`` calls: the first tools of the request (the first one again if it has one)."""
+
+    def reply(body: dict[str, Any], variant: str) -> Script:
+        script, user, _ = _start(body)
+        tools = request_tools(body)
+        if not tools:
+            script.text = split_words("No tools were provided, so I cannot call one.")
+            return script
+        script.tool_preamble = split_words("I'll check that for you.")
+        script.tool_thinking = split_words(f"The user asks: {user} I should call {tools[0][0]}.")
+        for i in range(calls):
+            name, params = tools[i % len(tools)]
+            script.tool_calls.append(ToolCallSpec(name, sample_arguments(params, i // len(tools))))
+        script.finish = "tool_calls"
+        return script
+
+    return reply
+
+
+def _tool_result_reply(body: dict[str, Any], variant: str) -> Script:
+    script, _, _ = _start(body)
+    results = [content_text(m.get("content")) for m in messages_of(body) if m.get("role") == "tool"]
+    script.text = split_words(
+        f"The tool returned: {results[-1]}"
+        if results
+        else "No tool result was found in the conversation."
+    )
+    return script
+
+
+def _round_trip_reply(body: dict[str, Any], variant: str) -> Script:
+    """A tool call first; once the conversation ends with its result, an answer using it."""
+    msgs = messages_of(body)
+    if msgs and msgs[-1].get("role") == "tool":
+        return _tool_result_reply(body, variant)
+    return _tool_reply(1)(body, variant)
+
+
+def _cut_short_reply(body: dict[str, Any], variant: str) -> Script:
+    script, _, echo = _start(body)
+    words = split_words(echo + " and then a good deal more text that never gets finished")
+    limit = max_tokens_of(body) or 5
+    script.text = words[: max(1, min(limit, len(words) - 1))]
+    script.max_completion_tokens = limit
+    # Mistral's variant of the finish reason (x-emulator-variant: model_length).
+    script.finish = "model_length" if variant == "model_length" else "length"
+    return script
+
+
+def _stop_sequence_reply(body: dict[str, Any], variant: str) -> Script:
+    script, _, echo = _start(body)
+    full = f"{echo.rstrip('.!? ')}. Then: 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 and so on."
+    stops = stop_strings(body)
+    found = [i for i in (full.find(s) for s in stops) if i != -1]
+    cut = min(found, default=len(full))
+    if stops and not found:
+        # The stop string was not in the natural text: generate it at the end.
+        full = full + " " + stops[0]
+        cut = len(full) - len(stops[0])
+    script.text = split_words(full[:cut]) if cut else [""]
+    return script
+
+
+def _reasoning_reply(body: dict[str, Any], variant: str) -> Script:
+    script, user, echo = _start(body)
+    script.thinking = split_words(
+        f"The user wrote: {user} A short, direct answer that echoes it is best."
+    )
+    script.text = split_words(echo)
+    return script
+
+
+def _unicode_reply(body: dict[str, Any], variant: str) -> Script:
+    script, _, echo = _start(body)
+    script.text = split_words(f"{echo} {UNICODE_SAMPLE}")
+    return script
+
+
+def _filtered_reply(body: dict[str, Any], variant: str) -> Script:
+    script, _, _ = _start(body)
+    script.text = split_words("I can help with part of that, but")
+    script.finish = "content_filter"
+    return script
+
 
 def _ask(text: str, **kw: Any) -> CompletionRequest:
     kw.setdefault("max_tokens", 256)
@@ -163,6 +336,7 @@ _SCENARIOS = (
         "A short streamed reply.",
         _ask("Say hello to the conformance suite."),
         expect_stop_reason=StopReason.END_TURN,
+        reply=_echo_reply,
     ),
     Scenario(
         "text_nonstream",
@@ -170,6 +344,7 @@ _SCENARIOS = (
         _ask("Say hello without streaming."),
         stream=False,
         expect_stop_reason=StopReason.END_TURN,
+        reply=_echo_reply,
     ),
     Scenario(
         "system_multi_turn",
@@ -185,12 +360,15 @@ _SCENARIOS = (
             temperature=0.2,
         ),
         expect_stop_reason=StopReason.END_TURN,
+        reply=_multi_turn_reply,
     ),
     Scenario(
         "tool_call",
         "One tool call; its arguments stream in the provider's style.",
         _ask("What is the weather in Paris?", tools=[WEATHER], tool_choice="auto"),
         expect_stop_reason=StopReason.TOOL_USE,
+        reply=_tool_reply(1),
+        expect_tool_calls=1,
     ),
     Scenario(
         "parallel_tool_calls",
@@ -202,6 +380,8 @@ _SCENARIOS = (
             parallel_tool_calls=True,
         ),
         expect_stop_reason=StopReason.TOOL_USE,
+        reply=_tool_reply(2),
+        expect_tool_calls=2,
     ),
     Scenario(
         "tool_result_followup",
@@ -219,6 +399,8 @@ _SCENARIOS = (
             max_tokens=256,
         ),
         expect_stop_reason=StopReason.END_TURN,
+        reply=_tool_result_reply,
+        expect_text=("18",),
     ),
     Scenario(
         "tool_round_trip",
@@ -229,6 +411,8 @@ _SCENARIOS = (
         model=_SIGNING_MODEL,
         tool_results=_WEATHER_RESULT,
         expect_stop_reason=StopReason.END_TURN,
+        reply=_round_trip_reply,
+        expect_text=("18",),
     ),
     Scenario(
         "tool_round_trip_nonstream",
@@ -239,18 +423,22 @@ _SCENARIOS = (
         model=_SIGNING_MODEL,
         tool_results=_WEATHER_RESULT,
         expect_stop_reason=StopReason.END_TURN,
+        reply=_round_trip_reply,
+        expect_text=("18",),
     ),
     Scenario(
         "max_tokens_length",
         "The output cap cuts the reply short.",
         _ask("Write a long essay about the sea.", max_tokens=16),
         expect_stop_reason=StopReason.MAX_TOKENS,
+        reply=_cut_short_reply,
     ),
     Scenario(
         "stop_sequence",
         "A stop sequence ends the reply early.",
         _ask("Count from 1 to 10, comma separated.", stop_sequences=["5"]),
         expect_stop_reason=StopReason.END_TURN,
+        reply=_stop_sequence_reply,
     ),
     Scenario(
         "reasoning",
@@ -264,6 +452,8 @@ _SCENARIOS = (
             "gemini": {"extra_body": {"google": {"thinking_config": {"include_thoughts": True}}}},
         },
         expect_stop_reason=StopReason.END_TURN,
+        reply=_reasoning_reply,
+        expect_thinking=True,
     ),
     Scenario(
         "unicode",
@@ -273,6 +463,9 @@ _SCENARIOS = (
             "\U0001f469\u200d\U0001f4bb \u2028 \u2029 \u0085"
         ),
         expect_stop_reason=StopReason.END_TURN,
+        reply=_unicode_reply,
+        split_utf8=True,
+        expect_text=("h\u00e9llo", "\u4f60\u597d", "\U0001f469\u200d\U0001f4bb", "\u2028"),
     ),
     Scenario(
         "error_auth",
@@ -281,18 +474,21 @@ _SCENARIOS = (
         applies=_checks_key,
         api_key=INVALID_KEY,
         expect_error=AuthenticationFailed,
+        emulated_error="auth",
     ),
     Scenario(
         "error_rate_limit",
         "429 with the provider's retry hint.",
         _ask("Too many requests."),
         expect_error=RateLimited,
+        emulated_error="rate_limit",
     ),
     Scenario(
         "error_context_length",
         "The prompt is longer than the context window.",
         _ask("Pretend this prompt is two million tokens long."),
         expect_error=ContextLengthExceeded,
+        emulated_error="context_length",
     ),
     Scenario(
         "error_invalid_param",
@@ -307,18 +503,22 @@ _SCENARIOS = (
         },
         expect_error=InvalidRequest,
         schema_valid=False,
+        emulated_error="invalid_param",
     ),
     Scenario(
         "error_overloaded",
         "The provider is overloaded (503, 500 or 529).",
         _ask("The server is busy."),
         expect_error=Overloaded,
+        emulated_error="overloaded",
     ),
     Scenario(
         "error_in_stream",
         "The stream starts, then fails in-band.",
         _ask("Start, then fail."),
         expect_error=StreamError,
+        reply=_interrupted_reply,
+        in_band_error_after=3,
     ),
     Scenario(
         "content_filter",
@@ -326,6 +526,7 @@ _SCENARIOS = (
         _ask("Say something the filter stops."),
         applies=_filters_content,
         expect_stop_reason=StopReason.CONTENT_FILTER,
+        reply=_filtered_reply,
     ),
 )
 

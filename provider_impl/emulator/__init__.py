@@ -13,7 +13,6 @@ connection.
 """
 
 from ._dialects import PROVIDER_PREFIXES
-from ._script import SCENARIOS
 from ._server import (
     DRIFTS,
     FAULTS,
@@ -44,7 +43,6 @@ __all__ = [
     "H_TRICKLE_MS",
     "H_VARIANT",
     "PROVIDER_PREFIXES",
-    "SCENARIOS",
     "Emulator",
     "EmulatorStats",
     "main",

@@ -57,6 +57,12 @@ class IdGen:
     def number(self, label: str, lo: int, hi: int) -> int:
         return lo + int.from_bytes(self._digest(label, 4), "big") % (hi - lo + 1)
 
+    def b64url(self, label: str, n_bytes: int) -> str:
+        return base64.urlsafe_b64encode(self._digest(label, n_bytes)).rstrip(b"=").decode()
+
+    def int64(self, label: str) -> int:
+        return int.from_bytes(self._digest(label, 8), "big", signed=True)
+
 
 @dataclass
 class Ctx:
@@ -274,6 +280,11 @@ def _openai_error(
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
+#: Model prefixes whose real replies say ``system_fingerprint: null`` (gpt-5*,
+#: o4-mini, gpt-4.5-preview, gpt-4-1106-preview in cassettes/real/openai).
+_OPENAI_NO_FINGERPRINT = ("gpt-5", "o4-", "gpt-4.5", "gpt-4-")
+
+
 def mask_key(key: str) -> str:
     """OpenAI-style masked key: never more than a prefix and the last 4 characters."""
     if len(key) < 12:
@@ -286,7 +297,10 @@ class OpenAiDialect(Dialect):
     wire = "openai"
     context_window = 128_000
 
-    def fingerprint(self, ctx: Ctx) -> str:
+    def fingerprint(self, ctx: Ctx) -> str | None:
+        # Real replies of these model families carry system_fingerprint: null.
+        if ctx.model.startswith(_OPENAI_NO_FINGERPRINT):
+            return None
         return "fp_" + ctx.ids.hex("fingerprint", 10)
 
     def response_headers(self, ctx: Ctx) -> Headers:
@@ -725,8 +739,17 @@ class GeminiDialect(Dialect):
         )
 
     def finish(self, neutral: str) -> str:
-        # Gemini says "stop" after tool calls too.
+        # A stream says "stop" after tool calls too; a whole reply says "tool_calls"
+        # (see completion_finish).
         return {"tool_calls": "stop", "model_length": "length"}.get(neutral, neutral)
+
+    def completion_finish(self, neutral: str) -> str:
+        return super().finish(neutral)
+
+    def completion_id(self, ctx: Ctx) -> str:
+        # Whole replies carry Google's response id (22 base64url characters);
+        # streamed chunks carry none.
+        return ctx.ids.b64url("completion", 16)
 
     def _usage(self, script: Script, completion: int) -> JSON:
         return {
@@ -819,9 +842,14 @@ class GeminiDialect(Dialect):
         total = script.completion_tokens(self.all_arguments(script))
         return {
             "choices": [
-                {"finish_reason": self.finish(script.finish), "index": 0, "message": message}
+                {
+                    "finish_reason": self.completion_finish(script.finish),
+                    "index": 0,
+                    "message": message,
+                }
             ],
             "created": CREATED,
+            "id": self.completion_id(ctx),
             "model": ctx.model,
             "object": "chat.completion",
             "usage": self._usage(script, total),
@@ -1024,10 +1052,10 @@ class MistralDialect(_PlainChunks):
         tool_calls: JSON = None
         if script.tool_calls:
             content = ""
+            # Real whole replies list id, function and index, but no type.
             tool_calls = [
                 {
                     "id": self.tool_call_id(ctx, i),
-                    "type": "function",
                     "function": {"name": c.name, "arguments": self.arguments(c)},
                     "index": i,
                 }
@@ -1150,6 +1178,11 @@ class GlmDialect(Dialect):
     def tool_call_id(self, ctx: Ctx, i: int) -> str:
         return "call_" + ctx.ids.hex(f"call{i}", 24)
 
+    def completion_tool_call_id(self, ctx: Ctx, i: int) -> str:
+        # Whole replies number calls with a signed 64-bit integer, counting down
+        # within one reply (call_-7807255211226955507, then ...506).
+        return f"call_{ctx.ids.int64('calls') - i}"
+
     def _usage(self, script: Script) -> JSON:
         thinking = estimate_tokens("".join(script.tool_thinking)) if script.tool_thinking else 0
         ct = script.completion_tokens(self.all_arguments(script), extra_thinking=thinking)
@@ -1240,7 +1273,7 @@ class GlmDialect(Dialect):
             message["tool_calls"] = [
                 {
                     "function": {"arguments": self.arguments(c), "name": c.name},
-                    "id": self.tool_call_id(ctx, i),
+                    "id": self.completion_tool_call_id(ctx, i),
                     "index": i,
                     "type": "function",
                 }
@@ -1366,13 +1399,12 @@ class ClaudeProxyDialect(_PlainChunks):
         return "call_01" + ctx.ids.alnum(f"call{i}", 22)
 
     def _usage(self, script: Script) -> JSON:
+        # cliResultToOpenai writes these three counts and nothing else.
         ct = script.completion_tokens(self.all_arguments(script))
         return {
             "prompt_tokens": script.prompt_tokens,
             "completion_tokens": ct,
             "total_tokens": script.prompt_tokens + ct,
-            "prompt_tokens_details": {"cached_tokens": 0},
-            "completion_tokens_details": {"reasoning_tokens": 0},
         }
 
     def stream(self, script: Script, ctx: Ctx) -> list[Frame]:

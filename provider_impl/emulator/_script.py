@@ -1,8 +1,10 @@
-"""Scenario scripts: what the emulated model "says", independent of any dialect.
+"""What the emulated model "says", independent of any dialect.
 
-A :class:`Script` is built from the parsed request body and the scenario name.
-Each dialect then renders it as a stream of chunks or a ``chat.completion``
-object in its own wire format. Everything here is deterministic.
+A :class:`Script` is built from the parsed request body by the scenario's reply
+builder (``provider_impl.scenarios``: each scenario with its reply). Each wire
+format then renders it as a stream of chunks or a ``chat.completion`` object.
+These are the neutral script model and the request-reading helpers the
+builders share. Everything here is deterministic.
 """
 
 from __future__ import annotations
@@ -13,28 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 JSON = Any
-
-SCENARIOS: dict[str, str] = {
-    "text": "a short reply echoing the last user message, split across several chunks",
-    "text_nonstream": "the same reply as `text`, for a request sent with stream:false",
-    "system_multi_turn": "a reply that depends on the message count and the system prompt",
-    "tool_call": "one call to the first tool in the request, arguments built from its schema",
-    "parallel_tool_calls": "two tool calls (the first two tools, or the first tool twice)",
-    "tool_result_followup": "a text reply quoting the content of the last role:tool message",
-    "tool_round_trip": "two turns: `tool_call` first, `tool_result_followup` once a result came",
-    "tool_round_trip_nonstream": "the same two turns, for requests sent with stream:false",
-    "max_tokens_length": "text cut off with finish reason `length` (Mistral variant model_length)",
-    "stop_sequence": "text that stops before the first of the request's stop strings",
-    "reasoning": "reasoning/thinking in each provider's style, then the answer",
-    "unicode": "multi-byte text, emoji (ZWJ), CJK, raw U+2028/U+2029/U+0085 in JSON strings",
-    "error_auth": "the provider's 401 body",
-    "error_rate_limit": "the provider's 429 body and retry headers",
-    "error_context_length": "the provider's context-length error, whatever the prompt size",
-    "error_invalid_param": "the provider's rejection of an unknown/forbidden parameter",
-    "error_overloaded": "the provider's overloaded/unavailable error",
-    "error_in_stream": "a 200 stream with a few text chunks, then an in-band error",
-    "content_filter": "text, then the provider's content-filter finish reason",
-}
 
 UNICODE_SAMPLE = (
     "Grüße, naïve café — ½ ∑ ≠ ✓. 日本語のテキストと中文字符。 "
@@ -190,7 +170,7 @@ def sample_arguments(parameters: JSON, variant: int = 0) -> dict[str, JSON]:
     return args
 
 
-def _tools(body: dict[str, JSON]) -> list[tuple[str, JSON]]:
+def request_tools(body: dict[str, JSON]) -> list[tuple[str, JSON]]:
     tools = body.get("tools")
     out: list[tuple[str, JSON]] = []
     if not isinstance(tools, list):
@@ -204,7 +184,7 @@ def _tools(body: dict[str, JSON]) -> list[tuple[str, JSON]]:
     return out
 
 
-def _stop_strings(body: dict[str, JSON]) -> list[str]:
+def stop_strings(body: dict[str, JSON]) -> list[str]:
     stop = body.get("stop")
     if isinstance(stop, str):
         return [stop] if stop else []
@@ -213,100 +193,9 @@ def _stop_strings(body: dict[str, JSON]) -> list[str]:
     return []
 
 
-def _max_tokens(body: dict[str, JSON]) -> int | None:
+def max_tokens_of(body: dict[str, JSON]) -> int | None:
     for key in ("max_completion_tokens", "max_tokens"):
         v = body.get(key)
         if isinstance(v, int) and not isinstance(v, bool) and v > 0:
             return v
     return None
-
-
-def build_script(scenario: str, body: dict[str, JSON], variant: str = "") -> Script:
-    """The neutral script for a (non-error) scenario."""
-    user = last_user_text(body)
-    script = Script(prompt_tokens=max(1, prompt_tokens(body)))
-    echo = f"Echo: {user}"
-    if scenario in ("tool_round_trip", "tool_round_trip_nonstream"):
-        msgs = messages_of(body)
-        answered = bool(msgs) and msgs[-1].get("role") == "tool"
-        scenario = "tool_result_followup" if answered else "tool_call"
-
-    if scenario in ("text", "text_nonstream", "error_in_stream"):
-        reply = echo
-        if scenario == "error_in_stream":
-            reply = echo + " This reply is interrupted by a server error before it ends."
-        script.text = split_words(reply)
-    elif scenario == "system_multi_turn":
-        msgs = messages_of(body)
-        system = " ".join(
-            content_text(m.get("content")) for m in msgs if m.get("role") in ("system", "developer")
-        ).strip()
-        n_user = sum(1 for m in msgs if m.get("role") == "user")
-        reply = (
-            f"You said {n_user} things in {len(msgs)} messages; "
-            f"system: {system or '(none)'}; last: {user}"
-        )
-        script.text = split_words(reply)
-        # A multi-turn conversation reuses its prefix: report part of it as cached.
-        script.cached_tokens = (script.prompt_tokens // 2) if len(msgs) > 2 else 0
-    elif scenario in ("tool_call", "parallel_tool_calls"):
-        tools = _tools(body)
-        if not tools:
-            script.text = split_words("No tools were provided, so I cannot call one.")
-        else:
-            script.tool_preamble = split_words("I'll check that for you.")
-            script.tool_thinking = split_words(
-                f"The user asks: {user} I should call {tools[0][0]}."
-            )
-            first = ToolCallSpec(tools[0][0], sample_arguments(tools[0][1], 0))
-            calls = [first]
-            if scenario == "parallel_tool_calls":
-                if len(tools) > 1:
-                    calls.append(ToolCallSpec(tools[1][0], sample_arguments(tools[1][1], 0)))
-                else:
-                    calls.append(ToolCallSpec(tools[0][0], sample_arguments(tools[0][1], 1)))
-            script.tool_calls = calls
-            script.finish = "tool_calls"
-    elif scenario == "tool_result_followup":
-        result = None
-        for m in reversed(messages_of(body)):
-            if m.get("role") == "tool":
-                result = content_text(m.get("content"))
-                break
-        if result is None:
-            reply = "No tool result was found in the conversation."
-        else:
-            reply = f"The tool returned: {result}"
-        script.text = split_words(reply)
-    elif scenario == "max_tokens_length":
-        words = split_words(echo + " and then a good deal more text that never gets finished")
-        limit = _max_tokens(body) or 5
-        script.text = words[: max(1, min(limit, len(words) - 1))]
-        script.max_completion_tokens = limit
-        script.finish = "model_length" if variant == "model_length" else "length"
-    elif scenario == "stop_sequence":
-        full = f"{echo.rstrip('.!? ')}. Then: 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 and so on."
-        stops = _stop_strings(body)
-        cut = len(full)
-        for s in stops:
-            idx = full.find(s)
-            if idx != -1:
-                cut = min(cut, idx)
-        if stops and cut == len(full):
-            # The stop string was not in the natural text: generate it at the end.
-            full = full + " " + stops[0]
-            cut = len(full) - len(stops[0])
-        script.text = split_words(full[:cut]) if cut else [""]
-    elif scenario == "reasoning":
-        script.thinking = split_words(
-            f"The user wrote: {user} A short, direct answer that echoes it is best."
-        )
-        script.text = split_words(echo)
-    elif scenario == "unicode":
-        script.text = split_words(f"{echo} {UNICODE_SAMPLE}")
-    elif scenario == "content_filter":
-        script.text = split_words("I can help with part of that, but")
-        script.finish = "content_filter"
-    else:  # pragma: no cover - callers check the scenario name first
-        raise ValueError(f"unknown scenario {scenario!r}")
-    return script

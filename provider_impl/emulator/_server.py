@@ -14,11 +14,14 @@ import struct
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from provider_impl.dialects import DIALECTS, ProviderDialect
+
+if TYPE_CHECKING:
+    from provider_impl.scenarios import Scenario
 
 from ._dialects import (
     Ctx,
@@ -40,7 +43,7 @@ from ._http import (
     read_request,
     response_head,
 )
-from ._script import SCENARIOS, Script, build_script, prompt_tokens
+from ._script import Script, prompt_tokens
 
 log = logging.getLogger("provider_impl.emulator")
 
@@ -101,15 +104,34 @@ H_FAIL_TIMES = "x-emulator-fail-times"
 H_REQUEST_KEY = "x-emulator-request-key"
 H_TRICKLE_MS = "x-emulator-trickle-ms"
 
-_ERROR_SCENARIOS = frozenset(
-    {
-        "error_auth",
-        "error_rate_limit",
-        "error_context_length",
-        "error_invalid_param",
-        "error_overloaded",
-    }
-)
+
+def _scenarios() -> Mapping[str, Scenario]:
+    # Imported when first needed: provider_impl.scenarios builds its replies from
+    # this package's script model, so a module-level import would be circular.
+    from provider_impl.scenarios import SCENARIOS
+
+    return SCENARIOS
+
+
+def _auth_error(dialect: Dialect, ctx: Ctx, req: Request) -> ErrorResponse:
+    key = dialect.api_key(req) if dialect.requires_auth else None
+    return dialect.auth_error(key if key is not None else "invalid-key", ctx)
+
+
+def _context_error(dialect: Dialect, ctx: Ctx, req: Request) -> ErrorResponse:
+    n = max(prompt_tokens(ctx.body), dialect.context_window + 1) + 1_000
+    return dialect.context_error(n, ctx)
+
+
+#: A scenario's ``emulated_error`` -> the wire format's error reply.
+_EMULATED_ERRORS: dict[str, Callable[[Dialect, Ctx, Request], ErrorResponse]] = {
+    "auth": _auth_error,
+    "rate_limit": lambda dialect, ctx, req: dialect.rate_limited(2, ctx),
+    "context_length": _context_error,
+    "invalid_param": lambda dialect, ctx, req: dialect.invalid_param_error(ctx.body, ctx),
+    "overloaded": lambda dialect, ctx, req: dialect.overloaded(ctx),
+}
+
 _SECRET_HEADERS = frozenset({"authorization", "x-goog-api-key", "api-key", "x-api-key", "cookie"})
 
 
@@ -545,10 +567,11 @@ class Emulator:
             )
 
         # 5. Scenario and faults.
-        if scenario not in SCENARIOS:
+        sc = _scenarios().get(scenario)
+        if sc is None:
             msg = (
                 f"Unknown emulator scenario {scenario!r} (header {H_SCENARIO}); "
-                f"known scenarios: {', '.join(SCENARIOS)}"
+                f"known scenarios: {', '.join(_scenarios())}"
             )
             return await self._send_error(req, writer, dialect, ctx, dialect.bad_request(msg, ctx))
         fault = req.header(H_FAULT).strip().lower()
@@ -585,33 +608,18 @@ class Emulator:
                 return await self._send_error(req, writer, dialect, ctx, err)
             fault = ""
 
-        if scenario in _ERROR_SCENARIOS:
-            return await self._send_error(
-                req, writer, dialect, ctx, self._scenario_error(scenario, dialect, ctx, req)
-            )
+        if sc.emulated_error is not None:
+            err = _EMULATED_ERRORS[sc.emulated_error](dialect, ctx, req)
+            return await self._send_error(req, writer, dialect, ctx, err)
 
         ctx.ensure_ascii = False
-        script = build_script(scenario, body, ctx.variant)
+        script = sc.script_for(body, ctx.variant)
         if body.get("stream") is True:
             return await self._send_stream(req, reader, writer, dialect, ctx, script, fault)
-        if scenario == "error_in_stream":
+        if sc.in_band_error_after is not None:
+            # A whole reply cannot break midway: the same failure is a 500.
             return await self._send_error(req, writer, dialect, ctx, dialect.server_error(ctx))
         return await self._send_completion(req, reader, writer, dialect, ctx, script, fault)
-
-    def _scenario_error(
-        self, scenario: str, dialect: Dialect, ctx: Ctx, req: Request
-    ) -> ErrorResponse:
-        if scenario == "error_auth":
-            key = dialect.api_key(req) if dialect.requires_auth else None
-            return dialect.auth_error(key if key is not None else "invalid-key", ctx)
-        if scenario == "error_rate_limit":
-            return dialect.rate_limited(2, ctx)
-        if scenario == "error_context_length":
-            n = max(prompt_tokens(ctx.body), dialect.context_window + 1) + 1_000
-            return dialect.context_error(n, ctx)
-        if scenario == "error_invalid_param":
-            return dialect.invalid_param_error(ctx.body, ctx)
-        return dialect.overloaded(ctx)
 
     # ------------------------------------------------------------- responses
     def _base_headers(
@@ -739,9 +747,8 @@ class Emulator:
         fault: str,
     ) -> bool:
         frames = self._drifted(dialect.stream(script, ctx), dialect, ctx)
-        error_at: int | None = None
-        if ctx.scenario == "error_in_stream":
-            error_at = 3
+        sc = _scenarios()[ctx.scenario]
+        error_at = sc.in_band_error_after
         try:
             default_after = {"reset": 2, "error_frame": 2}.get(fault, 0)
             after = _int_header(req, H_FAULT_AFTER, default_after)
@@ -798,7 +805,7 @@ class Emulator:
                 if i == len(frames) - 1 and fault != "reset":
                     await out.finish(frame.raw)
                     break
-                await self._send_frame(out, frame, ctx)
+                await self._send_frame(out, frame, sc.split_utf8)
                 if frame.kind != "comment":
                     sent += 1
                 if trickle and i < len(frames) - 1:
@@ -827,9 +834,9 @@ class Emulator:
         ]
 
     @staticmethod
-    async def _send_frame(out: ChunkedBody, frame: Frame, ctx: Ctx) -> None:
+    async def _send_frame(out: ChunkedBody, frame: Frame, split_utf8: bool) -> None:
         raw = frame.raw
-        if ctx.scenario == "unicode":
+        if split_utf8:
             # Split the HTTP chunk inside a multi-byte UTF-8 character.
             for pos, byte in enumerate(raw):
                 if byte >= 0xC0:

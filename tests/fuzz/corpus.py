@@ -21,7 +21,6 @@ from typing import Any
 
 from provider_impl import DIALECTS, OpenAiCompatibleProvider
 from provider_impl.emulator._dialects import Ctx, IdGen, renderer_for
-from provider_impl.emulator._script import build_script
 from provider_impl.scenarios import SCENARIOS
 
 PROVIDERS: tuple[str, ...] = tuple(sorted(DIALECTS))
@@ -64,14 +63,15 @@ def stream_seeds() -> tuple[StreamSeed, ...]:
         for name, scenario in SCENARIOS.items():
             if not scenario.applies_to(provider) or not scenario.stream:
                 continue
-            if name.startswith("error_") and name != "error_in_stream":
+            if scenario.reply is None:  # an error reply, not a stream
                 continue
             body = client.build_request(scenario.request_for(provider), stream=True)
             ctx = _ctx(provider, name, body)
-            frames = [f.raw for f in wire.stream(build_script(name, body), ctx)]
-            if name == "error_in_stream":  # as the emulator sends it: 3 frames, then the error
+            frames = [f.raw for f in wire.stream(scenario.script_for(body), ctx)]
+            cut = scenario.in_band_error_after
+            if cut is not None:  # as the emulator sends it: some frames, then the error
                 data = [f for f in frames if not f.startswith(b":")]
-                frames = data[:3] + [f.raw for f in wire.in_band_error(ctx)]
+                frames = data[:cut] + [f.raw for f in wire.in_band_error(ctx)]
             out.append(StreamSeed(provider, name, tuple(frames)))
     return tuple(out)
 
