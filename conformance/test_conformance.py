@@ -35,6 +35,7 @@ from provider_impl.harness import (
 )
 from provider_impl.invariants import check_invariants
 from provider_impl.schemas import rule_errors, schema_errors
+from provider_impl.schemas.replies import reply_errors, reply_objects
 
 pytestmark = pytest.mark.usefixtures("applicable_case")
 
@@ -181,3 +182,19 @@ def test_any_split_gives_the_same_events(case: Case) -> None:
     for i, pieces in enumerate(rechunk_splits(exchange.body, seed=zlib.crc32(case.id.encode()))):
         got = decode_recorded(exchange, case.provider, pieces)
         assert got.to_dict() == expected, f"split #{i} ({len(pieces)} pieces) differs"
+
+
+def test_reply_fits_its_reply_contract(case: Case) -> None:
+    """What the emulator answered has the shape real replies have (the reply
+    contracts are derived from real traffic)."""
+    exchange = load_exchange(case.cassette)
+    if exchange.status >= 300:
+        pytest.skip("an error reply: the reply contracts describe replies")
+    objects = list(reply_objects(exchange.body, sse=exchange.is_sse))
+    assert objects, "a 2xx reply with nothing in it"
+    problems = [
+        f"{kind} #{i}: {e}"
+        for i, (kind, obj) in enumerate(objects)
+        for e in reply_errors(case.provider, obj, kind)
+    ]
+    assert problems == []

@@ -5,7 +5,7 @@ beliefs hold against what the providers really sent and accepted. Each real
 exchange must decode under the stream rules, read the same as an independent
 plain reading, give the same events in any split, match its reviewed
 snapshot, and its request must fit the provider's contract when the provider
-accepted it.
+accepted it, and every chunk and whole reply must fit the reply contract.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from provider_impl.harness import (
 from provider_impl.invariants import check_invariants
 from provider_impl.response import decode_response, response_from_events
 from provider_impl.schemas import schema_errors
+from provider_impl.schemas.replies import reply_errors, reply_objects
 
 # What each provider says when it refuses a field it does not know: a 4xx with
 # one of these says the request's *shape* was wrong, so the contract must refuse
@@ -130,6 +131,20 @@ def test_real_reply_matches_snapshot(real_case: RealCase, snapshot: SnapshotAsse
     """
     _, out = _decoded(real_case)
     assert out.to_dict() == snapshot
+
+
+def test_real_reply_fits_its_reply_contract(real_case: RealCase) -> None:
+    exchange, _ = _decoded(real_case)
+    if not _ok(exchange):
+        pytest.skip("an error reply: the reply contracts describe replies")
+    objects = list(reply_objects(exchange.body, sse=exchange.is_sse))
+    assert objects, "a 2xx reply with nothing in it"
+    problems = [
+        f"{kind} #{i}: {e}"
+        for i, (kind, obj) in enumerate(objects)
+        for e in reply_errors(real_case.provider, obj, kind)
+    ]
+    assert problems == []
 
 
 def test_real_request_meets_its_providers_contract(real_case: RealCase) -> None:

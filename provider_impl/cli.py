@@ -281,7 +281,7 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="provider-impl",
-        description="One OpenAI-compatible client for five providers, and its conformance harness.",
+        description="One OpenAI-compatible client for six providers, and its conformance harness.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     # Every command that names providers can learn new ones from dialect files.

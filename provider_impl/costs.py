@@ -31,6 +31,8 @@ COST_TABLE: Mapping[str, ModelCost] = MappingProxyType(
         "gemini:gemini-2.5-flash": ModelCost(0.3, 2.5),
         "mistral:mistral-large-latest": ModelCost(2.0, 6.0),
         "glm:glm-4.7": ModelCost(0.5, 2.0),
+        # OpenRouter passes the upstream's price through (its usage.cost says the same).
+        "openrouter:anthropic/claude-sonnet-4.6": ModelCost(3.0, 15.0, 0.3),
     }
 )
 

@@ -24,6 +24,7 @@ __all__ = [
     "GLM",
     "MISTRAL",
     "OPENAI",
+    "OPENROUTER",
     "ConformanceFeatures",
     "ProviderCapabilities",
     "ProviderDialect",
@@ -333,7 +334,58 @@ CLAUDE_SUBSCRIPTION = ProviderDialect(
     ),
 )
 
-BUILTIN: tuple[ProviderDialect, ...] = (OPENAI, GEMINI, MISTRAL, GLM, CLAUDE_SUBSCRIPTION)
+# A gateway: Claude, Gemini, GPT and open models behind one OpenAI-style endpoint.
+# Facts from its API reference (docs: api-reference, parameters, streaming, errors,
+# usage accounting, reasoning tokens) and from the real exchanges in
+# cassettes/real/openrouter/.
+OPENROUTER = ProviderDialect(
+    name="openrouter",
+    base_url="https://openrouter.ai/api/v1",
+    # The model most of the real exchanges ask for.
+    default_model="anthropic/claude-sonnet-4.6",
+    api_key_env="OPENROUTER_API_KEY",
+    # The documented output cap (max_completion_tokens is accepted too).
+    max_tokens_param="max_tokens",
+    # Usage comes with every reply; stream_options.include_usage is deprecated
+    # and has no effect (docs: usage accounting).
+    stream_usage_option=False,
+    # "If the chosen model doesn't support a request parameter ... the parameter
+    # is ignored" (docs: parameters); unknown ones are not refused either.
+    ignores_unknown_params=True,
+    # Its error.code repeats the HTTP status, which decides the kind; an in-band
+    # {"error": ...} chunk stays a StreamError. 402: out of credits, retrying
+    # will not help.
+    error_codes=MappingProxyType({"402": "provider"}),
+    # It reports its own charge (usage.cost); the cost table has no gateway prices.
+    cost_provider=None,
+    wire="openrouter",
+    features=ConformanceFeatures(
+        # reasoning / reasoning_details deltas (real grok, glm, minimax streams).
+        streams_thinking=True,
+        reports_reasoning_tokens=True,
+        # The docs say a 429 *may* carry Retry-After; the real 429s carry no hint.
+        retry_after=False,
+        # finish_reason is normalized to stop/length/tool_calls/content_filter/error.
+        content_filter=True,
+    ),
+    capabilities=ProviderCapabilities(
+        streaming=True,
+        tool_calling=True,
+        vision=True,
+        extended_thinking=True,
+        max_context_tokens=200_000,
+        max_output_tokens=64_000,
+    ),
+)
+
+BUILTIN: tuple[ProviderDialect, ...] = (
+    OPENAI,
+    GEMINI,
+    MISTRAL,
+    GLM,
+    CLAUDE_SUBSCRIPTION,
+    OPENROUTER,
+)
 
 _REGISTRY: dict[str, ProviderDialect] = {d.name: d for d in BUILTIN}
 

@@ -207,6 +207,8 @@ _CONTEXT_PATTERNS = (
     re.compile(r"[Pp]rompt contains (?P<req>\d+) tokens.*?with (?P<max>\d+) maximum context", re.S),
     # Anthropic / Claude proxies: "prompt is too long: N tokens > M maximum"
     re.compile(r"prompt is too long: (?P<req>\d+) tokens > (?P<max>\d+)", re.S),
+    # OpenRouter: "maximum context length is M tokens. However, you requested about N tokens"
+    re.compile(r"maximum context length is (?P<max>\d+).*?you requested about (?P<req>\d+)", re.S),
 )
 _CONTEXT_HINT = re.compile(
     r"context length|context window|prompt is too long|too many tokens|input token count"

@@ -28,6 +28,7 @@ from provider_impl.dialects import (
     GLM,
     MISTRAL,
     OPENAI,
+    OPENROUTER,
     ProviderCapabilities,
     ProviderDialect,
     get_dialect,
@@ -284,6 +285,10 @@ class OpenAiCompatibleProvider:
     @classmethod
     def claude_subscription(cls: type[_P], **kwargs: Unpack[ProviderOptions]) -> _P:
         return cls(CLAUDE_SUBSCRIPTION, **kwargs)
+
+    @classmethod
+    def openrouter(cls: type[_P], **kwargs: Unpack[ProviderOptions]) -> _P:
+        return cls(OPENROUTER, **kwargs)
 
     @classmethod
     def custom(

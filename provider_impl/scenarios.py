@@ -450,6 +450,8 @@ _SCENARIOS = (
         # Gemini streams thought summaries only when asked (no typed field for that).
         extra_body={
             "gemini": {"extra_body": {"google": {"thinking_config": {"include_thoughts": True}}}},
+            # OpenRouter's unified switch; for Claude a thinking budget below max_tokens.
+            "openrouter": {"reasoning": {"max_tokens": 1024}},
         },
         expect_stop_reason=StopReason.END_TURN,
         reply=_reasoning_reply,

@@ -7,16 +7,28 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from provider_impl import dialects
 from provider_impl.cli import main
 from provider_impl.dialect_file import DialectFileError, dialect_from_toml, dialect_to_toml
 from provider_impl.dialects import BUILTIN, DIALECTS
 from provider_impl.scenarios import SCENARIOS
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _registry_restored() -> Iterator[None]:
+    """``main([... "--dialect-file", f])`` registers f's provider in this process;
+    a bad "openai" record left behind would break every later emulator test."""
+    saved = dict(dialects._REGISTRY)
+    yield
+    dialects._REGISTRY.clear()
+    dialects._REGISTRY.update(saved)
 
 
 @pytest.mark.parametrize("dialect", BUILTIN, ids=lambda d: d.name)
@@ -114,7 +126,8 @@ def test_a_sixth_provider_is_one_record_file(tmp_path: Path) -> None:
     )
     try:
         assert emulator.stdout is not None
-        lines = [emulator.stdout.readline() for _ in range(7)]
+        # The URL line, one line per built-in provider, then acme's.
+        lines = [emulator.stdout.readline() for _ in range(len(BUILTIN) + 2)]
         served = dict(line.strip().split(": ", 1) for line in lines[1:])
         assert served["acme"].endswith("/acme/v1")
         recorded = _run(

@@ -191,6 +191,19 @@ def test_text_stream_framing(emu: Emulator, client: httpx.Client, provider: str)
         assert frames[-1]["choices"][0]["finish_reason"] == "stop"
         assert set(frames[-1]["usage"]) == {"prompt_tokens", "completion_tokens", "total_tokens"}
         assert all("finish_reason" in f["choices"][0] for f in frames)
+    elif provider == "openrouter":
+        # As in cassettes/real/openrouter: keep-alive comments first, the gateway's
+        # fields on every chunk, the finish chunk twice, usage (with cost) on the last.
+        assert r.text.startswith(": OPENROUTER PROCESSING\n\n")
+        assert set(comments) == {": OPENROUTER PROCESSING"}
+        assert all(re.fullmatch(r"gen-\d{10}-[A-Za-z0-9]{20}", f["id"]) for f in frames)
+        assert r.headers["x-generation-id"] == frames[0]["id"]
+        assert all(f["provider"] and "native_finish_reason" in f["choices"][0] for f in frames)
+        assert [f["choices"][0]["finish_reason"] for f in frames[-2:]] == ["stop", "stop"]
+        assert [("usage" in f) for f in frames] == [False] * (len(frames) - 1) + [True]
+        usage = frames[-1]["usage"]
+        assert usage["cost"] > 0 and usage["is_byok"] is False
+        assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
     elif provider == "glm":
         assert all(re.fullmatch(r"\d{14}[0-9a-f]{16}", f["id"]) for f in frames)
         assert all(f["choices"][0]["delta"]["role"] == "assistant" for f in frames)
@@ -272,6 +285,16 @@ def test_tool_call_stream(emu: Emulator, client: httpx.Client, provider: str) ->
             assert stream_text(frames) == "I'll check that for you."
         else:
             assert stream_text(frames) == ""
+    elif provider == "openrouter":
+        first = call_chunks[0]["choices"][0]["delta"]
+        assert first["content"] is None and first["role"] == "assistant"
+        (head,) = first["tool_calls"]
+        assert head["function"] == {"name": "get_weather", "arguments": ""}
+        frags = [f["choices"][0]["delta"]["tool_calls"][0] for f in call_chunks[1:]]
+        assert all(tc["index"] == 0 and "id" not in tc for tc in frags)
+        assert json.loads("".join(tc["function"]["arguments"] for tc in frags)) == WEATHER_ARGS
+        assert finishes == ["tool_calls", "tool_calls"]
+        assert stream_text(frames) == ""
     elif provider == "gemini":
         assert len(call_chunks) == 1
         (tc,) = call_chunks[0]["choices"][0]["delta"]["tool_calls"]
@@ -488,6 +511,9 @@ def test_auth_rejection(
     elif provider == "mistral":
         assert data["message"] == "Unauthorized"
         assert re.fullmatch(r"[0-9a-f]{32}", data["request_id"])
+    elif provider == "openrouter":
+        message = "User not found." if key else "No auth credentials found"
+        assert data == {"error": {"message": message, "code": 401}}
     else:
         assert data["error"]["code"] in {"1000", "1001", "1002", "1003", "1004"}
 
@@ -570,6 +596,7 @@ ERROR_STATUS = {
         "mistral": 503,
         "glm": 500,
         "claude_subscription": 529,
+        "openrouter": 502,
     },
     "error_invalid_param": {
         "openai": 400,
@@ -577,6 +604,7 @@ ERROR_STATUS = {
         "mistral": 422,
         "glm": 400,
         "claude_subscription": 400,
+        "openrouter": 400,
     },
     "error_auth": {p: 401 for p in PROVIDERS},
 }
@@ -636,6 +664,11 @@ def test_in_stream_errors(emu: Emulator, client: httpx.Client) -> None:
         post(client, emu, "gemini", body_for("gemini"), "error_in_stream").text
     )
     assert frames[-1][0]["error"]["status"] == "INTERNAL"
+    frames, _, done = parse_sse(
+        post(client, emu, "openrouter", body_for("openrouter"), "error_in_stream").text
+    )
+    assert frames[-1]["error"]["code"] == 502 and done
+    assert frames[-1]["choices"][0]["finish_reason"] == "error"
 
 
 def test_routing_errors(emu: Emulator, client: httpx.Client) -> None:

@@ -47,7 +47,14 @@ __all__ = [
 ]
 
 #: Providers with a request-body schema, in the order DESIGN.md §4 lists them.
-PROVIDERS: tuple[str, ...] = ("openai", "gemini", "mistral", "glm", "claude_subscription")
+PROVIDERS: tuple[str, ...] = (
+    "openai",
+    "gemini",
+    "mistral",
+    "glm",
+    "claude_subscription",
+    "openrouter",
+)
 
 # A schema node may carry this (non-validating) keyword to replace the
 # validator's generic message for the single check that node makes.

@@ -58,6 +58,11 @@ def _file_name(provider: str, kind: str) -> str:
     if kind not in REPLY_KINDS:
         known = ", ".join(REPLY_KINDS)
         raise ValueError(f"unknown reply kind {kind!r}; known kinds: {known}")
+    from provider_impl.dialects import DIALECTS
+
+    # A provider follows its record's contract (a renamed copy keeps its original's).
+    dialect = DIALECTS.get(provider)
+    provider = dialect.contract_name if dialect is not None else provider
     if provider not in REPLY_PROVIDERS:
         known = ", ".join(REPLY_PROVIDERS)
         raise ValueError(f"no reply contract for provider {provider!r}; known providers: {known}")
