@@ -447,12 +447,17 @@ def test_a_type_change_and_a_removed_subtree_in_layer_2() -> None:
 
 def _real_groups() -> list[tuple[str, list[Path]]]:
     """Real recordings of one test of one project against one provider (often one
-    per model): the hash suffix of the imported file name tells them apart."""
-    groups: dict[tuple[str, str], list[Path]] = defaultdict(list)
+    per model): the hash suffix of the imported file name tells them apart. A
+    gateway's models come from several vendors ("x-ai/...", "anthropic/..."),
+    whose replies differ by design: only one vendor's replies are grouped."""
+    groups: dict[tuple[str, str, str], list[Path]] = defaultdict(list)
     for path in sorted(REAL.glob("*/*.yaml")):
         if path.parent.name in DIALECTS:
-            groups[(path.parent.name, re.sub(r"_[0-9a-f]{6}$", "", path.stem))].append(path)
-    return [(provider, paths) for (provider, _), paths in groups.items() if len(paths) > 1]
+            model = str(load_exchange(path).request_body.get("model", ""))
+            vendor = model.split("/", 1)[0] if "/" in model else ""
+            test = re.sub(r"_[0-9a-f]{6}$", "", path.stem)
+            groups[(path.parent.name, test, vendor)].append(path)
+    return [(provider, paths) for (provider, _, _), paths in groups.items() if len(paths) > 1]
 
 
 REAL_GROUPS = _real_groups()
