@@ -6,9 +6,9 @@ with ``id: ""`` (Gemini) or 9-character ids (Mistral), usage on every chunk,
 on the last choice chunk or in a ``choices: []`` chunk (the last one wins,
 never summed), reasoning as ``reasoning_content``/``reasoning`` or Mistral's
 ``{"type": "thinking"}`` content parts, OpenAI's ``refusal`` as its own block.
-It keeps the DESIGN §3 invariants: blocks numbered 0, 1, 2 … never interleave;
-each tool call ends in exactly one ``ToolUseComplete``; one ``MessageDelta``,
-then one ``Usage``, then ``Done``.
+It keeps the stream rules (``provider_impl.invariants``): blocks numbered
+0, 1, 2 … never interleave; each tool call ends in exactly one
+``ToolUseComplete``; one ``MessageDelta``, then one ``Usage``, then ``Done``.
 """
 
 from __future__ import annotations

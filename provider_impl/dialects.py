@@ -1,4 +1,4 @@
-"""Provider dialects as data: one record per provider (DESIGN §4).
+"""Provider dialects as data: one record per provider (docs/DIALECTS.md).
 
 Everything that differs between providers lives in a ``ProviderDialect``; the
 rest of the library reads flags and names from it and never asks which

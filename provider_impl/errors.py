@@ -1,7 +1,7 @@
 """The ``LlmError`` hierarchy and the one classifier for every provider's error bodies.
 
 Classification looks at the HTTP status, the body's shape and the provider's
-raw code (DESIGN §5). Per-provider code tables are data carried by each
+raw code. Per-provider code tables are data carried by each
 dialect (``ProviderDialect.error_codes``); this module only knows the shapes.
 """
 

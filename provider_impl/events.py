@@ -1,4 +1,4 @@
-"""The normalized stream vocabulary (DESIGN §3).
+"""The normalized stream vocabulary (README "Events").
 
 Every provider's stream becomes a sequence of these frozen dataclasses. Each has
 ``to_dict()`` returning a JSON-ready dict whose ``"type"`` is the snake_case

@@ -1,8 +1,8 @@
 """Per-provider wire formats: auth, validation, errors, stream chunks, completions.
 
 Each :class:`Dialect` renders a neutral :class:`~._script.Script` the way that
-provider puts it on the wire, quirks included (DESIGN section 4, checked
-against real captures). All output is deterministic for a given request.
+provider puts it on the wire, quirks included (checked against real traffic:
+``cassettes/real/`` and the reply contracts). All output is deterministic for a given request.
 """
 
 from __future__ import annotations

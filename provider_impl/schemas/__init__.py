@@ -46,7 +46,7 @@ __all__ = [
     "validate_request",
 ]
 
-#: Providers with a request-body schema, in the order DESIGN.md §4 lists them.
+#: Providers with a request-body schema, the built-in dialects' contracts.
 PROVIDERS: tuple[str, ...] = (
     "openai",
     "gemini",
