@@ -202,7 +202,8 @@ OPENAI = ProviderDialect(
     max_tokens_param="max_completion_tokens",
     features=ConformanceFeatures(reports_reasoning_tokens=True, content_filter=True),
     # platform.openai.com/docs/api-reference/chat/create: reasoning_effort.
-    reasoning=(ReasoningControl("reasoning_effort", _same(REASONING_EFFORTS[:6])),),
+    # "max" as well: the measurements saw both endpoints accept it.
+    reasoning=(ReasoningControl("reasoning_effort", _same(REASONING_EFFORTS)),),
     capabilities=ProviderCapabilities(
         streaming=True,
         tool_calling=True,
@@ -247,7 +248,8 @@ MISTRAL = ProviderDialect(
     wire="mistral",
     features=ConformanceFeatures(streams_thinking=True, auth_error_code=False),
     # docs.mistral.ai/capabilities/reasoning/adjustable (mistral-small, mistral-medium-3.5).
-    reasoning=(ReasoningControl("reasoning_effort", _same(REASONING_EFFORTS[:6])),),
+    # "max" as well: the measurements saw both endpoints accept it.
+    reasoning=(ReasoningControl("reasoning_effort", _same(REASONING_EFFORTS)),),
     capabilities=ProviderCapabilities(
         streaming=True,
         tool_calling=True,

@@ -44,9 +44,9 @@ def _body(dialect: ProviderDialect, model: str, effort: Any) -> dict[str, Any]:
 EXPECTED: list[tuple[str, str, str, Any]] = [
     ("openai", "o3-mini", "low", ("reasoning_effort", "low")),
     ("openai", "gpt-5.2", "xhigh", ("reasoning_effort", "xhigh")),
-    ("openai", "gpt-5.2", "max", None),
+    ("openai", "gpt-5.2", "max", ("reasoning_effort", "max")),
     ("mistral", "mistral-small-latest", "high", ("reasoning_effort", "high")),
-    ("mistral", "mistral-small-latest", "max", None),
+    ("mistral", "mistral-small-latest", "max", ("reasoning_effort", "max")),
     ("gemini", "gemini-2.5-flash", "none", ("reasoning_effort", "none")),
     ("gemini", "gemini-3-flash-preview", "minimal", ("reasoning_effort", "minimal")),
     ("gemini", "gemini-3-flash-preview", "xhigh", None),
