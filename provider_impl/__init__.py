@@ -6,7 +6,13 @@ The public API is re-exported here; everything else is private.
 
 from provider_impl.adapter import StreamAdapter
 from provider_impl.costs import COST_TABLE, ModelCost, estimate_cost
-from provider_impl.dialects import DIALECTS, ProviderCapabilities, ProviderDialect, get_dialect
+from provider_impl.dialects import (
+    DIALECTS,
+    ProviderCapabilities,
+    ProviderDialect,
+    ReasoningControl,
+    get_dialect,
+)
 from provider_impl.errors import (
     AuthenticationFailed,
     ConnectionFailed,
@@ -41,9 +47,11 @@ from provider_impl.response import decode_response, response_from_events
 from provider_impl.sse import ServerSentEvent, SSEDecoder
 from provider_impl.stream import StreamParser, decode_stream
 from provider_impl.types import (
+    REASONING_EFFORTS,
     CompletionRequest,
     CompletionResponse,
     Message,
+    ReasoningEffort,
     StopReason,
     ToolCall,
     ToolDefinition,
@@ -55,6 +63,7 @@ __version__ = "0.1.0"
 __all__ = [
     "COST_TABLE",
     "DIALECTS",
+    "REASONING_EFFORTS",
     "AuthenticationFailed",
     "CompletionRequest",
     "CompletionResponse",
@@ -80,6 +89,8 @@ __all__ = [
     "ProviderError",
     "ProviderOptions",
     "RateLimited",
+    "ReasoningControl",
+    "ReasoningEffort",
     "RequestTimeout",
     "SSEDecoder",
     "ServerSentEvent",

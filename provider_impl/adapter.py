@@ -124,7 +124,7 @@ def usage_from_json(usage: Mapping[str, Any], hidden_reasoning: bool = False) ->
 
 
 class _Block:
-    __slots__ = ("closed", "fragments", "id", "index", "kind", "name")
+    __slots__ = ("closed", "fragments", "id", "index", "kind", "name", "signature")
 
     def __init__(self, index: int, kind: str, id: str | None = None, name: str = "") -> None:
         self.index = index
@@ -133,6 +133,7 @@ class _Block:
         self.name = name
         self.fragments: list[str] = []
         self.closed = False
+        self.signature: str | None = None
 
 
 class StreamAdapter:
@@ -284,9 +285,13 @@ class StreamAdapter:
             self._append("refusal", refusal, out)
         calls = delta.get("tool_calls")
         if isinstance(calls, list):
+            # Gemini 2.5 has sent a call's signature on the message instead of the
+            # call: it belongs to the first call (Gemini signs the first of a set).
+            fallback = _thought_signature(delta)
             for call in calls:
                 if isinstance(call, dict):
-                    self._tool_fragment(call, out)
+                    self._tool_fragment(call, out, fallback)
+                    fallback = None
         legacy = delta.get("function_call")
         if isinstance(legacy, dict):
             self._tool_fragment({"index": 0, "function": legacy}, out)
@@ -394,7 +399,13 @@ class StreamAdapter:
         block.closed = True
         if block.kind == "tool_use":
             out.append(
-                ToolUseComplete(block.index, block.id or "", block.name, self._parse_args(block))
+                ToolUseComplete(
+                    block.index,
+                    block.id or "",
+                    block.name,
+                    self._parse_args(block),
+                    block.signature,
+                )
             )
         out.append(ContentBlockStop(block.index))
 
@@ -417,7 +428,10 @@ class StreamAdapter:
             )
         return value
 
-    def _tool_fragment(self, call: Mapping[str, Any], out: list[StreamEvent]) -> None:
+    def _tool_fragment(
+        self, call: Mapping[str, Any], out: list[StreamEvent], signature: str | None = None
+    ) -> None:
+        signature = _thought_signature(call) or signature
         fn = call.get("function")
         fn = fn if isinstance(fn, dict) else {}
         name = fn.get("name")
@@ -469,6 +483,8 @@ class StreamAdapter:
                 "block started; interleaved tool calls are not supported",
                 provider=self._dialect.name,
             )
+        if signature is not None and block.signature is None:
+            block.signature = signature
         if args:
             block.fragments.append(args)
             out.append(ToolUseInputDelta(block.index, args))
@@ -517,6 +533,14 @@ def _may_be_limit(text: str, prefix: str) -> bool:
         return prefix.startswith(text)
     rest = text[len(prefix) :]
     return text.startswith(prefix) and rest.isascii() and rest.isdigit()
+
+
+def _thought_signature(part: Mapping[str, Any]) -> str | None:
+    """Gemini's ``extra_content.google.thought_signature`` on a tool call (or message)."""
+    extra = part.get("extra_content")
+    google = extra.get("google") if isinstance(extra, dict) else None
+    sig = google.get("thought_signature") if isinstance(google, dict) else None
+    return sig if isinstance(sig, str) and sig else None
 
 
 def _is_thought(delta: Mapping[str, Any]) -> bool:

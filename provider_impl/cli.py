@@ -185,8 +185,9 @@ def _cmd_conformance(args: argparse.Namespace) -> int:
                 print(f"  FAIL {key}")
     failed = sum(1 for c in cells.values() if c["status"] == "fail")
     passed = sum(1 for c in cells.values() if c["status"] == "pass")
+    not_applicable = len(cells) - passed - failed
     print(
-        f"\n{passed} cells passed, {failed} failed "
+        f"\n{passed} cells passed, {failed} failed, {not_applicable} n/a "
         f"({len(emulated)} emulator cells, {len(real)} real exchanges), "
         f"wall time {elapsed:.2f}s"
     )

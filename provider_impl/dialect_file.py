@@ -25,6 +25,7 @@ from provider_impl.dialects import (
     ConformanceFeatures,
     ProviderCapabilities,
     ProviderDialect,
+    ReasoningControl,
     register_dialect,
 )
 from provider_impl.errors import ErrorKind
@@ -65,6 +66,8 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, (frozenset, set, tuple, list)):
         items = sorted(value) if isinstance(value, (frozenset, set)) else list(value)
         return "[" + ", ".join(_toml_value(v) for v in items) + "]"
+    if isinstance(value, Mapping):  # an inline table
+        return "{ " + ", ".join(f"{_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
     raise TypeError(f"cannot write {type(value).__name__} as TOML")
 
 
@@ -79,6 +82,8 @@ def dialect_to_toml(dialect: ProviderDialect) -> str:
     tables: list[tuple[str, Mapping[str, Any]]] = []
     for f in dataclasses.fields(dialect):
         value = getattr(dialect, f.name)
+        if f.name == "reasoning":
+            continue  # arrays of tables come last
         if f.name in _TABLES:
             tables.append(
                 (f.name, {g.name: getattr(value, g.name) for g in dataclasses.fields(value)})
@@ -96,6 +101,14 @@ def dialect_to_toml(dialect: ProviderDialect) -> str:
         lines.append("")
         lines.append(f"[{name}]")
         lines.extend(f"{_key(k)} = {_toml_value(v)}" for k, v in table.items())
+    for control in dialect.reasoning:
+        lines.append("")
+        lines.append("[[reasoning]]")
+        lines.extend(
+            f"{g.name} = {_toml_value(getattr(control, g.name))}"
+            for g in dataclasses.fields(control)
+            if getattr(control, g.name) is not None
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -119,7 +132,12 @@ def _expect(where: str, value: Any, annotation: str) -> Any:
         if kind == "frozenset[str]" and isinstance(value, list):  # noqa: SIM102
             if all(isinstance(v, str) for v in value):
                 return frozenset(value)
-    wanted = " or ".join(k.replace("frozenset[str]", "a list of strings") for k in kinds)
+        if kind == "Mapping[str, Any]" and isinstance(value, Mapping):
+            return value
+    wanted = " or ".join(
+        k.replace("frozenset[str]", "a list of strings").replace("Mapping[str, Any]", "a table")
+        for k in kinds
+    )
     raise DialectFileError(f"{where}: expected {wanted}, got {value!r}")
 
 
@@ -151,9 +169,25 @@ def _build(cls: type[Any], data: Mapping[str, Any], where: str) -> Any:
             kwargs[name] = _error_codes(value, at)
         elif str(f.type) == "Mapping[str, str]":
             kwargs[name] = _text_table(value, at)
+        elif name == "reasoning":
+            kwargs[name] = _reasoning(value, at)
         else:
             kwargs[name] = _expect(at, value, str(f.type))
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ValueError as err:  # a record's own checks (ReasoningControl)
+        raise DialectFileError(f"{where}: {err}" if where else str(err)) from None
+
+
+def _reasoning(value: Any, where: str) -> tuple[ReasoningControl, ...]:
+    """``[[reasoning]]`` tables: param, values (effort = JSON value), models (optional)."""
+    if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
+        raise DialectFileError(f"{where}: expected [[reasoning]] tables")
+    controls: list[ReasoningControl] = []
+    for i, item in enumerate(value):
+        control: ReasoningControl = _build(ReasoningControl, item, f"{where}[{i}]")
+        controls.append(control)
+    return tuple(controls)
 
 
 def _error_codes(value: Any, where: str) -> Mapping[str, ErrorKind]:

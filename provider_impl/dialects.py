@@ -7,11 +7,14 @@ provider it is talking to. Adding a provider means adding one record.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 from provider_impl.errors import ErrorKind
+from provider_impl.types import REASONING_EFFORTS
 
 __all__ = [
     "BUILTIN",
@@ -25,6 +28,7 @@ __all__ = [
     "ConformanceFeatures",
     "ProviderCapabilities",
     "ProviderDialect",
+    "ReasoningControl",
     "get_dialect",
     "register_dialect",
 ]
@@ -75,6 +79,65 @@ class ConformanceFeatures:
     # Its rate limit is an HTTP 429; False: the limit arrives inside a 200 reply
     # (the Claude CLI's usage-limit sentence, see ``usage_limit_prefix``).
     rate_limit_status: bool = True
+
+
+def _frozen(value: Any) -> Any:
+    """``value`` with every mapping made a read-only one (records are shared)."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: _frozen(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningControl:
+    """How ``CompletionRequest.reasoning_effort`` goes on the wire for some models.
+
+    ``values`` maps each effort the models accept to the JSON value sent under the
+    top-level key ``param``; an effort it leaves out is refused with
+    ``InvalidRequest`` before any I/O. ``models`` is a regular expression a model
+    name must match from its start; ``None`` matches every model.
+    """
+
+    param: str
+    values: Mapping[str, Any]
+    models: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.param, str) or not self.param:
+            raise ValueError(
+                f"ReasoningControl.param must be a non-empty string, got {self.param!r}"
+            )
+        if not isinstance(self.values, Mapping) or not self.values:
+            raise ValueError("ReasoningControl.values must map at least one effort to a value")
+        unknown = sorted(str(k) for k in self.values if k not in REASONING_EFFORTS)
+        if unknown:
+            raise ValueError(
+                f"ReasoningControl.values: unknown effort(s) {', '.join(unknown)}; "
+                f"known: {', '.join(REASONING_EFFORTS)}"
+            )
+        if self.models is not None:
+            try:
+                re.compile(self.models)
+            except re.error as err:
+                raise ValueError(
+                    f"ReasoningControl.models: not a regular expression: {err}"
+                ) from None
+        object.__setattr__(self, "values", _frozen(self.values))
+
+    def matches(self, model: str) -> bool:
+        return self.models is None or re.match(self.models, model) is not None
+
+    @property
+    def efforts(self) -> tuple[str, ...]:
+        """The accepted efforts, least effort first."""
+        return tuple(e for e in REASONING_EFFORTS if e in self.values)
+
+
+def _same(efforts: tuple[str, ...]) -> Mapping[str, Any]:
+    """Efforts sent under their own names."""
+    return {e: e for e in efforts}
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +198,18 @@ class ProviderDialect:
     # A whole reply (or a stream's whole text) that is this prefix followed by a Unix
     # time is a rate limit lasting until then (the Claude CLI's usage-limit answer).
     usage_limit_prefix: str | None = None
+    # How reasoning_effort is sent, per family of models: the first control whose
+    # ``models`` matches the request's model wins. Empty: the endpoint has no
+    # reasoning control, and a request that sets one is refused.
+    reasoning: tuple[ReasoningControl, ...] = ()
+    # Tool calls go back with the thought signature they came with, as
+    # tool_calls[].extra_content.google.thought_signature (Gemini; Gemini 3 answers
+    # a follow-up without it with 400). Other dialects never receive it.
+    sends_thought_signatures: bool = False
+
+    def reasoning_for(self, model: str) -> ReasoningControl | None:
+        """The reasoning control for ``model``, or None when it has none."""
+        return next((c for c in self.reasoning if c.matches(model)), None)
 
     @property
     def pricing_key(self) -> str:
@@ -157,6 +232,9 @@ OPENAI = ProviderDialect(
     api_key_env="OPENAI_API_KEY",
     max_tokens_param="max_completion_tokens",
     features=ConformanceFeatures(reports_reasoning_tokens=True, content_filter=True),
+    # platform.openai.com/docs/api-reference/chat/create: reasoning_effort.
+    # "max" as well: the issue's measurements saw both endpoints accept it.
+    reasoning=(ReasoningControl("reasoning_effort", _same(REASONING_EFFORTS)),),
     capabilities=ProviderCapabilities(
         streaming=True,
         tool_calling=True,
@@ -175,6 +253,10 @@ GEMINI = ProviderDialect(
     wire="gemini",
     features=ConformanceFeatures(streams_thinking=True, message_id=False, content_filter=True),
     reasoning_outside_completion=True,
+    # ai.google.dev/gemini-api/docs/openai: mapped onto thinking levels / budgets.
+    reasoning=(ReasoningControl("reasoning_effort", _same(REASONING_EFFORTS[:5])),),
+    # ai.google.dev/gemini-api/docs/thought-signatures (OpenAI compatibility).
+    sends_thought_signatures=True,
     capabilities=ProviderCapabilities(
         streaming=True,
         tool_calling=True,
@@ -196,6 +278,9 @@ MISTRAL = ProviderDialect(
     error_codes=MappingProxyType({"1300": "rate_limited", "3051": "context_length"}),
     wire="mistral",
     features=ConformanceFeatures(streams_thinking=True, auth_error_code=False),
+    # docs.mistral.ai/capabilities/reasoning/adjustable (mistral-small, mistral-medium-3.5).
+    # "max" as well: the issue's measurements saw both endpoints accept it.
+    reasoning=(ReasoningControl("reasoning_effort", _same(REASONING_EFFORTS)),),
     capabilities=ProviderCapabilities(
         streaming=True,
         tool_calling=True,
@@ -215,6 +300,19 @@ GLM = ProviderDialect(
     forbidden_params=frozenset({"parallel_tool_calls"}),
     max_temperature=1.0,
     wire="glm",
+    # docs.z.ai: GLM-5.2 and later take reasoning_effort (none ... max); the older
+    # models can only switch thinking on or off.
+    reasoning=(
+        ReasoningControl(
+            "reasoning_effort",
+            _same(REASONING_EFFORTS),
+            models=r"glm-(5\.([2-9]|[1-9][0-9])|[6-9]|[1-9][0-9])([^0-9]|$)",
+        ),
+        ReasoningControl(
+            "thinking",
+            {e: {"type": "disabled" if e == "none" else "enabled"} for e in REASONING_EFFORTS},
+        ),
+    ),
     features=ConformanceFeatures(
         streams_thinking=True,
         reports_reasoning_tokens=True,

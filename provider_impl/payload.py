@@ -19,7 +19,13 @@ from typing import Any
 
 from provider_impl.dialects import ProviderDialect
 from provider_impl.errors import InvalidRequest
-from provider_impl.types import CompletionRequest, Message, ToolCall, ToolDefinition
+from provider_impl.types import (
+    REASONING_EFFORTS,
+    CompletionRequest,
+    Message,
+    ToolCall,
+    ToolDefinition,
+)
 
 __all__ = ["build_payload"]
 
@@ -120,6 +126,7 @@ class _Call:
     id: str
     name: str
     arguments: str  # the JSON text sent on the wire
+    thought_signature: str | None = None
 
 
 @dataclass(frozen=True)
@@ -167,7 +174,14 @@ def _check_call(dialect: ProviderDialect, where: str, call: object) -> _Call:
             dialect, f"{where}.name", f"must match [a-zA-Z0-9_-]{{1,64}}, got {call.name!r}"
         )
     args = _check_arguments(dialect, f"{where}.arguments", call.arguments)
-    return _Call(call.id, call.name, args)
+    sig = call.thought_signature
+    if sig is not None and (not isinstance(sig, str) or not sig):
+        raise _invalid(
+            dialect,
+            f"{where}.thought_signature",
+            f"must be a non-empty string or None, got {sig!r}",
+        )
+    return _Call(call.id, call.name, args, sig)
 
 
 def _check_messages(
@@ -408,21 +422,28 @@ def _validate(request: CompletionRequest, dialect: ProviderDialect) -> _Checked:
     return _Checked(messages, calls, stop, tools, choice, extra)
 
 
-def _message_json(msg: Message, calls: tuple[_Call, ...]) -> dict[str, Any]:
+def _call_json(call: _Call, dialect: ProviderDialect) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": call.arguments},
+    }
+    if call.thought_signature is not None and dialect.sends_thought_signatures:
+        # Where Gemini's OpenAI layer sent it (ai.google.dev/gemini-api/docs/thought-signatures).
+        out["extra_content"] = {"google": {"thought_signature": call.thought_signature}}
+    return out
+
+
+def _message_json(
+    msg: Message, calls: tuple[_Call, ...], dialect: ProviderDialect
+) -> dict[str, Any]:
     if msg.role == "tool":
         return {"role": "tool", "tool_call_id": msg.tool_call_id, "content": msg.content or ""}
     if msg.role == "assistant" and calls:
         return {
             "role": "assistant",
             "content": msg.content,
-            "tool_calls": [
-                {
-                    "id": call.id,
-                    "type": "function",
-                    "function": {"name": call.name, "arguments": call.arguments},
-                }
-                for call in calls
-            ],
+            "tool_calls": [_call_json(call, dialect) for call in calls],
         }
     return {"role": msg.role, "content": msg.content if msg.content is not None else ""}
 
@@ -433,6 +454,29 @@ def _tool_choice_json(choice: Any) -> Any:
     if isinstance(choice, str):
         return choice
     return dict(choice)
+
+
+def _reasoning(effort: object, dialect: ProviderDialect, model: str) -> tuple[str, Any] | None:
+    """``(key, value)`` that carries ``effort`` for ``model`` in ``dialect``, from its record."""
+    if effort is None:
+        return None
+    field = "reasoning_effort"
+    if not isinstance(effort, str) or effort not in REASONING_EFFORTS:
+        raise _invalid(
+            dialect, field, f"must be one of {', '.join(REASONING_EFFORTS)} or None, got {effort!r}"
+        )
+    control = dialect.reasoning_for(model)
+    if control is None:
+        why = "has no reasoning control" if not dialect.reasoning else f"has none for {model!r}"
+        raise _invalid(dialect, field, f"{dialect.name} {why}; leave reasoning_effort unset")
+    if effort not in control.values:
+        raise _invalid(
+            dialect,
+            field,
+            f"{effort!r} is not accepted by {dialect.name} for model {model!r}; "
+            f"accepted: {', '.join(control.efforts)}",
+        )
+    return control.param, _plain(control.values[effort])
 
 
 def _check_body(body: dict[str, Any], request: CompletionRequest, dialect: ProviderDialect) -> None:
@@ -458,11 +502,12 @@ def build_payload(
 ) -> dict[str, Any]:
     """The JSON body for ``request`` in ``dialect``; raises ``InvalidRequest`` naming the field."""
     checked = _validate(request, dialect)
+    reasoning = _reasoning(request.reasoning_effort, dialect, request.model or model)
     messages: list[dict[str, Any]] = []
     if request.system:
         messages.append({"role": "system", "content": request.system})
     messages.extend(
-        _message_json(m, c) for m, c in zip(checked.messages, checked.calls, strict=True)
+        _message_json(m, c, dialect) for m, c in zip(checked.messages, checked.calls, strict=True)
     )
     _check_prompt_argument(dialect, messages)
     body: dict[str, Any] = {
@@ -491,6 +536,8 @@ def build_payload(
         body["tool_choice"] = _tool_choice_json(checked.tool_choice)
     if request.parallel_tool_calls is not None:
         body["parallel_tool_calls"] = request.parallel_tool_calls
+    if reasoning is not None:
+        body[reasoning[0]] = reasoning[1]
     for key in dialect.forbidden_params:
         body.pop(key, None)
     if checked.extra_body:

@@ -549,6 +549,61 @@ def _google_error(code: int, status: str, message: str, details: list[JSON] | No
     return [{"error": err}]
 
 
+# Google's words for a Gemini 3 follow-up whose function call lost its signature
+# (400 INVALID_ARGUMENT, as users report it from the OpenAI layer).
+MISSING_SIGNATURE = (
+    "Function call is missing a thought_signature in functionCall parts. This is required "
+    "for tools to work correctly, and missing thought_signature may lead to degraded model "
+    "performance. Additional data, function call `default_api:{name}` , position {position}. "
+    "Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures for more details."
+)
+
+
+def signs_tool_calls(model: JSON) -> bool:
+    """Gemini 3 models sign their tool calls and check the signatures come back."""
+    return isinstance(model, str) and model.removeprefix("models/").startswith("gemini-3")
+
+
+def thought_signature(name: str, arguments: str) -> str:
+    """A deterministic stand-in for Google's opaque, base64 signature."""
+    digest = hashlib.sha256(f"emulator-thought-signature\x00{name}\x00{arguments}".encode())
+    return base64.b64encode(digest.digest() * 3).decode()
+
+
+def _signature_of(call: JSON) -> JSON:
+    extra = call.get("extra_content") if isinstance(call, dict) else None
+    google = extra.get("google") if isinstance(extra, dict) else None
+    return google.get("thought_signature") if isinstance(google, dict) else None
+
+
+def unsigned_call(messages: list[JSON]) -> tuple[str, int] | None:
+    """The first unsigned step of the current turn: (function name, 1-based position in
+    Gemini's contents), or None. The current turn starts after the last user message;
+    each of its steps (an assistant message with calls) needs a signature on its first
+    call. Gemini folds system messages out of contents and consecutive tool results
+    into one content."""
+    msgs = [m for m in messages if isinstance(m, dict) and m.get("role") not in ("system",)]
+    last_user = max((i for i, m in enumerate(msgs) if m.get("role") == "user"), default=-1)
+    position = 0
+    for i, m in enumerate(msgs):
+        if not (m.get("role") == "tool" and i > 0 and msgs[i - 1].get("role") == "tool"):
+            position += 1
+        calls = m.get("tool_calls")
+        if (
+            i <= last_user
+            or m.get("role") != "assistant"
+            or not isinstance(calls, list)
+            or not calls
+        ):
+            continue
+        sig = _signature_of(calls[0])
+        if not isinstance(sig, str) or not sig:
+            fn = calls[0].get("function") if isinstance(calls[0], dict) else None
+            name = fn.get("name") if isinstance(fn, dict) else None
+            return (name if isinstance(name, str) else "", position)
+    return None
+
+
 class GeminiDialect(Dialect):
     wire = "gemini"
     context_window = 1_048_576  # the real limit behind the advertised 1M
@@ -608,6 +663,11 @@ class GeminiDialect(Dialect):
             return self.bad_request(
                 "* GenerateContentRequest.contents: contents is not specified\n", ctx
             )
+        if signs_tool_calls(body["model"]):
+            unsigned = unsigned_call(body["messages"])
+            if unsigned is not None:
+                name, position = unsigned
+                return self.bad_request(MISSING_SIGNATURE.format(name=name, position=position), ctx)
         return None
 
     def unknown_fields(self, body: dict[str, JSON], extra: list[str], ctx: Ctx) -> ErrorResponse:
@@ -711,8 +771,8 @@ class GeminiDialect(Dialect):
             "usage": usage,
         }
 
-    def _tool_calls(self, script: Script) -> list[JSON]:
-        return [
+    def _tool_calls(self, script: Script, ctx: Ctx) -> list[JSON]:
+        calls: list[JSON] = [
             {
                 "function": {"arguments": self.arguments(c), "name": c.name},
                 "id": "",
@@ -720,12 +780,21 @@ class GeminiDialect(Dialect):
             }
             for c in script.tool_calls
         ]
+        if calls and signs_tool_calls(ctx.model):
+            # Gemini 3 signs the first call of a set (gemini-api/docs/thought-signatures).
+            first = script.tool_calls[0]
+            calls[0]["extra_content"] = {
+                "google": {
+                    "thought_signature": thought_signature(first.name, self.arguments(first))
+                }
+            }
+        return calls
 
     def stream(self, script: Script, ctx: Ctx) -> list[Frame]:
         total = script.completion_tokens(self.all_arguments(script))
         finish = self.finish(script.finish)
         if script.tool_calls:
-            delta = {"role": "assistant", "tool_calls": self._tool_calls(script)}
+            delta = {"role": "assistant", "tool_calls": self._tool_calls(script, ctx)}
             return [
                 self.data(self._chunk(ctx, delta, finish, self._usage(script, total)), ctx),
                 DONE,
@@ -768,7 +837,7 @@ class GeminiDialect(Dialect):
     def completion(self, script: Script, ctx: Ctx) -> JSON:
         message: dict[str, JSON] = {"role": "assistant"}
         if script.tool_calls:
-            message["tool_calls"] = self._tool_calls(script)
+            message["tool_calls"] = self._tool_calls(script, ctx)
         else:
             message["content"] = script.full_text
         total = script.completion_tokens(self.all_arguments(script))

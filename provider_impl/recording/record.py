@@ -17,6 +17,7 @@ from provider_impl.dialects import DIALECTS
 from provider_impl.emulator._http import EMULATOR_HEADER
 from provider_impl.errors import LlmError
 from provider_impl.events import MessageDelta, StreamEvent
+from provider_impl.harness import run_turns
 from provider_impl.provider import OpenAiCompatibleProvider
 from provider_impl.recording.config import make_vcr
 from provider_impl.scenarios import SCENARIO_HEADER, SCENARIOS, Scenario
@@ -188,21 +189,17 @@ def _record_one(
         headers={SCENARIO_HEADER: scenario.name, "accept-encoding": ACCEPT_ENCODING},
         http_client=http_client,
     )
-    request = scenario.request_for(provider)
-    events: list[StreamEvent] = []
-    response: CompletionResponse | None = None
-    error: LlmError | None = None
     before = _file_state(path)
     with recorder.use_cassette(str(path)), client:
-        try:
-            if scenario.stream:
-                for event in client.stream(request):
-                    events.append(event)
-            else:
-                response = client.complete(request)
-        except LlmError as err:
-            error = err
+        turns = run_turns(client, scenario, provider)
+    events, response, error = turns.events, turns.response, turns.error
     outcome, ok = _judge(scenario, events, response, error)
+    if scenario.tool_results is not None and error is None:
+        calls = turns.first.tool_calls if turns.first is not None else ()
+        if not calls:
+            outcome, ok = "UNEXPECTED: the first turn made no tool call to send back", False
+        else:
+            outcome = f"2 turns ({len(calls)} tool call(s) sent back), {outcome}"
     after = _file_state(path)
     if after is None or after == before:
         outcome += "; NO CASSETTE WRITTEN (nothing was recorded)"
