@@ -5,9 +5,10 @@ The public API is re-exported here; everything else is private.
 """
 
 from provider_impl.adapter import StreamAdapter
-from provider_impl.costs import COST_TABLE, ModelCost, estimate_cost
+from provider_impl.costs import COST_TABLE, CostEstimate, ModelCost, estimate_cost
 from provider_impl.dialects import (
     DIALECTS,
+    ModelLimits,
     ProviderCapabilities,
     ProviderDialect,
     ReasoningControl,
@@ -43,16 +44,24 @@ from provider_impl.events import (
     ToolUseInputDelta,
 )
 from provider_impl.provider import CustomOptions, OpenAiCompatibleProvider, ProviderOptions
-from provider_impl.response import decode_response, response_from_events
+from provider_impl.response import decode_response, response_from_events, with_parsed_json
 from provider_impl.sse import ServerSentEvent, SSEDecoder
 from provider_impl.stream import StreamParser, decode_stream
 from provider_impl.types import (
     REASONING_EFFORTS,
+    AudioPart,
+    Choice,
     CompletionRequest,
     CompletionResponse,
+    ContentPart,
+    FilePart,
+    ImagePart,
     Message,
     ReasoningEffort,
+    ResponseFormat,
     StopReason,
+    TextPart,
+    TokenLogprob,
     ToolCall,
     ToolDefinition,
     Usage,
@@ -64,24 +73,31 @@ __all__ = [
     "COST_TABLE",
     "DIALECTS",
     "REASONING_EFFORTS",
+    "AudioPart",
     "AuthenticationFailed",
+    "Choice",
     "CompletionRequest",
     "CompletionResponse",
     "Connected",
     "ConnectionFailed",
     "ContentBlockStart",
     "ContentBlockStop",
+    "ContentPart",
     "ContextLengthExceeded",
+    "CostEstimate",
     "CustomOptions",
     "DeserializationError",
     "Done",
     "ErrorKind",
+    "FilePart",
+    "ImagePart",
     "InvalidRequest",
     "LlmError",
     "Message",
     "MessageDelta",
     "MessageStart",
     "ModelCost",
+    "ModelLimits",
     "OpenAiCompatibleProvider",
     "Overloaded",
     "ProviderCapabilities",
@@ -92,6 +108,7 @@ __all__ = [
     "ReasoningControl",
     "ReasoningEffort",
     "RequestTimeout",
+    "ResponseFormat",
     "SSEDecoder",
     "ServerSentEvent",
     "StopReason",
@@ -100,7 +117,9 @@ __all__ = [
     "StreamEvent",
     "StreamParser",
     "TextDelta",
+    "TextPart",
     "ThinkingDelta",
+    "TokenLogprob",
     "ToolCall",
     "ToolDefinition",
     "ToolUseComplete",
@@ -114,4 +133,5 @@ __all__ = [
     "estimate_cost",
     "get_dialect",
     "response_from_events",
+    "with_parsed_json",
 ]
