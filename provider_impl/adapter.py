@@ -15,11 +15,17 @@ from __future__ import annotations
 
 import json
 import json.scanner
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 from provider_impl.dialects import ProviderDialect
-from provider_impl.errors import DeserializationError, StreamError, error_from_payload
+from provider_impl.errors import (
+    DeserializationError,
+    RateLimited,
+    StreamError,
+    error_from_payload,
+)
 from provider_impl.events import (
     ContentBlockStart,
     ContentBlockStop,
@@ -139,6 +145,7 @@ class StreamAdapter:
         "_content_state",
         "_dialect",
         "_finish",
+        "_held",
         "_next_index",
         "_open",
         "_started",
@@ -158,6 +165,9 @@ class StreamAdapter:
         self._finish: str | None = None
         self._usage: Mapping[str, Any] | None = None
         self._content_state = _BEFORE_CONTENT
+        # Text held back while it may still be the usage-limit answer (see
+        # ProviderDialect.usage_limit_prefix); None once it cannot be.
+        self._held: list[str] | None = [] if dialect.usage_limit_prefix else None
         self.done = False
 
     # -- input -------------------------------------------------------------
@@ -330,6 +340,12 @@ class StreamAdapter:
                     self._append("thinking", text, out)
 
     def _append(self, kind: str, text: str, out: list[StreamEvent]) -> None:
+        held = self._held
+        if held is not None and kind == "text":
+            held.append(text)
+            if not _may_be_limit("".join(held), self._dialect.usage_limit_prefix or ""):
+                self._release(out)
+            return
         block = self._open
         if block is None or block.kind != kind:
             block = self._start_block(kind, out)
@@ -338,9 +354,33 @@ class StreamAdapter:
         else:
             out.append(TextDelta(block.index, text))
 
+    def _release(self, out: list[StreamEvent], *, final: bool = False) -> None:
+        """Stop holding text back: at the end, a whole usage-limit answer raises
+        ``RateLimited``; otherwise the held pieces go out as they came."""
+        held = self._held
+        if held is None:
+            return
+        self._held = None
+        prefix = self._dialect.usage_limit_prefix or ""
+        text = "".join(held)
+        reset = text[len(prefix) :]
+        if final and text.startswith(prefix) and reset.isascii() and reset.isdigit():
+            wait = max(0.0, int(reset) - time.time())
+            raise RateLimited(
+                f"usage limit reached ({text!r}); it resets at Unix time {reset}",
+                retry_after=wait,
+                reset_at=float(reset),
+                provider=self._dialect.name,
+                code="usage_limit",
+            )
+        for piece in held:
+            self._append("text", piece, out)
+
     def _start_block(
         self, kind: str, out: list[StreamEvent], id: str | None = None, name: str = ""
     ) -> _Block:
+        if self._held and kind != "text":
+            self._release(out)  # text held back comes before the new block
         self._close_open(out)
         block = _Block(self._next_index, kind, id, name)
         self._next_index += 1
@@ -458,6 +498,7 @@ class StreamAdapter:
                 provider=self._dialect.name,
                 code=raw,
             )
+        self._release(out, final=True)
         self._close_open(out)
         self._finish = raw
         out.append(MessageDelta(map_finish_reason(raw, self._tool_count > 0), raw))
@@ -468,6 +509,7 @@ class StreamAdapter:
             out.append(MessageStart(id=None, model=None))
         if self._finish is None:
             # [DONE] without a finish reason: still a clean end.
+            self._release(out, final=True)
             self._close_open(out)
             self._finish = ""
             reason = StopReason.TOOL_USE if self._tool_count else StopReason.END_TURN
@@ -483,6 +525,14 @@ class StreamAdapter:
         return error_from_payload(
             payload, provider=self._dialect.name, error_codes=self._dialect.error_codes
         )
+
+
+def _may_be_limit(text: str, prefix: str) -> bool:
+    """``text`` is still a beginning of ``prefix`` + a Unix time."""
+    if len(text) <= len(prefix):
+        return prefix.startswith(text)
+    rest = text[len(prefix) :]
+    return text.startswith(prefix) and rest.isascii() and rest.isdigit()
 
 
 def _thought_signature(part: Mapping[str, Any]) -> str | None:

@@ -23,6 +23,10 @@ COST_TABLE: Mapping[str, ModelCost] = MappingProxyType(
     {
         "anthropic:claude-sonnet-4-20250514": ModelCost(3.0, 15.0, 0.3),
         "anthropic:claude-opus-4-20250514": ModelCost(15.0, 75.0, 1.5),
+        # The family names the Claude subscription proxy takes and reports.
+        "anthropic:claude-sonnet-4": ModelCost(3.0, 15.0, 0.3),
+        "anthropic:claude-opus-4": ModelCost(15.0, 75.0, 1.5),
+        "anthropic:claude-haiku-4": ModelCost(1.0, 5.0, 0.1),
         "bedrock:claude-sonnet-4-20250514": ModelCost(3.0, 15.0, 0.3),
         "openai:gpt-4o": ModelCost(2.5, 10.0, 1.25),
         "openai:gpt-4o-mini": ModelCost(0.15, 0.6, 0.075),

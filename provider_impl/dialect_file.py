@@ -92,8 +92,10 @@ def dialect_to_toml(dialect: ProviderDialect) -> str:
             tables.append(
                 (f.name, {g.name: getattr(value, g.name) for g in dataclasses.fields(value)})
             )
-        elif f.name == "error_codes":
-            tables.append((f.name, dict(value)))
+        elif isinstance(value, Mapping):
+            # An empty model_names or prompt_arg_templates reads back as the default.
+            if value or f.name == "error_codes":
+                tables.append((f.name, dict(value)))
         elif f.name == "contract":
             # Written resolved, so a renamed copy keeps following the same contract.
             lines.append(f"contract = {_toml_value(dialect.contract_name)}")
@@ -169,6 +171,8 @@ def _build(cls: type[Any], data: Mapping[str, Any], where: str) -> Any:
             kwargs[name] = _build(_TABLES[name], value, at)
         elif name == "error_codes":
             kwargs[name] = _error_codes(value, at)
+        elif str(f.type) == "Mapping[str, str]":
+            kwargs[name] = _text_table(value, at)
         elif name == "reasoning":
             kwargs[name] = _reasoning(value, at)
         else:
@@ -197,6 +201,15 @@ def _error_codes(value: Any, where: str) -> Mapping[str, ErrorKind]:
         if kind not in _ERROR_KINDS:
             known = ", ".join(sorted(_ERROR_KINDS))
             raise DialectFileError(f"{where}.{code}: unknown error kind {kind!r}; known: {known}")
+    return MappingProxyType(dict(value))
+
+
+def _text_table(value: Any, where: str) -> Mapping[str, str]:
+    if not isinstance(value, Mapping):
+        raise DialectFileError(f"{where}: expected a table of name = text")
+    for key, text in value.items():
+        if not isinstance(text, str):
+            raise DialectFileError(f"{where}.{key}: expected text, got {text!r}")
     return MappingProxyType(dict(value))
 
 

@@ -69,6 +69,17 @@ class ConformanceFeatures:
     auth_error_code: bool = True
     # It can end a reply with a content-filter finish reason.
     content_filter: bool = False
+    # A stream reports usage (the Claude proxy's streams never do; its whole replies do).
+    stream_usage: bool = True
+    # It honours the output cap and says so with a length finish reason (the
+    # Claude proxy ignores max_tokens and always says "stop").
+    output_cap: bool = True
+    # A prompt can outgrow the context window and be refused for it (through the
+    # Claude proxy the argument limit comes first: it is refused before sending).
+    context_length_error: bool = True
+    # Its rate limit is an HTTP 429; False: the limit arrives inside a 200 reply
+    # (the Claude CLI's usage-limit sentence, see ``usage_limit_prefix``).
+    rate_limit_status: bool = True
 
 
 def _frozen(value: Any) -> Any:
@@ -192,6 +203,26 @@ class ProviderDialect:
     # Thinking tokens are in total_tokens but not in completion_tokens, and no
     # reasoning_tokens is sent (Gemini): total - prompt - completion is the reasoning.
     reasoning_outside_completion: bool = False
+    # The default read timeout in seconds (the Claude proxy gives its CLI 300 s).
+    read_timeout: float = 60.0
+    # A 5xx is worth retrying. False for the Claude proxy: its 500 is the CLI's own
+    # failure, and each attempt starts another CLI run.
+    retry_server_errors: bool = True
+    # Model names the endpoint knows, as a word a name contains -> the name to send
+    # (a name that is already one of the values is sent as it is). Empty: any name is
+    # sent unchanged. Otherwise a name matching none is refused (the Claude proxy runs
+    # every name it does not know as Opus).
+    model_names: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # The endpoint hands the whole conversation to a program as ONE command-line
+    # argument: each message's text in its role's template ("{content}"; roles not
+    # listed are dropped), joined by the separator and trimmed. Linux refuses an
+    # argument of more bytes than MAX_ARG_STRLEN (131,072, its NUL included).
+    prompt_arg_max_bytes: int | None = None
+    prompt_arg_templates: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    prompt_arg_separator: str = "\n"
+    # A whole reply (or a stream's whole text) that is this prefix followed by a Unix
+    # time is a rate limit lasting until then (the Claude CLI's usage-limit answer).
+    usage_limit_prefix: str | None = None
     # How reasoning_effort is sent, per family of models: the first control whose
     # ``models`` matches the request's model wins. Empty: the endpoint has no
     # reasoning control, and a request that sets one is refused.
@@ -359,20 +390,47 @@ GLM = ProviderDialect(
     ),
 )
 
+# claude-max-api-proxy 1.0.0 (docs/CLAUDE_PROXY.md): it reads only model,
+# messages, stream and user, and runs the Claude Code CLI once per request.
 CLAUDE_SUBSCRIPTION = ProviderDialect(
     name="claude_subscription",
     base_url="http://localhost:3456/v1",
-    default_model="claude-sonnet-4-20250514",
+    # A name the proxy knows: it runs as Sonnet (an unknown name runs as Opus).
+    default_model="claude-sonnet-4",
     api_key_env=None,
     default_api_key="dummy-key",
     ignores_unknown_params=True,
     cost_provider="anthropic",
     wire="claude_proxy",
+    # It never streams usage: asking for it changes nothing.
+    stream_usage_option=False,
+    # The proxy kills the CLI after 300 s and then answers with an error.
+    read_timeout=330.0,
+    retry_server_errors=False,
+    model_names=MappingProxyType(
+        {"opus": "claude-opus-4", "sonnet": "claude-sonnet-4", "haiku": "claude-haiku-4"}
+    ),
+    prompt_arg_max_bytes=131_072,
+    prompt_arg_templates=MappingProxyType(
+        {
+            "system": "<system>\n{content}\n</system>\n",
+            "user": "{content}",
+            "assistant": "<previous_response>\n{content}\n</previous_response>\n",
+        }
+    ),
+    usage_limit_prefix="Claude AI usage limit reached|",
+    features=ConformanceFeatures(
+        message_id=True,
+        stream_usage=False,
+        output_cap=False,
+        context_length_error=False,
+        rate_limit_status=False,
+    ),
     capabilities=ProviderCapabilities(
         streaming=True,
-        tool_calling=True,
-        vision=True,
-        extended_thinking=True,
+        tool_calling=False,
+        vision=False,
+        extended_thinking=False,
         max_context_tokens=200_000,
         max_output_tokens=128_000,
     ),

@@ -100,11 +100,20 @@ class StreamError(LlmError):
 
 
 class RateLimited(LlmError):
-    """Too many requests. ``retry_after`` is in seconds when the provider said."""
+    """Too many requests. ``retry_after`` is in seconds when the provider said;
+    ``reset_at`` is the Unix time the limit ends when the provider named one."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        reset_at: float | None = None,
+        **kw: Any,
+    ) -> None:
         super().__init__(message, **kw)
         self.retry_after = retry_after
+        self.reset_at = reset_at
 
 
 class Overloaded(LlmError):

@@ -85,7 +85,10 @@ def error_to_dict(err: LlmError) -> dict[str, Any]:
         "message": err.message,
     }
     if isinstance(err, RateLimited):
-        d["retry_after"] = err.retry_after
+        # A limit with a reset time: the time, not the seconds left (which shrink).
+        d["retry_after"] = err.retry_after if err.reset_at is None else None
+        if err.reset_at is not None:
+            d["reset_at"] = err.reset_at
     if isinstance(err, ContextLengthExceeded):
         d["max_tokens"] = err.max_tokens
         d["requested_tokens"] = err.requested_tokens

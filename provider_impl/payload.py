@@ -33,6 +33,7 @@ _TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 _TOOL_CHOICE_WORDS = frozenset({"auto", "none", "required", "any"})
 _NEEDS_TOOLS = frozenset({"required", "any"})
 _ROLES = frozenset({"system", "user", "assistant", "tool"})
+_NO_TOOLS = "{} cannot call tools (its record says tool_calling=False); it would ignore them"
 
 
 def _invalid(dialect: ProviderDialect, field: str, message: str) -> InvalidRequest:
@@ -198,6 +199,10 @@ def _check_messages(
         role = msg.role
         if role not in _ROLES:
             raise _invalid(dialect, f"{where}.role", f"must be one of {sorted(_ROLES)}")
+        if role == "tool" and not dialect.capabilities.tool_calling:
+            raise _invalid(dialect, f"{where}.role", _NO_TOOLS.format(dialect.name))
+        if msg.tool_calls and not dialect.capabilities.tool_calling:
+            raise _invalid(dialect, f"{where}.tool_calls", _NO_TOOLS.format(dialect.name))
         content = msg.content
         if role in ("user", "system") and not isinstance(content, str):
             raise _invalid(
@@ -330,6 +335,52 @@ def _check_extra_body(extra: object, dialect: ProviderDialect) -> dict[str, Any]
     return out
 
 
+def _has_items(value: object) -> bool:
+    """A non-empty tools list (an empty one asks for nothing); anything else is checked later."""
+    return not isinstance(value, (list, tuple)) or bool(value)
+
+
+def _model_for(dialect: ProviderDialect, name: str) -> str:
+    """The model name to send: the record's ``model_names`` decide when it has any."""
+    table = dialect.model_names
+    if not table or name in table.values():
+        return name
+    for word, sent in table.items():
+        if word in name:
+            return sent
+    known = ", ".join(sorted(set(table.values())))
+    raise _invalid(
+        dialect,
+        "model",
+        f"{dialect.name} knows no model {name!r}; use one of {known} "
+        f"(or a name containing {', '.join(table)})",
+    )
+
+
+def _check_prompt_argument(dialect: ProviderDialect, messages: list[dict[str, Any]]) -> None:
+    """Refuse a conversation too big for the one command-line argument it becomes."""
+    limit = dialect.prompt_arg_max_bytes
+    if limit is None:
+        return
+    templates = dialect.prompt_arg_templates
+    parts = [
+        templates[m["role"]].replace("{content}", m["content"] or "")
+        for m in messages
+        if m["role"] in templates
+    ]
+    prompt = dialect.prompt_arg_separator.join(parts).strip()
+    if "\x00" in prompt:
+        raise _invalid(dialect, "messages", "a NUL character cannot be sent in a program argument")
+    size = len(prompt.encode("utf-8")) + 1  # the argument's terminating NUL counts
+    if size > limit:
+        raise _invalid(
+            dialect,
+            "messages",
+            f"the conversation flattens to {size - 1} bytes, and {dialect.name} passes it as "
+            f"one command-line argument of at most {limit - 1} bytes",
+        )
+
+
 def _validate(request: CompletionRequest, dialect: ProviderDialect) -> _Checked:
     messages, calls = _check_messages(request, dialect)
     if request.system is not None and not isinstance(request.system, str):
@@ -361,6 +412,11 @@ def _validate(request: CompletionRequest, dialect: ProviderDialect) -> _Checked:
         for i, s in enumerate(stop):
             if not isinstance(s, str) or not s:
                 raise _invalid(dialect, f"stop_sequences[{i}]", "must be a non-empty string")
+    if not dialect.capabilities.tool_calling:
+        for name in ("tools", "tool_choice", "parallel_tool_calls"):
+            value = getattr(request, name)
+            if value is not None and (name != "tools" or _has_items(value)):
+                raise _invalid(dialect, name, _NO_TOOLS.format(dialect.name))
     tools = _check_tools(request, dialect)
     choice = _check_tool_choice(request.tool_choice, {name for name, _, _ in tools}, dialect)
     ptc = request.parallel_tool_calls
@@ -462,8 +518,9 @@ def build_payload(
     messages.extend(
         _message_json(m, c, dialect) for m, c in zip(checked.messages, checked.calls, strict=True)
     )
+    _check_prompt_argument(dialect, messages)
     body: dict[str, Any] = {
-        "model": request.model or model,
+        "model": _model_for(dialect, request.model or model),
         "messages": messages,
         dialect.max_tokens_param: request.max_tokens,
         "stream": stream,

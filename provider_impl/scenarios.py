@@ -118,6 +118,8 @@ class Scenario:
     # The recorded request must be accepted by the provider's schema (False when the
     # scenario deliberately sends a parameter the provider rejects).
     schema_valid: bool = True
+    # The expected error comes with an HTTP error status (False: inside a 200 reply).
+    error_status: bool = True
     # -- what the emulated model answers --
     # The neutral script of a successful reply, from the request body and the
     # x-emulator-variant header.
@@ -325,6 +327,22 @@ def _calls_tools(d: ProviderDialect) -> bool:
     return d.capabilities.tool_calling
 
 
+def _caps_output(d: ProviderDialect) -> bool:
+    return d.features.output_cap
+
+
+def _overflows_context(d: ProviderDialect) -> bool:
+    return d.features.context_length_error
+
+
+def _limits_by_status(d: ProviderDialect) -> bool:
+    return d.features.rate_limit_status
+
+
+def _limits_in_reply(d: ProviderDialect) -> bool:
+    return d.usage_limit_prefix is not None
+
+
 # A Gemini 3 model: it signs its tool calls and refuses a follow-up without the signature.
 _SIGNING_MODEL = {"gemini": "gemini-3-flash-preview"}
 _WEATHER_RESULT = {"get_weather": "18 degrees and sunny"}
@@ -366,6 +384,7 @@ _SCENARIOS = (
         "tool_call",
         "One tool call; its arguments stream in the provider's style.",
         _ask("What is the weather in Paris?", tools=[WEATHER], tool_choice="auto"),
+        applies=_calls_tools,
         expect_stop_reason=StopReason.TOOL_USE,
         reply=_tool_reply(1),
         expect_tool_calls=1,
@@ -379,6 +398,7 @@ _SCENARIOS = (
             tool_choice="auto",
             parallel_tool_calls=True,
         ),
+        applies=_calls_tools,
         expect_stop_reason=StopReason.TOOL_USE,
         reply=_tool_reply(2),
         expect_tool_calls=2,
@@ -398,6 +418,7 @@ _SCENARIOS = (
             tools=[WEATHER],
             max_tokens=256,
         ),
+        applies=_calls_tools,
         expect_stop_reason=StopReason.END_TURN,
         reply=_tool_result_reply,
         expect_text=("18",),
@@ -430,6 +451,7 @@ _SCENARIOS = (
         "max_tokens_length",
         "The output cap cuts the reply short.",
         _ask("Write a long essay about the sea.", max_tokens=16),
+        applies=_caps_output,
         expect_stop_reason=StopReason.MAX_TOKENS,
         reply=_cut_short_reply,
     ),
@@ -482,13 +504,25 @@ _SCENARIOS = (
         "error_rate_limit",
         "429 with the provider's retry hint.",
         _ask("Too many requests."),
+        applies=_limits_by_status,
         expect_error=RateLimited,
+        emulated_error="rate_limit",
+    ),
+    Scenario(
+        "error_usage_limit",
+        "The usage limit, answered as a 200 reply: 'Claude AI usage limit reached|<reset>'.",
+        _ask("Too many requests this month."),
+        stream=False,
+        applies=_limits_in_reply,
+        expect_error=RateLimited,
+        error_status=False,
         emulated_error="rate_limit",
     ),
     Scenario(
         "error_context_length",
         "The prompt is longer than the context window.",
         _ask("Pretend this prompt is two million tokens long."),
+        applies=_overflows_context,
         expect_error=ContextLengthExceeded,
         emulated_error="context_length",
     ),

@@ -8,6 +8,7 @@ provider puts it on the wire, quirks included (checked against real traffic:
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import time
@@ -1329,22 +1330,44 @@ def _proxy_error(message: str, type_: str, code: str | None = None) -> JSON:
     return {"error": {"message": message, "type": type_, "code": code}}
 
 
+#: claude-max-api-proxy 1.0.0's MODEL_MAP (dist/adapter/openai-to-cli.js): the names
+#: it knows, as the CLI's --model alias; any other name runs as opus.
+_PROXY_MODELS = {
+    **{f"claude-{a}-4": a for a in ("opus", "sonnet", "haiku")},
+    **{a: a for a in ("opus", "sonnet", "haiku")},
+}
+#: What the proxy's streamed content chunks say until the CLI's ``assistant`` line
+#: (its ``lastModel`` starts as this).
+_PROXY_FIRST_MODEL = "claude-sonnet-4"
+#: The reset time of the emulated usage limit (2100-01-01T00:00:00Z): always ahead.
+USAGE_LIMIT_RESET = 4_102_444_800
+
+
 def claude_model_name(model: JSON) -> str:
-    """The proxy reports normalised family names, whatever was asked for."""
-    if not isinstance(model, str) or not model:
-        return "claude-sonnet-4"
-    for family in ("opus", "sonnet", "haiku"):
-        if family in model:
-            return f"claude-{family}-4"
-    return model
+    """The family the proxy reports for a requested name: the alias it runs (an
+    unknown name runs as opus), normalised to ``claude-<family>-4``."""
+    name = model if isinstance(model, str) else ""
+    name = name.removeprefix("claude-code-cli/")
+    return f"claude-{_PROXY_MODELS.get(name, 'opus')}-4"
 
 
 class ClaudeProxyDialect(_PlainChunks):
+    """claude-max-api-proxy 1.0.0 (dist/server/routes.js, dist/adapter/cli-to-openai.js),
+    checked against the real package in tests/test_claude_proxy_emulator.py: a
+    ``:ok`` comment first, text chunks only (no tool calls, no usage, ever),
+    ``finish_reason`` always ``stop``, a CLI failure as a 500 (whole) or an
+    ``{"error": ...}`` frame then ``[DONE]`` (streamed), and the usage limit as a
+    200 reply whose text is the CLI's ``<prefix><reset time>``."""
+
     wire = "claude_proxy"
     context_window = 200_000
     sse_content_type = "text/event-stream"
     json_content_type = "application/json; charset=utf-8"
     compact_arguments = False
+
+    def __init__(self, record: ProviderDialect) -> None:
+        super().__init__(record)
+        self.usage_limit_prefix = record.usage_limit_prefix or "Claude AI usage limit reached|"
 
     def model_name(self, model: JSON) -> str:
         return claude_model_name(model)
@@ -1359,14 +1382,8 @@ class ClaudeProxyDialect(_PlainChunks):
         return [("x-powered-by", "Express"), ("x-request-id", self.request_id(ctx))]
 
     def auth_error(self, key: str | None, ctx: Ctx) -> ErrorResponse:
-        return ErrorResponse(
-            401,
-            _proxy_error(
-                "Claude CLI authentication failed: invalid or expired credentials",
-                "authentication_error",
-                "invalid_api_key",
-            ),
-        )
+        # The proxy checks no key; the CLI's own login failing is a failed run.
+        return self.server_error(ctx)
 
     def validate(self, body: dict[str, JSON], ctx: Ctx) -> ErrorResponse | None:
         msgs = body.get("messages")
@@ -1382,53 +1399,50 @@ class ClaudeProxyDialect(_PlainChunks):
         return None
 
     def unknown_fields(self, body: dict[str, JSON], extra: list[str], ctx: Ctx) -> ErrorResponse:
-        return ErrorResponse(
-            400,
-            _proxy_error(
-                f"Unrecognized request argument supplied: {', '.join(extra)}",
-                "invalid_request_error",
-            ),
-        )
+        # Never sent: the proxy ignores what it does not read (known_fields is None).
+        return self.bad_request(f"Unrecognized request argument supplied: {', '.join(extra)}", ctx)
 
     def bad_request(self, message: str, ctx: Ctx, status: int = 400) -> ErrorResponse:
         return ErrorResponse(status, _proxy_error(message, "invalid_request_error"))
 
+    def not_found(self, path: str, ctx: Ctx) -> ErrorResponse:
+        return ErrorResponse(404, _proxy_error("Not found", "invalid_request_error", "not_found"))
+
     def context_error(self, n: int, ctx: Ctx) -> ErrorResponse:
+        # Never reached through the client (the argument limit comes first); what the
+        # CLI would say, as the 500 of a failed run.
         return ErrorResponse(
-            400,
+            500,
             _proxy_error(
-                f"prompt is too long: {n} tokens > {self.context_window} maximum",
-                "invalid_request_error",
+                f"prompt is too long: {n} tokens > {self.context_window} maximum", "server_error"
             ),
         )
 
     def rate_limited(self, retry_after: int, ctx: Ctx) -> ErrorResponse:
-        return ErrorResponse(
-            429,
-            _proxy_error(
-                "Claude usage limit reached; please retry later.",
-                "rate_limit_error",
-                "rate_limit_exceeded",
-            ),
-            _retry_headers(retry_after),
-        )
+        # The CLI's usage-limit answer, which the proxy passes on as a normal reply.
+        text = f"{self.usage_limit_prefix}{USAGE_LIMIT_RESET}"
+        reply = self.completion(Script(prompt_tokens=0, text=[text]), ctx)
+        reply["usage"] = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+        return ErrorResponse(200, reply)
 
     def overloaded(self, ctx: Ctx) -> ErrorResponse:
-        return ErrorResponse(529, {"error": {"type": "overloaded_error", "message": "Overloaded"}})
+        # An overloaded API makes the CLI fail; the proxy answers every failure so.
+        return self.server_error(ctx)
 
     def unavailable(self, ctx: Ctx) -> ErrorResponse:
         return ErrorResponse(503, _proxy_error("Service unavailable", "server_error"))
 
     def server_error(self, ctx: Ctx) -> ErrorResponse:
-        return ErrorResponse(500, _proxy_error("Process exited with code 1", "server_error"))
+        return ErrorResponse(
+            500, _proxy_error("Claude CLI exited with code 1 without response", "server_error")
+        )
 
-    def tool_call_id(self, ctx: Ctx, i: int) -> str:
-        # The proxy turns Anthropic's "toolu_01..." ids into "call_01...".
-        return "call_01" + ctx.ids.alnum(f"call{i}", 22)
+    def finish(self, neutral: str) -> str:
+        return "stop"  # createDoneChunk and cliResultToOpenai say nothing else
 
     def _usage(self, script: Script) -> JSON:
         # cliResultToOpenai writes these three counts and nothing else.
-        ct = script.completion_tokens(self.all_arguments(script))
+        ct = script.completion_tokens("")
         return {
             "prompt_tokens": script.prompt_tokens,
             "completion_tokens": ct,
@@ -1437,58 +1451,34 @@ class ClaudeProxyDialect(_PlainChunks):
 
     def stream(self, script: Script, ctx: Ctx) -> list[Frame]:
         frames: list[Frame] = [Frame("comment", b":ok\n\n")]
+        first_model = dataclasses.replace(ctx, model=_PROXY_FIRST_MODEL)
         texts = script.tool_preamble if script.tool_calls else script.text
-        first = True
-        for n, piece in enumerate(texts):
-            delta: dict[str, JSON] = (
-                {"role": "assistant", "content": piece} if first else {"content": piece}
-            )
-            first = False
-            frames.append(self.data(self._chunk(ctx, delta), ctx))
-            if n % 3 == 1:
-                frames.append(comment("keep-alive"))
-        for i, call in enumerate(script.tool_calls):
-            head: dict[str, JSON] = {
-                "index": i,
-                "id": self.tool_call_id(ctx, i),
-                "type": "function",
-                "function": {"name": call.name, "arguments": ""},
-            }
-            delta = {"tool_calls": [head]}
-            if first:
-                delta = {"role": "assistant", **delta}
-                first = False
-            frames.append(self.data(self._chunk(ctx, delta), ctx))
-            frames.append(comment("keep-alive"))
-            for frag in split_fixed(self.arguments(call)):
-                frames.append(
-                    self.data(
-                        self._chunk(
-                            ctx, {"tool_calls": [{"index": i, "function": {"arguments": frag}}]}
-                        ),
-                        ctx,
-                    )
-                )
-        usage = self._usage(script) if ctx.include_usage else None
-        frames.append(self.data(self._chunk(ctx, {}, self.finish(script.finish), usage), ctx))
+        for n, piece in enumerate(p for p in texts if p):
+            delta: dict[str, JSON] = {"role": "assistant", "content": piece}
+            if n:
+                delta = {"content": piece}  # role: undefined, left out by JSON.stringify
+            frames.append(self.data(self._chunk(first_model, delta), ctx))
+        frames.append(self.data(self._chunk(ctx, {}, "stop"), ctx))
         frames.append(DONE)
         return frames
 
     def in_band_error(self, ctx: Ctx) -> list[Frame]:
-        return [self.data(self.server_error(ctx).body, ctx), DONE]
+        failed = _proxy_error("Process exited with code 1", "server_error")
+        return [self.data(failed, ctx), DONE]
 
     def completion(self, script: Script, ctx: Ctx) -> JSON:
-        message: dict[str, JSON] = {"role": "assistant", "content": script.full_text}
-        if script.tool_calls:
-            message["content"] = "".join(script.tool_preamble)
-            message["tool_calls"] = self.message_tool_calls(script, ctx)
+        text = "".join(script.tool_preamble) if script.tool_calls else script.full_text
         return {
             "id": self.completion_id(ctx),
             "object": "chat.completion",
             "created": CREATED,
             "model": ctx.model,
             "choices": [
-                {"index": 0, "message": message, "finish_reason": self.finish(script.finish)}
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": "stop",
+                }
             ],
             "usage": self._usage(script),
         }
