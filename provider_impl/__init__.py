@@ -42,6 +42,14 @@ from provider_impl.events import (
     ToolUseComplete,
     ToolUseInputDelta,
 )
+from provider_impl.fallback import (
+    CircuitBreaker,
+    FallbackBudgetExceeded,
+    FallbackProvider,
+    NoProviderAvailable,
+    ProviderSwitched,
+)
+from provider_impl.handoff import hand_off, hand_off_request
 from provider_impl.provider import CustomOptions, OpenAiCompatibleProvider, ProviderOptions
 from provider_impl.response import decode_response, response_from_events
 from provider_impl.sse import ServerSentEvent, SSEDecoder
@@ -65,6 +73,7 @@ __all__ = [
     "DIALECTS",
     "REASONING_EFFORTS",
     "AuthenticationFailed",
+    "CircuitBreaker",
     "CompletionRequest",
     "CompletionResponse",
     "Connected",
@@ -76,18 +85,22 @@ __all__ = [
     "DeserializationError",
     "Done",
     "ErrorKind",
+    "FallbackBudgetExceeded",
+    "FallbackProvider",
     "InvalidRequest",
     "LlmError",
     "Message",
     "MessageDelta",
     "MessageStart",
     "ModelCost",
+    "NoProviderAvailable",
     "OpenAiCompatibleProvider",
     "Overloaded",
     "ProviderCapabilities",
     "ProviderDialect",
     "ProviderError",
     "ProviderOptions",
+    "ProviderSwitched",
     "RateLimited",
     "ReasoningControl",
     "ReasoningEffort",
@@ -113,5 +126,7 @@ __all__ = [
     "decode_stream",
     "estimate_cost",
     "get_dialect",
+    "hand_off",
+    "hand_off_request",
     "response_from_events",
 ]

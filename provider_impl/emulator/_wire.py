@@ -123,6 +123,8 @@ class Dialect:
         self.prefix = prefix_for(record)
         # A local proxy with a dummy key checks none.
         self.requires_auth = record.checks_key
+        #: The tool-call ids it refuses any other shape of (Mistral's 9 alphanumerics).
+        self.tool_call_ids = record.tool_call_ids
         #: Fields the provider accepts, from its request contract; ``None`` when
         #: it ignores what it does not know (the Claude proxy).
         self.known_fields = (
@@ -130,6 +132,26 @@ class Dialect:
             if refuses_unknown_fields(record.contract_name)
             else None
         )
+
+    def bad_tool_call_id(self, body: dict[str, JSON]) -> str | None:
+        """The first tool-call id in the conversation (a call's or a result's) that does
+        not have the record's shape, or None."""
+        fmt = self.tool_call_ids
+        messages = body.get("messages")
+        if fmt is None or not isinstance(messages, list):
+            return None
+        for m in messages:
+            if not isinstance(m, dict):
+                continue
+            calls = m.get("tool_calls")
+            calls = calls if isinstance(calls, list) else []
+            ids = [c.get("id") for c in calls if isinstance(c, dict)]
+            if m.get("role") == "tool":
+                ids.append(m.get("tool_call_id"))
+            for call_id in ids:
+                if isinstance(call_id, str) and not fmt.matches(call_id):
+                    return call_id
+        return None
 
     def model_name(self, model: JSON) -> str:
         """The model name the replies report for the requested one."""

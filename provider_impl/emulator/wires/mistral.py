@@ -59,6 +59,12 @@ class MistralDialect(_PlainChunks):
         )
         if details:
             return self._422(details)
+        bad_id = self.bad_tool_call_id(body)
+        if bad_id is not None and self.tool_call_ids is not None:
+            # Mistral's words and code for it (reported by users of its API, 2025).
+            n = self.tool_call_ids.length
+            msg = f"Tool call id was {bad_id} but must be a-z, A-Z, 0-9, with a length of {n}."
+            return ErrorResponse(400, _mistral_error(msg, "invalid_function_call", "3280"))
         return None
 
     @staticmethod
