@@ -43,6 +43,14 @@ from provider_impl.events import (
     ToolUseComplete,
     ToolUseInputDelta,
 )
+from provider_impl.fallback import (
+    CircuitBreaker,
+    FallbackBudgetExceeded,
+    FallbackProvider,
+    NoProviderAvailable,
+    ProviderSwitched,
+)
+from provider_impl.handoff import hand_off, hand_off_request
 from provider_impl.provider import CustomOptions, OpenAiCompatibleProvider, ProviderOptions
 from provider_impl.response import decode_response, response_from_events, with_parsed_json
 from provider_impl.sse import ServerSentEvent, SSEDecoder
@@ -76,6 +84,7 @@ __all__ = [
     "AudioPart",
     "AuthenticationFailed",
     "Choice",
+    "CircuitBreaker",
     "CompletionRequest",
     "CompletionResponse",
     "Connected",
@@ -89,6 +98,8 @@ __all__ = [
     "DeserializationError",
     "Done",
     "ErrorKind",
+    "FallbackBudgetExceeded",
+    "FallbackProvider",
     "FilePart",
     "ImagePart",
     "InvalidRequest",
@@ -98,12 +109,14 @@ __all__ = [
     "MessageStart",
     "ModelCost",
     "ModelLimits",
+    "NoProviderAvailable",
     "OpenAiCompatibleProvider",
     "Overloaded",
     "ProviderCapabilities",
     "ProviderDialect",
     "ProviderError",
     "ProviderOptions",
+    "ProviderSwitched",
     "RateLimited",
     "ReasoningControl",
     "ReasoningEffort",
@@ -132,6 +145,8 @@ __all__ = [
     "decode_stream",
     "estimate_cost",
     "get_dialect",
+    "hand_off",
+    "hand_off_request",
     "response_from_events",
     "with_parsed_json",
 ]

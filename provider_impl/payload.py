@@ -380,6 +380,10 @@ def _check_messages(
         if role == "tool" and content is None:
             raise _invalid(dialect, f"{where}.content", "a tool result needs text or text parts")
         contents.append(content)
+        if msg.reasoning is not None and not isinstance(msg.reasoning, str):
+            raise _invalid(
+                dialect, f"{where}.reasoning", f"must be text or None, got {_kind(msg.reasoning)}"
+            )
         raw_calls = msg.tool_calls
         if raw_calls is None or (role != "assistant" and not raw_calls):
             calls: tuple[_Call, ...] = ()
@@ -609,12 +613,17 @@ def _message_json(
     if msg.role == "tool":
         return {"role": "tool", "tool_call_id": msg.tool_call_id, "content": content or ""}
     if msg.role == "assistant" and calls:
-        return {
+        out: dict[str, Any] = {
             "role": "assistant",
             "content": content,
             "tool_calls": [_call_json(call, dialect) for call in calls],
         }
-    return {"role": msg.role, "content": content if content is not None else ""}
+    else:
+        out = {"role": msg.role, "content": content if content is not None else ""}
+    key = dialect.reasoning_history_field
+    if msg.role == "assistant" and msg.reasoning and key:
+        out[key] = msg.reasoning  # earlier reasoning, where the record says it goes back
+    return out
 
 
 def _tool_choice_json(choice: Any) -> Any:
