@@ -776,10 +776,19 @@ def _check_body(body: dict[str, Any], request: CompletionRequest, dialect: Provi
 
 
 def build_payload(
-    request: CompletionRequest, dialect: ProviderDialect, model: str, *, stream: bool
+    request: CompletionRequest,
+    dialect: ProviderDialect,
+    model: str,
+    *,
+    stream: bool,
+    extra_body: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The JSON body for ``request`` in ``dialect``; raises ``InvalidRequest`` naming the field."""
+    """The JSON body for ``request`` in ``dialect``; raises ``InvalidRequest`` naming the field.
+
+    ``extra_body`` (one call's own) is merged last, after ``request.extra_body``.
+    """
     checked = _validate(request, dialect, model)
+    call_extra = _check_extra_body(extra_body, dialect)
     reasoning = _reasoning(request.reasoning_effort, dialect, request.model or model)
     options = _options(request, dialect, stream)
     messages: list[dict[str, Any]] = []
@@ -823,5 +832,7 @@ def build_payload(
         body.pop(key, None)
     if checked.extra_body:
         body.update(checked.extra_body)
+    if call_extra:
+        body.update(call_extra)
     _check_body(body, request, dialect)
     return body
