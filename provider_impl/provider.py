@@ -47,6 +47,7 @@ from provider_impl.errors import (
 )
 from provider_impl.events import Connected, StreamEvent
 from provider_impl.payload import build_payload
+from provider_impl.redaction import Redactor, redact_exception, register_secret
 from provider_impl.response import events_from_json, response_from_events
 from provider_impl.sse import DEFAULT_MAX_FRAME_BYTES
 from provider_impl.stream import StreamParser
@@ -71,8 +72,6 @@ DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 # waiter on each event: 1,000 concurrent streams took ~50 s instead of ~5 s.
 DEFAULT_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
 _RETRY_STATUSES = frozenset({408, 409})
-# Masking a one- or two-letter "key" would mangle every message; real keys are long.
-_MIN_SECRET_LEN = 8
 _P = TypeVar("_P", bound="OpenAiCompatibleProvider")
 
 
@@ -101,10 +100,13 @@ class ProviderOptions(CustomOptions, total=False):
 class _Secret:
     """Holds the API key; prints as ``***`` so it cannot leak through repr or logs."""
 
-    __slots__ = ("_value",)
+    __slots__ = ("__weakref__", "_value", "redactor")
 
     def __init__(self, value: str) -> None:
         self._value = value
+        # Masks the key, whole or in pieces, in errors and log records (redaction.py).
+        self.redactor = Redactor([value])
+        register_secret(self, value)
 
     def reveal(self) -> str:
         return self._value
@@ -394,8 +396,7 @@ class OpenAiCompatibleProvider:
         return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
     def _redact(self, text: str) -> str:
-        key = self._key.reveal()
-        return text.replace(key, "***") if len(key) >= _MIN_SECRET_LEN and key in text else text
+        return self._key.redactor(text)
 
     def _status_error(self, response: httpx.Response, body: bytes) -> LlmError:
         return classify_error(
@@ -408,9 +409,9 @@ class OpenAiCompatibleProvider:
         )
 
     def _transport_error(self, exc: Exception, *, mid_stream: bool) -> LlmError:
-        # The original stays the __cause__ and shows in tracebacks: scrub it too.
-        if any(isinstance(a, str) and self._redact(a) != a for a in exc.args):
-            exc.args = tuple(self._redact(a) if isinstance(a, str) else a for a in exc.args)
+        # The original stays the __cause__ and shows in tracebacks, with the request
+        # (and its auth header) httpx keeps on it: scrub it and its chain too.
+        redact_exception(exc, self._key.redactor)
         detail = self._redact(f"{type(exc).__name__}: {exc}")
         if isinstance(exc, httpx.TimeoutException):
             err = RequestTimeout(f"timed out talking to {self.name}: {detail}", provider=self.name)
@@ -438,9 +439,7 @@ class OpenAiCompatibleProvider:
         return delay
 
     def _fail(self, err: LlmError) -> LlmError:
-        key = self._key.reveal()
-        if len(key) >= _MIN_SECRET_LEN:
-            err._redact(key)
+        err._redact(self._key.redactor)
         return err
 
     # -- sync --------------------------------------------------------------
@@ -662,10 +661,15 @@ class OpenAiCompatibleProvider:
         """A whole JSON body's events; an error object in it raises its typed error."""
         try:
             body = json.loads(raw)
+            parsed = True
         except (ValueError, RecursionError):
+            parsed = False
+        if not parsed:  # raised outside the except: the JSON error (and body) is no context
+            # Redacted before it is cut: a cut key would no longer match whole.
+            excerpt = self._redact(raw.decode("utf-8", "replace"))[:200]
             raise self._fail(
-                DeserializationError(f"the response is not JSON: {raw[:200]!r}", provider=self.name)
-            ) from None
+                DeserializationError(f"the response is not JSON: {excerpt!r}", provider=self.name)
+            )
         try:
             return events_from_json(body, self._dialect)
         except LlmError as err:

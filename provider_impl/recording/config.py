@@ -27,7 +27,7 @@ from vcr.errors import CannotOverwriteExistingCassetteException
 from vcr.persisters.filesystem import CassetteDecodeError, CassetteNotFoundError
 
 from provider_impl.recording.scrub import Scrubber
-from provider_impl.recording.secrets import SecretLeakError, find_secrets
+from provider_impl.recording.secrets import SecretLeakError, find_secrets_in_cassette
 from provider_impl.recording.serializer import SERIALIZER, SERIALIZER_NAME
 from provider_impl.recording.serializer import deserialize as _deserialize
 
@@ -125,10 +125,11 @@ class _WithProvenance:
 class SecretScanningPersister:
     """A vcrpy persister: UTF-8, scanned for secrets, written atomically.
 
-    ``save_cassette`` serializes, runs ``find_secrets`` over the text (with the
-    known keys), and raises ``SecretLeakError`` without touching the disk if
-    anything is found. Otherwise it writes a temporary file next to the
-    cassette and renames it into place, so a cassette is never half-written.
+    ``save_cassette`` serializes, runs ``find_secrets_in_cassette`` over the text
+    (with the known keys: the text, and each body decoded, SSE deltas joined), and
+    raises ``SecretLeakError`` without touching the disk if anything is found.
+    Otherwise it writes a temporary file next to the cassette and renames it into
+    place, so a cassette is never half-written.
     """
 
     def __init__(
@@ -167,7 +168,7 @@ class SecretScanningPersister:
         if self._provenance is not None:
             serializer = _WithProvenance(serializer, self._provenance)
         text = vcr.serialize.serialize(cassette_dict, serializer)
-        findings = find_secrets(text, self._known)
+        findings = find_secrets_in_cassette(text, self._known)
         if findings:
             raise SecretLeakError(path, findings)
         write_atomically(path, text.encode("utf-8"))
