@@ -102,7 +102,7 @@ def echo_frames(form: str, key: str) -> tuple[list[str], dict[str, str]]:
 
 
 class _Echo(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("content-length", "0")))
         key = self.headers.get("authorization", "").removeprefix("Bearer ")
         form = self.path.split("/")[1]
