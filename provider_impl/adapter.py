@@ -6,20 +6,26 @@ with ``id: ""`` (Gemini) or 9-character ids (Mistral), usage on every chunk,
 on the last choice chunk or in a ``choices: []`` chunk (the last one wins,
 never summed), reasoning as ``reasoning_content``/``reasoning`` or Mistral's
 ``{"type": "thinking"}`` content parts, OpenAI's ``refusal`` as its own block.
-It keeps the DESIGN §3 invariants: blocks numbered 0, 1, 2 … never interleave;
-each tool call ends in exactly one ``ToolUseComplete``; one ``MessageDelta``,
-then one ``Usage``, then ``Done``.
+It keeps the stream rules (``provider_impl.invariants``): blocks numbered
+0, 1, 2 … never interleave; each tool call ends in exactly one
+``ToolUseComplete``; one ``MessageDelta``, then one ``Usage``, then ``Done``.
 """
 
 from __future__ import annotations
 
 import json
 import json.scanner
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 from provider_impl.dialects import ProviderDialect
-from provider_impl.errors import DeserializationError, StreamError, error_from_payload
+from provider_impl.errors import (
+    DeserializationError,
+    RateLimited,
+    StreamError,
+    error_from_payload,
+)
 from provider_impl.events import (
     ContentBlockStart,
     ContentBlockStop,
@@ -118,7 +124,7 @@ def usage_from_json(usage: Mapping[str, Any], hidden_reasoning: bool = False) ->
 
 
 class _Block:
-    __slots__ = ("closed", "fragments", "id", "index", "kind", "name")
+    __slots__ = ("closed", "fragments", "id", "index", "kind", "name", "signature")
 
     def __init__(self, index: int, kind: str, id: str | None = None, name: str = "") -> None:
         self.index = index
@@ -127,18 +133,20 @@ class _Block:
         self.name = name
         self.fragments: list[str] = []
         self.closed = False
+        self.signature: str | None = None
 
 
 class _Call:
     """A tool call being assembled from fragments (``index`` is the provider's)."""
 
-    __slots__ = ("emitted", "fragments", "id", "index", "name")
+    __slots__ = ("emitted", "fragments", "id", "index", "name", "signature")
 
     def __init__(self, index: int | None, id: str | None) -> None:
         self.index = index
         self.id = id
         self.name = ""
         self.fragments: list[str] = []
+        self.signature: str | None = None
         self.emitted = False
 
     def finished(self) -> bool:
@@ -175,6 +183,7 @@ class StreamAdapter:
         "_content_state",
         "_dialect",
         "_finish",
+        "_held",
         "_last_call",
         "_next_index",
         "_open",
@@ -189,8 +198,8 @@ class StreamAdapter:
         self._started = False
         self._next_index = 0
         self._open: _Block | None = None
-        # Tool calls are buffered until the message ends (or text follows a finished
-        # one): a late name or id is filled in and interleaved fragments kept apart.
+        # Tool calls are buffered until the message ends (or text follows whole
+        # ones): a late name or id is filled in and interleaved fragments kept apart.
         self._calls: list[_Call] = []
         self._calls_by_index: dict[int, _Call] = {}
         self._calls_by_id: dict[str, _Call] = {}
@@ -199,6 +208,9 @@ class StreamAdapter:
         self._finish: str | None = None
         self._usage: Mapping[str, Any] | None = None
         self._content_state = _BEFORE_CONTENT
+        # Text held back while it may still be the usage-limit answer (see
+        # ProviderDialect.usage_limit_prefix); None once it cannot be.
+        self._held: list[str] | None = [] if dialect.usage_limit_prefix else None
         self.done = False
 
     # -- input -------------------------------------------------------------
@@ -316,9 +328,13 @@ class StreamAdapter:
             self._append("refusal", refusal, out)
         calls = delta.get("tool_calls")
         if isinstance(calls, list):
+            # Gemini 2.5 has sent a call's signature on the message instead of the
+            # call: it belongs to the first call (Gemini signs the first of a set).
+            fallback = _thought_signature(delta)
             for call in calls:
                 if isinstance(call, dict):
-                    self._tool_fragment(call, out)
+                    self._tool_fragment(call, out, fallback)
+                    fallback = None
         legacy = delta.get("function_call")
         if isinstance(legacy, dict):
             self._tool_fragment({"index": 0, "function": legacy}, out)
@@ -367,8 +383,14 @@ class StreamAdapter:
                     self._append("thinking", text, out)
 
     def _append(self, kind: str, text: str, out: list[StreamEvent]) -> None:
+        held = self._held
+        if held is not None and kind == "text":
+            held.append(text)
+            if not _may_be_limit("".join(held), self._dialect.usage_limit_prefix or ""):
+                self._release(out)
+            return
         if self._calls and all(c.finished() for c in self._calls):
-            self._flush_calls(out)  # text after whole calls: they come first, as sent
+            self._flush_calls(out)  # content after whole calls: they come first, as sent
         block = self._open
         if block is None or block.kind != kind:
             block = self._start_block(kind, out)
@@ -377,9 +399,33 @@ class StreamAdapter:
         else:
             out.append(TextDelta(block.index, text))
 
+    def _release(self, out: list[StreamEvent], *, final: bool = False) -> None:
+        """Stop holding text back: at the end, a whole usage-limit answer raises
+        ``RateLimited``; otherwise the held pieces go out as they came."""
+        held = self._held
+        if held is None:
+            return
+        self._held = None
+        prefix = self._dialect.usage_limit_prefix or ""
+        text = "".join(held)
+        reset = text[len(prefix) :]
+        if final and text.startswith(prefix) and reset.isascii() and reset.isdigit():
+            wait = max(0.0, int(reset) - time.time())
+            raise RateLimited(
+                f"usage limit reached ({text!r}); it resets at Unix time {reset}",
+                retry_after=wait,
+                reset_at=float(reset),
+                provider=self._dialect.name,
+                code="usage_limit",
+            )
+        for piece in held:
+            self._append("text", piece, out)
+
     def _start_block(
         self, kind: str, out: list[StreamEvent], id: str | None = None, name: str = ""
     ) -> _Block:
+        if self._held and kind != "text":
+            self._release(out)  # text held back comes before the new block
         self._close_open(out)
         block = _Block(self._next_index, kind, id, name)
         self._next_index += 1
@@ -398,7 +444,13 @@ class StreamAdapter:
         block.closed = True
         if block.kind == "tool_use":
             out.append(
-                ToolUseComplete(block.index, block.id or "", block.name, self._parse_args(block))
+                ToolUseComplete(
+                    block.index,
+                    block.id or "",
+                    block.name,
+                    self._parse_args(block),
+                    block.signature,
+                )
             )
         out.append(ContentBlockStop(block.index))
 
@@ -421,7 +473,10 @@ class StreamAdapter:
             )
         return value
 
-    def _tool_fragment(self, call: Mapping[str, Any], out: list[StreamEvent]) -> None:
+    def _tool_fragment(
+        self, call: Mapping[str, Any], out: list[StreamEvent], signature: str | None = None
+    ) -> None:
+        signature = _thought_signature(call) or signature
         fn = call.get("function")
         fn = fn if isinstance(fn, dict) else {}
         name = fn.get("name")
@@ -465,6 +520,8 @@ class StreamAdapter:
         if name is not None and name != target.name:
             # A name that comes late, or in pieces ("get_" then "weather").
             target.name += name
+        if signature is not None and target.signature is None:
+            target.signature = signature
         if args:
             target.fragments.append(args)
         self._last_call = target
@@ -510,6 +567,7 @@ class StreamAdapter:
                 cid = f"call_{n}"
                 self._calls_by_id[cid] = call
             block = self._start_block("tool_use", out, cid, call.name)
+            block.signature = call.signature
             for fragment in call.fragments:
                 block.fragments.append(fragment)
                 out.append(ToolUseInputDelta(block.index, fragment))
@@ -525,6 +583,7 @@ class StreamAdapter:
                 provider=self._dialect.name,
                 code=raw,
             )
+        self._release(out, final=True)
         self._flush_calls(out)
         self._close_open(out)
         self._finish = raw
@@ -536,6 +595,7 @@ class StreamAdapter:
             out.append(MessageStart(id=None, model=None))
         if self._finish is None:
             # [DONE] without a finish reason: still a clean end.
+            self._release(out, final=True)
             self._flush_calls(out)
             self._close_open(out)
             self._finish = ""
@@ -552,6 +612,22 @@ class StreamAdapter:
         return error_from_payload(
             payload, provider=self._dialect.name, error_codes=self._dialect.error_codes
         )
+
+
+def _may_be_limit(text: str, prefix: str) -> bool:
+    """``text`` is still a beginning of ``prefix`` + a Unix time."""
+    if len(text) <= len(prefix):
+        return prefix.startswith(text)
+    rest = text[len(prefix) :]
+    return text.startswith(prefix) and rest.isascii() and rest.isdigit()
+
+
+def _thought_signature(part: Mapping[str, Any]) -> str | None:
+    """Gemini's ``extra_content.google.thought_signature`` on a tool call (or message)."""
+    extra = part.get("extra_content")
+    google = extra.get("google") if isinstance(extra, dict) else None
+    sig = google.get("thought_signature") if isinstance(google, dict) else None
+    return sig if isinstance(sig, str) and sig else None
 
 
 def _is_thought(delta: Mapping[str, Any]) -> bool:

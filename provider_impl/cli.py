@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -125,8 +126,30 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_handoff(args: argparse.Namespace) -> int:
+    from provider_impl.handoff_matrix import handoff_matrix, print_matrix
+
+    started = time.perf_counter()
+    cells = handoff_matrix(args.provider or None)
+    elapsed = time.perf_counter() - started
+    print("Hand-off matrix (a tool conversation started on the row's provider, finished on")
+    print("the column's, through the emulator):")
+    print_matrix(cells)
+    counts = {s: sum(1 for c in cells if c.status == s) for s in ("pass", "fail", "n/a")}
+    print(
+        f"\n{counts['pass']} cells passed, {counts['fail']} failed, {counts['n/a']} n/a, "
+        f"wall time {elapsed:.2f}s"
+    )
+    if args.json:
+        rows = [dataclasses.asdict(c) for c in cells]
+        Path(args.json).write_text(json.dumps({"handoff": rows}, indent=2) + "\n")
+    return 1 if counts["fail"] else 0
+
+
 def _cmd_conformance(args: argparse.Namespace) -> int:
     _check_names(args.provider, args.scenario)
+    if args.handoff:
+        return _cmd_handoff(args)
     suite = Path(args.suite)
     if not (suite / "conftest.py").is_file():
         print(
@@ -185,8 +208,9 @@ def _cmd_conformance(args: argparse.Namespace) -> int:
                 print(f"  FAIL {key}")
     failed = sum(1 for c in cells.values() if c["status"] == "fail")
     passed = sum(1 for c in cells.values() if c["status"] == "pass")
+    not_applicable = len(cells) - passed - failed
     print(
-        f"\n{passed} cells passed, {failed} failed "
+        f"\n{passed} cells passed, {failed} failed, {not_applicable} n/a "
         f"({len(emulated)} emulator cells, {len(real)} real exchanges), "
         f"wall time {elapsed:.2f}s"
     )
@@ -282,7 +306,7 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="provider-impl",
-        description="One OpenAI-compatible client for five providers, and its conformance harness.",
+        description="One OpenAI-compatible client for six providers, and its conformance harness.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     # Every command that names providers can learn new ones from dialect files.
@@ -307,6 +331,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cassette-dir", default="cassettes", help="where the cassettes are")
     p.add_argument("--suite", default="conformance", help="the conformance suite folder")
     p.add_argument("-v", "--verbose", action="store_true", help="full tracebacks")
+    p.add_argument(
+        "--handoff",
+        action="store_true",
+        help="run and print the hand-off matrix (provider × provider) instead",
+    )
     p.set_defaults(func=_cmd_conformance)
 
     p = sub.add_parser(

@@ -23,6 +23,10 @@ COST_TABLE: Mapping[str, ModelCost] = MappingProxyType(
     {
         "anthropic:claude-sonnet-4-20250514": ModelCost(3.0, 15.0, 0.3),
         "anthropic:claude-opus-4-20250514": ModelCost(15.0, 75.0, 1.5),
+        # The family names the Claude subscription proxy takes and reports.
+        "anthropic:claude-sonnet-4": ModelCost(3.0, 15.0, 0.3),
+        "anthropic:claude-opus-4": ModelCost(15.0, 75.0, 1.5),
+        "anthropic:claude-haiku-4": ModelCost(1.0, 5.0, 0.1),
         "bedrock:claude-sonnet-4-20250514": ModelCost(3.0, 15.0, 0.3),
         "openai:gpt-4o": ModelCost(2.5, 10.0, 1.25),
         "openai:gpt-4o-mini": ModelCost(0.15, 0.6, 0.075),
@@ -31,6 +35,8 @@ COST_TABLE: Mapping[str, ModelCost] = MappingProxyType(
         "gemini:gemini-2.5-flash": ModelCost(0.3, 2.5),
         "mistral:mistral-large-latest": ModelCost(2.0, 6.0),
         "glm:glm-4.7": ModelCost(0.5, 2.0),
+        # OpenRouter passes the upstream's price through (its usage.cost says the same).
+        "openrouter:anthropic/claude-sonnet-4.6": ModelCost(3.0, 15.0, 0.3),
     }
 )
 

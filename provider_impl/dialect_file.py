@@ -25,6 +25,8 @@ from provider_impl.dialects import (
     ConformanceFeatures,
     ProviderCapabilities,
     ProviderDialect,
+    ReasoningControl,
+    ToolCallIdFormat,
     register_dialect,
 )
 from provider_impl.errors import ErrorKind
@@ -39,6 +41,7 @@ __all__ = ["DialectFileError", "dialect_from_toml", "dialect_to_toml", "load_dia
 _TABLES: dict[str, type[Any]] = {
     "capabilities": ProviderCapabilities,
     "features": ConformanceFeatures,
+    "tool_call_ids": ToolCallIdFormat,  # optional: a missing table is None
 }
 _ERROR_KINDS = frozenset(get_args(ErrorKind))
 
@@ -65,6 +68,8 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, (frozenset, set, tuple, list)):
         items = sorted(value) if isinstance(value, (frozenset, set)) else list(value)
         return "[" + ", ".join(_toml_value(v) for v in items) + "]"
+    if isinstance(value, Mapping):  # an inline table
+        return "{ " + ", ".join(f"{_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
     raise TypeError(f"cannot write {type(value).__name__} as TOML")
 
 
@@ -79,12 +84,18 @@ def dialect_to_toml(dialect: ProviderDialect) -> str:
     tables: list[tuple[str, Mapping[str, Any]]] = []
     for f in dataclasses.fields(dialect):
         value = getattr(dialect, f.name)
+        if f.name == "reasoning":
+            continue  # arrays of tables come last
+        if f.name in _TABLES and value is None:
+            continue
         if f.name in _TABLES:
             tables.append(
                 (f.name, {g.name: getattr(value, g.name) for g in dataclasses.fields(value)})
             )
-        elif f.name == "error_codes":
-            tables.append((f.name, dict(value)))
+        elif isinstance(value, Mapping):
+            # An empty model_names or prompt_arg_templates reads back as the default.
+            if value or f.name == "error_codes":
+                tables.append((f.name, dict(value)))
         elif f.name == "contract":
             # Written resolved, so a renamed copy keeps following the same contract.
             lines.append(f"contract = {_toml_value(dialect.contract_name)}")
@@ -94,6 +105,14 @@ def dialect_to_toml(dialect: ProviderDialect) -> str:
         lines.append("")
         lines.append(f"[{name}]")
         lines.extend(f"{_key(k)} = {_toml_value(v)}" for k, v in table.items())
+    for control in dialect.reasoning:
+        lines.append("")
+        lines.append("[[reasoning]]")
+        lines.extend(
+            f"{g.name} = {_toml_value(getattr(control, g.name))}"
+            for g in dataclasses.fields(control)
+            if getattr(control, g.name) is not None
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -117,7 +136,12 @@ def _expect(where: str, value: Any, annotation: str) -> Any:
         if kind == "frozenset[str]" and isinstance(value, list):  # noqa: SIM102
             if all(isinstance(v, str) for v in value):
                 return frozenset(value)
-    wanted = " or ".join(k.replace("frozenset[str]", "a list of strings") for k in kinds)
+        if kind == "Mapping[str, Any]" and isinstance(value, Mapping):
+            return value
+    wanted = " or ".join(
+        k.replace("frozenset[str]", "a list of strings").replace("Mapping[str, Any]", "a table")
+        for k in kinds
+    )
     raise DialectFileError(f"{where}: expected {wanted}, got {value!r}")
 
 
@@ -147,9 +171,27 @@ def _build(cls: type[Any], data: Mapping[str, Any], where: str) -> Any:
             kwargs[name] = _build(_TABLES[name], value, at)
         elif name == "error_codes":
             kwargs[name] = _error_codes(value, at)
+        elif str(f.type) == "Mapping[str, str]":
+            kwargs[name] = _text_table(value, at)
+        elif name == "reasoning":
+            kwargs[name] = _reasoning(value, at)
         else:
             kwargs[name] = _expect(at, value, str(f.type))
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ValueError as err:  # a record's own checks (ReasoningControl)
+        raise DialectFileError(f"{where}: {err}" if where else str(err)) from None
+
+
+def _reasoning(value: Any, where: str) -> tuple[ReasoningControl, ...]:
+    """``[[reasoning]]`` tables: param, values (effort = JSON value), models (optional)."""
+    if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
+        raise DialectFileError(f"{where}: expected [[reasoning]] tables")
+    controls: list[ReasoningControl] = []
+    for i, item in enumerate(value):
+        control: ReasoningControl = _build(ReasoningControl, item, f"{where}[{i}]")
+        controls.append(control)
+    return tuple(controls)
 
 
 def _error_codes(value: Any, where: str) -> Mapping[str, ErrorKind]:
@@ -159,6 +201,15 @@ def _error_codes(value: Any, where: str) -> Mapping[str, ErrorKind]:
         if kind not in _ERROR_KINDS:
             known = ", ".join(sorted(_ERROR_KINDS))
             raise DialectFileError(f"{where}.{code}: unknown error kind {kind!r}; known: {known}")
+    return MappingProxyType(dict(value))
+
+
+def _text_table(value: Any, where: str) -> Mapping[str, str]:
+    if not isinstance(value, Mapping):
+        raise DialectFileError(f"{where}: expected a table of name = text")
+    for key, text in value.items():
+        if not isinstance(text, str):
+            raise DialectFileError(f"{where}.{key}: expected text, got {text!r}")
     return MappingProxyType(dict(value))
 
 

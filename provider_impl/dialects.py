@@ -1,4 +1,4 @@
-"""Provider dialects as data: one record per provider (DESIGN §4).
+"""Provider dialects as data: one record per provider (docs/DIALECTS.md).
 
 Everything that differs between providers lives in a ``ProviderDialect``; the
 rest of the library reads flags and names from it and never asks which
@@ -7,11 +7,14 @@ provider it is talking to. Adding a provider means adding one record.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 from provider_impl.errors import ErrorKind
+from provider_impl.types import REASONING_EFFORTS
 
 __all__ = [
     "BUILTIN",
@@ -21,9 +24,12 @@ __all__ = [
     "GLM",
     "MISTRAL",
     "OPENAI",
+    "OPENROUTER",
     "ConformanceFeatures",
     "ProviderCapabilities",
     "ProviderDialect",
+    "ReasoningControl",
+    "ToolCallIdFormat",
     "get_dialect",
     "register_dialect",
 ]
@@ -63,6 +69,100 @@ class ConformanceFeatures:
     auth_error_code: bool = True
     # It can end a reply with a content-filter finish reason.
     content_filter: bool = False
+    # A stream reports usage (the Claude proxy's streams never do; its whole replies do).
+    stream_usage: bool = True
+    # It honours the output cap and says so with a length finish reason (the
+    # Claude proxy ignores max_tokens and always says "stop").
+    output_cap: bool = True
+    # A prompt can outgrow the context window and be refused for it (through the
+    # Claude proxy the argument limit comes first: it is refused before sending).
+    context_length_error: bool = True
+    # Its rate limit is an HTTP 429; False: the limit arrives inside a 200 reply
+    # (the Claude CLI's usage-limit sentence, see ``usage_limit_prefix``).
+    rate_limit_status: bool = True
+
+
+def _frozen(value: Any) -> Any:
+    """``value`` with every mapping made a read-only one (records are shared)."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: _frozen(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningControl:
+    """How ``CompletionRequest.reasoning_effort`` goes on the wire for some models.
+
+    ``values`` maps each effort the models accept to the JSON value sent under the
+    top-level key ``param``; an effort it leaves out is refused with
+    ``InvalidRequest`` before any I/O. ``models`` is a regular expression a model
+    name must match from its start; ``None`` matches every model.
+    """
+
+    param: str
+    values: Mapping[str, Any]
+    models: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.param, str) or not self.param:
+            raise ValueError(
+                f"ReasoningControl.param must be a non-empty string, got {self.param!r}"
+            )
+        if not isinstance(self.values, Mapping) or not self.values:
+            raise ValueError("ReasoningControl.values must map at least one effort to a value")
+        unknown = sorted(str(k) for k in self.values if k not in REASONING_EFFORTS)
+        if unknown:
+            raise ValueError(
+                f"ReasoningControl.values: unknown effort(s) {', '.join(unknown)}; "
+                f"known: {', '.join(REASONING_EFFORTS)}"
+            )
+        if self.models is not None:
+            try:
+                re.compile(self.models)
+            except re.error as err:
+                raise ValueError(
+                    f"ReasoningControl.models: not a regular expression: {err}"
+                ) from None
+        object.__setattr__(self, "values", _frozen(self.values))
+
+    def matches(self, model: str) -> bool:
+        return self.models is None or re.match(self.models, model) is not None
+
+    @property
+    def efforts(self) -> tuple[str, ...]:
+        """The accepted efforts, least effort first."""
+        return tuple(e for e in REASONING_EFFORTS if e in self.values)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallIdFormat:
+    """The tool-call ids an endpoint accepts back in a conversation: exactly
+    ``length`` characters, each one of ``alphabet`` (Mistral: 9 of [a-zA-Z0-9])."""
+
+    alphabet: str
+    length: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.alphabet, str) or len(set(self.alphabet)) < 2:
+            raise ValueError("ToolCallIdFormat.alphabet must hold at least two distinct characters")
+        if not isinstance(self.length, int) or isinstance(self.length, bool) or self.length < 1:
+            raise ValueError(
+                f"ToolCallIdFormat.length must be a positive integer, got {self.length!r}"
+            )
+
+    def matches(self, call_id: str) -> bool:
+        return len(call_id) == self.length and all(c in self.alphabet for c in call_id)
+
+
+#: Letters and digits, the alphabet of Mistral's ids.
+ALPHANUMERIC = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def _same(efforts: tuple[str, ...]) -> Mapping[str, Any]:
+    """Efforts sent under their own names."""
+    return {e: e for e in efforts}
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +203,49 @@ class ProviderDialect:
     # Thinking tokens are in total_tokens but not in completion_tokens, and no
     # reasoning_tokens is sent (Gemini): total - prompt - completion is the reasoning.
     reasoning_outside_completion: bool = False
+    # The default read timeout in seconds (the Claude proxy gives its CLI 300 s).
+    read_timeout: float = 60.0
+    # A 5xx is worth retrying. False for the Claude proxy: its 500 is the CLI's own
+    # failure, and each attempt starts another CLI run.
+    retry_server_errors: bool = True
+    # Model names the endpoint knows, as a word a name contains -> the name to send
+    # (a name that is already one of the values is sent as it is). Empty: any name is
+    # sent unchanged. Otherwise a name matching none is refused (the Claude proxy runs
+    # every name it does not know as Opus).
+    model_names: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # The endpoint hands the whole conversation to a program as ONE command-line
+    # argument: each message's text in its role's template ("{content}"; roles not
+    # listed are dropped), joined by the separator and trimmed. Linux refuses an
+    # argument of more bytes than MAX_ARG_STRLEN (131,072, its NUL included).
+    prompt_arg_max_bytes: int | None = None
+    prompt_arg_templates: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    prompt_arg_separator: str = "\n"
+    # A whole reply (or a stream's whole text) that is this prefix followed by a Unix
+    # time is a rate limit lasting until then (the Claude CLI's usage-limit answer).
+    usage_limit_prefix: str | None = None
+    # How reasoning_effort is sent, per family of models: the first control whose
+    # ``models`` matches the request's model wins. Empty: the endpoint has no
+    # reasoning control, and a request that sets one is refused.
+    reasoning: tuple[ReasoningControl, ...] = ()
+    # Tool calls go back with the thought signature they came with, as
+    # tool_calls[].extra_content.google.thought_signature (Gemini; Gemini 3 answers
+    # a follow-up without it with 400). Other dialects never receive it.
+    sends_thought_signatures: bool = False
+    # Tool-call ids it refuses unless they have this shape (Mistral: 400 "Tool call id
+    # was ... but must be a-z, A-Z, 0-9, with a length of 9"); None: any non-empty id.
+    # A conversation handed over from another provider gets its ids rewritten to it.
+    tool_call_ids: ToolCallIdFormat | None = None
+    # What a handed-over tool call that carries no signature of its own gets in its
+    # place (Gemini 3 refuses an unsigned call; Google documents a placeholder for
+    # calls another model made). Only read where sends_thought_signatures is set.
+    foreign_thought_signature: str | None = None
+    # The assistant-message key under which earlier reasoning goes back (GLM's
+    # reasoning_content); None: the endpoint has no such key, and reasoning is dropped.
+    reasoning_history_field: str | None = None
+
+    def reasoning_for(self, model: str) -> ReasoningControl | None:
+        """The reasoning control for ``model``, or None when it has none."""
+        return next((c for c in self.reasoning if c.matches(model)), None)
 
     @property
     def pricing_key(self) -> str:
@@ -125,6 +268,9 @@ OPENAI = ProviderDialect(
     api_key_env="OPENAI_API_KEY",
     max_tokens_param="max_completion_tokens",
     features=ConformanceFeatures(reports_reasoning_tokens=True, content_filter=True),
+    # platform.openai.com/docs/api-reference/chat/create: reasoning_effort.
+    # "max" as well: the issue's measurements saw both endpoints accept it.
+    reasoning=(ReasoningControl("reasoning_effort", _same(REASONING_EFFORTS)),),
     capabilities=ProviderCapabilities(
         streaming=True,
         tool_calling=True,
@@ -143,6 +289,12 @@ GEMINI = ProviderDialect(
     wire="gemini",
     features=ConformanceFeatures(streams_thinking=True, message_id=False, content_filter=True),
     reasoning_outside_completion=True,
+    # ai.google.dev/gemini-api/docs/openai: mapped onto thinking levels / budgets.
+    reasoning=(ReasoningControl("reasoning_effort", _same(REASONING_EFFORTS[:5])),),
+    # ai.google.dev/gemini-api/docs/thought-signatures (OpenAI compatibility).
+    sends_thought_signatures=True,
+    # ai.google.dev/gemini-api/docs/thought-signatures (FAQ: calls another model made).
+    foreign_thought_signature="skip_thought_signature_validator",
     capabilities=ProviderCapabilities(
         streaming=True,
         tool_calling=True,
@@ -164,6 +316,11 @@ MISTRAL = ProviderDialect(
     error_codes=MappingProxyType({"1300": "rate_limited", "3051": "context_length"}),
     wire="mistral",
     features=ConformanceFeatures(streams_thinking=True, auth_error_code=False),
+    # docs.mistral.ai/capabilities/reasoning/adjustable (mistral-small, mistral-medium-3.5).
+    # "max" as well: the issue's measurements saw both endpoints accept it.
+    reasoning=(ReasoningControl("reasoning_effort", _same(REASONING_EFFORTS)),),
+    # Its own ids are 9 alphanumerics, and it refuses any other (400, code 3280).
+    tool_call_ids=ToolCallIdFormat(ALPHANUMERIC, 9),
     capabilities=ProviderCapabilities(
         streaming=True,
         tool_calling=True,
@@ -183,6 +340,21 @@ GLM = ProviderDialect(
     forbidden_params=frozenset({"parallel_tool_calls"}),
     max_temperature=1.0,
     wire="glm",
+    # docs.z.ai (thinking mode): earlier reasoning goes back as reasoning_content.
+    reasoning_history_field="reasoning_content",
+    # docs.z.ai: GLM-5.2 and later take reasoning_effort (none ... max); the older
+    # models can only switch thinking on or off.
+    reasoning=(
+        ReasoningControl(
+            "reasoning_effort",
+            _same(REASONING_EFFORTS),
+            models=r"glm-(5\.([2-9]|[1-9][0-9])|[6-9]|[1-9][0-9])([^0-9]|$)",
+        ),
+        ReasoningControl(
+            "thinking",
+            {e: {"type": "disabled" if e == "none" else "enabled"} for e in REASONING_EFFORTS},
+        ),
+    ),
     features=ConformanceFeatures(
         streams_thinking=True,
         reports_reasoning_tokens=True,
@@ -218,26 +390,106 @@ GLM = ProviderDialect(
     ),
 )
 
+# claude-max-api-proxy 1.0.0 (docs/CLAUDE_PROXY.md): it reads only model,
+# messages, stream and user, and runs the Claude Code CLI once per request.
 CLAUDE_SUBSCRIPTION = ProviderDialect(
     name="claude_subscription",
     base_url="http://localhost:3456/v1",
-    default_model="claude-sonnet-4-20250514",
+    # A name the proxy knows: it runs as Sonnet (an unknown name runs as Opus).
+    default_model="claude-sonnet-4",
     api_key_env=None,
     default_api_key="dummy-key",
     ignores_unknown_params=True,
     cost_provider="anthropic",
     wire="claude_proxy",
+    # It never streams usage: asking for it changes nothing.
+    stream_usage_option=False,
+    # The proxy kills the CLI after 300 s and then answers with an error.
+    read_timeout=330.0,
+    retry_server_errors=False,
+    model_names=MappingProxyType(
+        {"opus": "claude-opus-4", "sonnet": "claude-sonnet-4", "haiku": "claude-haiku-4"}
+    ),
+    prompt_arg_max_bytes=131_072,
+    prompt_arg_templates=MappingProxyType(
+        {
+            "system": "<system>\n{content}\n</system>\n",
+            "user": "{content}",
+            "assistant": "<previous_response>\n{content}\n</previous_response>\n",
+        }
+    ),
+    usage_limit_prefix="Claude AI usage limit reached|",
+    features=ConformanceFeatures(
+        message_id=True,
+        stream_usage=False,
+        output_cap=False,
+        context_length_error=False,
+        rate_limit_status=False,
+    ),
+    capabilities=ProviderCapabilities(
+        streaming=True,
+        tool_calling=False,
+        vision=False,
+        extended_thinking=False,
+        max_context_tokens=200_000,
+        max_output_tokens=128_000,
+    ),
+)
+
+# A gateway: Claude, Gemini, GPT and open models behind one OpenAI-style endpoint.
+# Facts from its API reference (docs: api-reference, parameters, streaming, errors,
+# usage accounting, reasoning tokens) and from the real exchanges in
+# cassettes/real/openrouter/.
+OPENROUTER = ProviderDialect(
+    name="openrouter",
+    base_url="https://openrouter.ai/api/v1",
+    # The model most of the real exchanges ask for.
+    default_model="anthropic/claude-sonnet-4.6",
+    api_key_env="OPENROUTER_API_KEY",
+    # The documented output cap (max_completion_tokens is accepted too).
+    max_tokens_param="max_tokens",
+    # Usage comes with every reply; stream_options.include_usage is deprecated
+    # and has no effect (docs: usage accounting).
+    stream_usage_option=False,
+    # "If the chosen model doesn't support a request parameter ... the parameter
+    # is ignored" (docs: parameters); unknown ones are not refused either.
+    ignores_unknown_params=True,
+    # Its error.code repeats the HTTP status, which decides the kind; an in-band
+    # {"error": ...} chunk stays a StreamError. 402: out of credits, retrying
+    # will not help.
+    error_codes=MappingProxyType({"402": "provider"}),
+    # It reports its own charge (usage.cost); the cost table has no gateway prices.
+    cost_provider=None,
+    wire="openrouter",
+    # Assistant messages take the reasoning they came with back (docs: reasoning tokens).
+    reasoning_history_field="reasoning",
+    features=ConformanceFeatures(
+        # reasoning / reasoning_details deltas (real grok, glm, minimax streams).
+        streams_thinking=True,
+        reports_reasoning_tokens=True,
+        # The docs say a 429 *may* carry Retry-After; the real 429s carry no hint.
+        retry_after=False,
+        # finish_reason is normalized to stop/length/tool_calls/content_filter/error.
+        content_filter=True,
+    ),
     capabilities=ProviderCapabilities(
         streaming=True,
         tool_calling=True,
         vision=True,
         extended_thinking=True,
         max_context_tokens=200_000,
-        max_output_tokens=128_000,
+        max_output_tokens=64_000,
     ),
 )
 
-BUILTIN: tuple[ProviderDialect, ...] = (OPENAI, GEMINI, MISTRAL, GLM, CLAUDE_SUBSCRIPTION)
+BUILTIN: tuple[ProviderDialect, ...] = (
+    OPENAI,
+    GEMINI,
+    MISTRAL,
+    GLM,
+    CLAUDE_SUBSCRIPTION,
+    OPENROUTER,
+)
 
 _REGISTRY: dict[str, ProviderDialect] = {d.name: d for d in BUILTIN}
 

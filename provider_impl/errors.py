@@ -1,7 +1,7 @@
 """The ``LlmError`` hierarchy and the one classifier for every provider's error bodies.
 
 Classification looks at the HTTP status, the body's shape and the provider's
-raw code (DESIGN §5). Per-provider code tables are data carried by each
+raw code. Per-provider code tables are data carried by each
 dialect (``ProviderDialect.error_codes``); this module only knows the shapes.
 """
 
@@ -95,11 +95,20 @@ class StreamError(LlmError):
 
 
 class RateLimited(LlmError):
-    """Too many requests. ``retry_after`` is in seconds when the provider said."""
+    """Too many requests. ``retry_after`` is in seconds when the provider said;
+    ``reset_at`` is the Unix time the limit ends when the provider named one."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        reset_at: float | None = None,
+        **kw: Any,
+    ) -> None:
         super().__init__(message, **kw)
         self.retry_after = retry_after
+        self.reset_at = reset_at
 
 
 class Overloaded(LlmError):
@@ -202,6 +211,8 @@ _CONTEXT_PATTERNS = (
     re.compile(r"[Pp]rompt contains (?P<req>\d+) tokens.*?with (?P<max>\d+) maximum context", re.S),
     # Anthropic / Claude proxies: "prompt is too long: N tokens > M maximum"
     re.compile(r"prompt is too long: (?P<req>\d+) tokens > (?P<max>\d+)", re.S),
+    # OpenRouter: "maximum context length is M tokens. However, you requested about N tokens"
+    re.compile(r"maximum context length is (?P<max>\d+).*?you requested about (?P<req>\d+)", re.S),
 )
 _CONTEXT_HINT = re.compile(
     r"context length|context window|prompt is too long|too many tokens|input token count"

@@ -1,4 +1,4 @@
-"""The normalized stream vocabulary (DESIGN §3).
+"""The normalized stream vocabulary (README "Events").
 
 Every provider's stream becomes a sequence of these frozen dataclasses. Each has
 ``to_dict()`` returning a JSON-ready dict whose ``"type"`` is the snake_case
@@ -104,16 +104,21 @@ class ToolUseComplete:
     id: str
     name: str
     input: dict[str, Any] = field(hash=False)
+    # Gemini's extra_content.google.thought_signature for this call, to send back.
+    thought_signature: str | None = None
     type: ClassVar[str] = "tool_use_complete"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "type": self.type,
             "index": self.index,
             "id": self.id,
             "name": self.name,
             "input": self.input,
         }
+        if self.thought_signature is not None:
+            d["thought_signature"] = self.thought_signature
+        return d
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,20 +27,26 @@ from provider_impl.errors import (
 )
 from provider_impl.events import StreamEvent
 from provider_impl.provider import OpenAiCompatibleProvider
-from provider_impl.response import response_from_json
+from provider_impl.response import response_from_events, response_from_json
 from provider_impl.scenarios import SCENARIO_HEADER, Scenario
 from provider_impl.stream import decode_stream
+from provider_impl.types import CompletionResponse
 
 __all__ = [
     "Outcome",
     "RecordedExchange",
+    "Turns",
+    "arun_turns",
     "decode_recorded",
     "error_to_dict",
     "load_exchange",
+    "load_exchanges",
     "rechunk_splits",
     "replay_cassette_file",
     "replay_scenario",
     "replay_scenario_async",
+    "reply_of",
+    "run_turns",
 ]
 
 # Any key: replay never reaches a provider, and the cassette holds none.
@@ -56,6 +62,8 @@ class Outcome:
     error: dict[str, Any] | None = None
     raw_events: list[StreamEvent] = field(default_factory=list, repr=False)
     exception: LlmError | None = field(default=None, repr=False)
+    # A two-turn scenario's first reply (the outcome above is the second's).
+    first_turn: CompletionResponse | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -77,7 +85,10 @@ def error_to_dict(err: LlmError) -> dict[str, Any]:
         "message": err.message,
     }
     if isinstance(err, RateLimited):
-        d["retry_after"] = err.retry_after
+        # A limit with a reset time: the time, not the seconds left (which shrink).
+        d["retry_after"] = err.retry_after if err.reset_at is None else None
+        if err.reset_at is not None:
+            d["reset_at"] = err.reset_at
     if isinstance(err, ContextLengthExceeded):
         d["max_tokens"] = err.max_tokens
         d["requested_tokens"] = err.requested_tokens
@@ -96,46 +107,94 @@ def provider_for(provider: str, scenario: Scenario, **kw: Any) -> OpenAiCompatib
     )
 
 
+@dataclass
+class Turns:
+    """What a scenario's call (or calls) produced: the last turn's events or
+    response or error, and a two-turn scenario's first reply."""
+
+    events: list[StreamEvent] = field(default_factory=list)
+    response: CompletionResponse | None = None
+    error: LlmError | None = None
+    first: CompletionResponse | None = None
+
+
+def run_turns(client: OpenAiCompatibleProvider, scenario: Scenario, provider: str) -> Turns:
+    """Run ``scenario`` through the sync client: one request, or two when the
+    scenario sends the first reply's tool calls back (``tool_results``)."""
+    request = scenario.request_for(provider)
+    out = Turns()
+    for turn in range(1 if scenario.tool_results is None else 2):
+        out.events, out.response = [], None
+        try:
+            if scenario.stream:
+                for ev in client.stream(request):
+                    out.events.append(ev)
+            else:
+                out.response = client.complete(request)
+        except LlmError as err:
+            out.error = err
+            return out
+        if turn == 0 and scenario.tool_results is not None:
+            out.first = out.response or response_from_events(out.events)
+            if not out.first.tool_calls:
+                return out  # no call to send back: the checks report it
+            request = scenario.followup(request, out.first)
+    return out
+
+
+async def arun_turns(client: OpenAiCompatibleProvider, scenario: Scenario, provider: str) -> Turns:
+    """``run_turns`` through the async client."""
+    request = scenario.request_for(provider)
+    out = Turns()
+    for turn in range(1 if scenario.tool_results is None else 2):
+        out.events, out.response = [], None
+        try:
+            if scenario.stream:
+                async for ev in client.astream(request):
+                    out.events.append(ev)
+            else:
+                out.response = await client.acomplete(request)
+        except LlmError as err:
+            out.error = err
+            return out
+        if turn == 0 and scenario.tool_results is not None:
+            out.first = out.response or response_from_events(out.events)
+            if not out.first.tool_calls:
+                return out
+            request = scenario.followup(request, out.first)
+    return out
+
+
+def _outcome(turns: Turns) -> Outcome:
+    out = Outcome(
+        response=turns.response.to_dict() if turns.response is not None else None,
+        raw_events=turns.events,
+        exception=turns.error,
+        first_turn=turns.first,
+    )
+    return _finish(out)
+
+
 def replay_scenario(provider: str, scenario: Scenario, cassette: Path) -> Outcome:
     """Run the scenario through the sync client against the cassette only."""
     from provider_impl.recording import make_vcr
 
-    out = Outcome()
     client = provider_for(provider, scenario)
-    request = scenario.request_for(provider)
     with make_vcr("none").use_cassette(str(cassette)), client:
-        try:
-            if scenario.stream:
-                for ev in client.stream(request):
-                    out.raw_events.append(ev)
-            else:
-                out.response = client.complete(request).to_dict()
-        except LlmError as err:
-            out.exception = err
-    return _finish(out)
+        return _outcome(run_turns(client, scenario, provider))
 
 
 def replay_scenario_async(provider: str, scenario: Scenario, cassette: Path) -> Outcome:
     """The same through the async client (its own event loop)."""
     from provider_impl.recording import make_vcr
 
-    async def run() -> Outcome:
-        out = Outcome()
+    async def run() -> Turns:
         client = provider_for(provider, scenario)
-        request = scenario.request_for(provider)
         async with client:
-            try:
-                if scenario.stream:
-                    async for ev in client.astream(request):
-                        out.raw_events.append(ev)
-                else:
-                    out.response = (await client.acomplete(request)).to_dict()
-            except LlmError as err:
-                out.exception = err
-        return out
+            return await arun_turns(client, scenario, provider)
 
     with make_vcr("none").use_cassette(str(cassette)):
-        return _finish(asyncio.run(run()))
+        return _outcome(asyncio.run(run()))
 
 
 def _finish(out: Outcome) -> Outcome:
@@ -162,25 +221,32 @@ class RecordedExchange:
 
 def load_exchange(cassette: Path) -> RecordedExchange:
     """Read a cassette's (last) interaction through the project's serializer."""
+    return load_exchanges(cassette)[-1]
+
+
+def load_exchanges(cassette: Path) -> tuple[RecordedExchange, ...]:
+    """Every interaction of a cassette, in order (a two-turn scenario records two)."""
     stat = Path(cassette).stat()
-    return _load_exchange(str(cassette), stat.st_mtime_ns, stat.st_size)
+    return _load_exchanges(str(cassette), stat.st_mtime_ns, stat.st_size)
 
 
 @functools.lru_cache(maxsize=256)
-def _load_exchange(cassette: str, mtime_ns: int, size: int) -> RecordedExchange:
+def _load_exchanges(cassette: str, mtime_ns: int, size: int) -> tuple[RecordedExchange, ...]:
     """Cached by path and file state: the suite reads each cassette several times."""
     from provider_impl.recording import load_interactions
 
     interactions = load_interactions(cassette)
     if not interactions:
         raise ValueError(f"{cassette} holds no interactions")
-    it = interactions[-1]
-    return RecordedExchange(
-        request_body=it.request_body,
-        uri=it.uri,
-        status=it.status,
-        headers={k.lower(): v for k, v in it.headers.items()},
-        body=it.body,
+    return tuple(
+        RecordedExchange(
+            request_body=it.request_body,
+            uri=it.uri,
+            status=it.status,
+            headers={k.lower(): v for k, v in it.headers.items()},
+            body=it.body,
+        )
+        for it in interactions
     )
 
 
@@ -209,6 +275,17 @@ def decode_recorded(
     except LlmError as err:
         out.exception = err
     return _finish(out)
+
+
+def reply_of(exchange: RecordedExchange, provider: str) -> CompletionResponse:
+    """The reply a recorded 2xx exchange holds, as ``complete()`` would return it
+    (a stream folded into one response)."""
+    dialect = get_dialect(provider)
+    if exchange.is_sse:
+        return response_from_events(decode_stream(exchange.body, dialect))
+    import json
+
+    return response_from_json(json.loads(exchange.body), dialect)
 
 
 def replay_cassette_file(path: Path, provider: str) -> Outcome:

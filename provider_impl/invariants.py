@@ -1,4 +1,4 @@
-"""The DESIGN §3 stream invariants, as one checker shared by the tests, the
+"""The stream rules (README "Events"), as one checker shared by the tests, the
 fuzzers and the conformance suite. ``check_invariants`` raises
 ``AssertionError`` naming the event and the rule it breaks.
 
@@ -47,7 +47,7 @@ def _fail(i: int, ev: object, rule: str) -> _Broken:
 def check_invariants(
     events: Sequence[Any], *, complete: bool = True, connected: bool = False
 ) -> None:
-    """Check one stream's events against every DESIGN §3 rule.
+    """Check one stream's events against every stream rule.
 
     ``complete=False`` for a stream that ended in an error: then ``Done`` must
     be absent and the end-of-stream rules are skipped. ``connected=True``

@@ -19,7 +19,13 @@ from typing import Any
 
 from provider_impl.dialects import ProviderDialect
 from provider_impl.errors import InvalidRequest
-from provider_impl.types import CompletionRequest, Message, ToolCall, ToolDefinition
+from provider_impl.types import (
+    REASONING_EFFORTS,
+    CompletionRequest,
+    Message,
+    ToolCall,
+    ToolDefinition,
+)
 
 __all__ = ["build_payload"]
 
@@ -27,6 +33,7 @@ _TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 _TOOL_CHOICE_WORDS = frozenset({"auto", "none", "required", "any"})
 _NEEDS_TOOLS = frozenset({"required", "any"})
 _ROLES = frozenset({"system", "user", "assistant", "tool"})
+_NO_TOOLS = "{} cannot call tools (its record says tool_calling=False); it would ignore them"
 
 
 def _invalid(dialect: ProviderDialect, field: str, message: str) -> InvalidRequest:
@@ -119,6 +126,7 @@ class _Call:
     id: str
     name: str
     arguments: str  # the JSON text sent on the wire
+    thought_signature: str | None = None
 
 
 @dataclass(frozen=True)
@@ -166,7 +174,14 @@ def _check_call(dialect: ProviderDialect, where: str, call: object) -> _Call:
             dialect, f"{where}.name", f"must match [a-zA-Z0-9_-]{{1,64}}, got {call.name!r}"
         )
     args = _check_arguments(dialect, f"{where}.arguments", call.arguments)
-    return _Call(call.id, call.name, args)
+    sig = call.thought_signature
+    if sig is not None and (not isinstance(sig, str) or not sig):
+        raise _invalid(
+            dialect,
+            f"{where}.thought_signature",
+            f"must be a non-empty string or None, got {sig!r}",
+        )
+    return _Call(call.id, call.name, args, sig)
 
 
 def _check_messages(
@@ -184,6 +199,10 @@ def _check_messages(
         role = msg.role
         if role not in _ROLES:
             raise _invalid(dialect, f"{where}.role", f"must be one of {sorted(_ROLES)}")
+        if role == "tool" and not dialect.capabilities.tool_calling:
+            raise _invalid(dialect, f"{where}.role", _NO_TOOLS.format(dialect.name))
+        if msg.tool_calls and not dialect.capabilities.tool_calling:
+            raise _invalid(dialect, f"{where}.tool_calls", _NO_TOOLS.format(dialect.name))
         content = msg.content
         if role in ("user", "system") and not isinstance(content, str):
             raise _invalid(
@@ -192,6 +211,10 @@ def _check_messages(
         if role == "assistant" and content is not None and not isinstance(content, str):
             raise _invalid(
                 dialect, f"{where}.content", f"must be text or None, got {_kind(content)}"
+            )
+        if msg.reasoning is not None and not isinstance(msg.reasoning, str):
+            raise _invalid(
+                dialect, f"{where}.reasoning", f"must be text or None, got {_kind(msg.reasoning)}"
             )
         if role == "tool" and not isinstance(content, str):
             raise _invalid(
@@ -312,6 +335,52 @@ def _check_extra_body(extra: object, dialect: ProviderDialect) -> dict[str, Any]
     return out
 
 
+def _has_items(value: object) -> bool:
+    """A non-empty tools list (an empty one asks for nothing); anything else is checked later."""
+    return not isinstance(value, (list, tuple)) or bool(value)
+
+
+def _model_for(dialect: ProviderDialect, name: str) -> str:
+    """The model name to send: the record's ``model_names`` decide when it has any."""
+    table = dialect.model_names
+    if not table or name in table.values():
+        return name
+    for word, sent in table.items():
+        if word in name:
+            return sent
+    known = ", ".join(sorted(set(table.values())))
+    raise _invalid(
+        dialect,
+        "model",
+        f"{dialect.name} knows no model {name!r}; use one of {known} "
+        f"(or a name containing {', '.join(table)})",
+    )
+
+
+def _check_prompt_argument(dialect: ProviderDialect, messages: list[dict[str, Any]]) -> None:
+    """Refuse a conversation too big for the one command-line argument it becomes."""
+    limit = dialect.prompt_arg_max_bytes
+    if limit is None:
+        return
+    templates = dialect.prompt_arg_templates
+    parts = [
+        templates[m["role"]].replace("{content}", m["content"] or "")
+        for m in messages
+        if m["role"] in templates
+    ]
+    prompt = dialect.prompt_arg_separator.join(parts).strip()
+    if "\x00" in prompt:
+        raise _invalid(dialect, "messages", "a NUL character cannot be sent in a program argument")
+    size = len(prompt.encode("utf-8")) + 1  # the argument's terminating NUL counts
+    if size > limit:
+        raise _invalid(
+            dialect,
+            "messages",
+            f"the conversation flattens to {size - 1} bytes, and {dialect.name} passes it as "
+            f"one command-line argument of at most {limit - 1} bytes",
+        )
+
+
 def _validate(request: CompletionRequest, dialect: ProviderDialect) -> _Checked:
     messages, calls = _check_messages(request, dialect)
     if request.system is not None and not isinstance(request.system, str):
@@ -343,6 +412,11 @@ def _validate(request: CompletionRequest, dialect: ProviderDialect) -> _Checked:
         for i, s in enumerate(stop):
             if not isinstance(s, str) or not s:
                 raise _invalid(dialect, f"stop_sequences[{i}]", "must be a non-empty string")
+    if not dialect.capabilities.tool_calling:
+        for name in ("tools", "tool_choice", "parallel_tool_calls"):
+            value = getattr(request, name)
+            if value is not None and (name != "tools" or _has_items(value)):
+                raise _invalid(dialect, name, _NO_TOOLS.format(dialect.name))
     tools = _check_tools(request, dialect)
     choice = _check_tool_choice(request.tool_choice, {name for name, _, _ in tools}, dialect)
     ptc = request.parallel_tool_calls
@@ -352,23 +426,35 @@ def _validate(request: CompletionRequest, dialect: ProviderDialect) -> _Checked:
     return _Checked(messages, calls, stop, tools, choice, extra)
 
 
-def _message_json(msg: Message, calls: tuple[_Call, ...]) -> dict[str, Any]:
+def _call_json(call: _Call, dialect: ProviderDialect) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": call.arguments},
+    }
+    if call.thought_signature is not None and dialect.sends_thought_signatures:
+        # Where Gemini's OpenAI layer sent it (ai.google.dev/gemini-api/docs/thought-signatures).
+        out["extra_content"] = {"google": {"thought_signature": call.thought_signature}}
+    return out
+
+
+def _message_json(
+    msg: Message, calls: tuple[_Call, ...], dialect: ProviderDialect
+) -> dict[str, Any]:
     if msg.role == "tool":
         return {"role": "tool", "tool_call_id": msg.tool_call_id, "content": msg.content or ""}
     if msg.role == "assistant" and calls:
-        return {
+        out: dict[str, Any] = {
             "role": "assistant",
             "content": msg.content,
-            "tool_calls": [
-                {
-                    "id": call.id,
-                    "type": "function",
-                    "function": {"name": call.name, "arguments": call.arguments},
-                }
-                for call in calls
-            ],
+            "tool_calls": [_call_json(call, dialect) for call in calls],
         }
-    return {"role": msg.role, "content": msg.content if msg.content is not None else ""}
+    else:
+        out = {"role": msg.role, "content": msg.content if msg.content is not None else ""}
+    key = dialect.reasoning_history_field
+    if msg.role == "assistant" and msg.reasoning and key:
+        out[key] = msg.reasoning  # earlier reasoning, where the record says it goes back
+    return out
 
 
 def _tool_choice_json(choice: Any) -> Any:
@@ -377,6 +463,29 @@ def _tool_choice_json(choice: Any) -> Any:
     if isinstance(choice, str):
         return choice
     return dict(choice)
+
+
+def _reasoning(effort: object, dialect: ProviderDialect, model: str) -> tuple[str, Any] | None:
+    """``(key, value)`` that carries ``effort`` for ``model`` in ``dialect``, from its record."""
+    if effort is None:
+        return None
+    field = "reasoning_effort"
+    if not isinstance(effort, str) or effort not in REASONING_EFFORTS:
+        raise _invalid(
+            dialect, field, f"must be one of {', '.join(REASONING_EFFORTS)} or None, got {effort!r}"
+        )
+    control = dialect.reasoning_for(model)
+    if control is None:
+        why = "has no reasoning control" if not dialect.reasoning else f"has none for {model!r}"
+        raise _invalid(dialect, field, f"{dialect.name} {why}; leave reasoning_effort unset")
+    if effort not in control.values:
+        raise _invalid(
+            dialect,
+            field,
+            f"{effort!r} is not accepted by {dialect.name} for model {model!r}; "
+            f"accepted: {', '.join(control.efforts)}",
+        )
+    return control.param, _plain(control.values[effort])
 
 
 def _check_body(body: dict[str, Any], request: CompletionRequest, dialect: ProviderDialect) -> None:
@@ -402,14 +511,16 @@ def build_payload(
 ) -> dict[str, Any]:
     """The JSON body for ``request`` in ``dialect``; raises ``InvalidRequest`` naming the field."""
     checked = _validate(request, dialect)
+    reasoning = _reasoning(request.reasoning_effort, dialect, request.model or model)
     messages: list[dict[str, Any]] = []
     if request.system:
         messages.append({"role": "system", "content": request.system})
     messages.extend(
-        _message_json(m, c) for m, c in zip(checked.messages, checked.calls, strict=True)
+        _message_json(m, c, dialect) for m, c in zip(checked.messages, checked.calls, strict=True)
     )
+    _check_prompt_argument(dialect, messages)
     body: dict[str, Any] = {
-        "model": request.model or model,
+        "model": _model_for(dialect, request.model or model),
         "messages": messages,
         dialect.max_tokens_param: request.max_tokens,
         "stream": stream,
@@ -434,6 +545,8 @@ def build_payload(
         body["tool_choice"] = _tool_choice_json(checked.tool_choice)
     if request.parallel_tool_calls is not None:
         body["parallel_tool_calls"] = request.parallel_tool_calls
+    if reasoning is not None:
+        body[reasoning[0]] = reasoning[1]
     for key in dialect.forbidden_params:
         body.pop(key, None)
     if checked.extra_body:

@@ -28,6 +28,7 @@ from provider_impl.dialects import (
     GLM,
     MISTRAL,
     OPENAI,
+    OPENROUTER,
     ProviderCapabilities,
     ProviderDialect,
     get_dialect,
@@ -164,12 +165,14 @@ def _is_json(response: httpx.Response) -> bool:
     return "json" in response.headers.get("content-type", "")
 
 
-def _is_retryable(err: LlmError) -> bool:
+def _is_retryable(err: LlmError, server_errors: bool = True) -> bool:
+    status = err.status_code
+    if not server_errors and status is not None and status >= 500:
+        return False  # the dialect says a 5xx is the server's own failure (one run a call)
     if isinstance(err, (RateLimited, Overloaded, ConnectionFailed)):
         return True
     if isinstance(err.__cause__, (httpx.ConnectTimeout, httpx.PoolTimeout)):
         return True  # a connection never made: the request was not sent
-    status = err.status_code
     return status is not None and (status in _RETRY_STATUSES or status >= 500)
 
 
@@ -245,7 +248,8 @@ class OpenAiCompatibleProvider:
         self._base_url = url
         self._url = url + "/chat/completions"
         if timeout is None:
-            self._timeout = DEFAULT_TIMEOUT
+            # The record's read timeout (DEFAULT_TIMEOUT's 60 s unless it says otherwise).
+            self._timeout = httpx.Timeout(dialect.read_timeout, connect=DEFAULT_TIMEOUT.connect)
         elif isinstance(timeout, httpx.Timeout):
             self._timeout = timeout
         else:
@@ -286,6 +290,10 @@ class OpenAiCompatibleProvider:
     @classmethod
     def claude_subscription(cls: type[_P], **kwargs: Unpack[ProviderOptions]) -> _P:
         return cls(CLAUDE_SUBSCRIPTION, **kwargs)
+
+    @classmethod
+    def openrouter(cls: type[_P], **kwargs: Unpack[ProviderOptions]) -> _P:
+        return cls(OPENROUTER, **kwargs)
 
     @classmethod
     def custom(
@@ -426,7 +434,9 @@ class OpenAiCompatibleProvider:
 
     def _retry_delay(self, err: LlmError, attempt: int) -> float | None:
         """Seconds to wait before retry ``attempt + 1``, or None to give up."""
-        if attempt >= self._max_retries or not _is_retryable(err):
+        if attempt >= self._max_retries or not _is_retryable(
+            err, self._dialect.retry_server_errors
+        ):
             return None
         backoff = min(self._backoff_max, self._backoff_base * (2.0**attempt))
         delay = backoff * random.uniform(0.5, 1.0)

@@ -272,6 +272,12 @@ LOGGERS = (
     "hpack",
     "hpack.hpack",
     "hpack.table",
+    # vcrpy, while recording, logs whole responses at INFO and DEBUG.
+    "vcr.cassette",
+    "vcr.matchers",
+    "vcr.stubs",
+    "vcr.stubs.httpx_stubs",
+    "vcr.request",
 )
 
 

@@ -48,7 +48,7 @@ def response_from_events(events: Iterable[StreamEvent]) -> CompletionResponse:
         elif isinstance(ev, ContentBlockStart):
             kinds[ev.index] = ev.content_type
         elif isinstance(ev, ToolUseComplete):
-            calls.append(ToolCall(ev.id, ev.name, ev.input))
+            calls.append(ToolCall(ev.id, ev.name, ev.input, ev.thought_signature))
         elif isinstance(ev, MessageStart):
             rid, model = ev.id, ev.model
         elif isinstance(ev, MessageDelta):

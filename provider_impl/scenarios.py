@@ -43,7 +43,9 @@ from provider_impl.errors import (
 )
 from provider_impl.types import (
     CompletionRequest,
+    CompletionResponse,
     Message,
+    ReasoningEffort,
     StopReason,
     ToolCall,
     ToolDefinition,
@@ -102,6 +104,13 @@ class Scenario:
     # provider name or, for a provider without its own entry, by its wire format.
     extra_body: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     model: Mapping[str, str] = field(default_factory=dict)
+    # Sent as CompletionRequest.reasoning_effort wherever the dialect's record has a
+    # reasoning control for the model (the others are asked without it).
+    reasoning_effort: ReasoningEffort | None = None
+    # Two turns: the first reply's tool calls go back as they came (the assistant
+    # message), each answered with the result named here for its tool; the
+    # expectations below are the second reply's. None: one request.
+    tool_results: Mapping[str, str] | None = None
     api_key: str | None = None
     max_retries: int = 0
     expect_error: type[LlmError] | None = None
@@ -109,6 +118,8 @@ class Scenario:
     # The recorded request must be accepted by the provider's schema (False when the
     # scenario deliberately sends a parameter the provider rejects).
     schema_valid: bool = True
+    # The expected error comes with an HTTP error status (False: inside a 200 reply).
+    error_status: bool = True
     # -- what the emulated model answers --
     # The neutral script of a successful reply, from the request body and the
     # x-emulator-variant header.
@@ -133,13 +144,33 @@ class Scenario:
     def request_for(self, provider: str) -> CompletionRequest:
         """The request as sent to ``provider``, with its per-provider additions."""
         req = self.request
-        wire = get_dialect(provider).wire
+        dialect = get_dialect(provider)
+        wire = dialect.wire
         extra = self.extra_body.get(provider, self.extra_body.get(wire))
         model = self.model.get(provider, self.model.get(wire))
+        effort = self.reasoning_effort
+        if effort is not None and dialect.reasoning_for(
+            model or req.model or dialect.default_model
+        ):
+            req = dataclasses.replace(req, reasoning_effort=effort)
         if extra is None and model is None:
             return req
         merged = {**(req.extra_body or {}), **(extra or {})}
         return dataclasses.replace(req, model=model or req.model, extra_body=merged or None)
+
+    def followup(self, request: CompletionRequest, reply: CompletionResponse) -> CompletionRequest:
+        """The second turn of a two-turn scenario: ``reply``'s calls sent back with results.
+
+        The calls go back as the client decoded them (ids, arguments and any
+        thought signature), which is what a provider checks on the follow-up.
+        """
+        results = self.tool_results or {}
+        answers = [
+            Message.tool_result(c.id, results.get(c.name, f"no result for {c.name}"))
+            for c in reply.tool_calls
+        ]
+        turn = Message.assistant(reply.text or None, tool_calls=reply.tool_calls)
+        return dataclasses.replace(request, messages=[*request.messages, turn, *answers])
 
     def script_for(self, body: dict[str, Any], variant: str = "") -> Script:
         """What the emulated model says to ``body`` (a scenario with a reply)."""
@@ -220,6 +251,14 @@ def _tool_result_reply(body: dict[str, Any], variant: str) -> Script:
     return script
 
 
+def _round_trip_reply(body: dict[str, Any], variant: str) -> Script:
+    """A tool call first; once the conversation ends with its result, an answer using it."""
+    msgs = messages_of(body)
+    if msgs and msgs[-1].get("role") == "tool":
+        return _tool_result_reply(body, variant)
+    return _tool_reply(1)(body, variant)
+
+
 def _cut_short_reply(body: dict[str, Any], variant: str) -> Script:
     script, _, echo = _start(body)
     words = split_words(echo + " and then a good deal more text that never gets finished")
@@ -284,6 +323,31 @@ def _filters_content(d: ProviderDialect) -> bool:
     return d.features.content_filter
 
 
+def _calls_tools(d: ProviderDialect) -> bool:
+    return d.capabilities.tool_calling
+
+
+def _caps_output(d: ProviderDialect) -> bool:
+    return d.features.output_cap
+
+
+def _overflows_context(d: ProviderDialect) -> bool:
+    return d.features.context_length_error
+
+
+def _limits_by_status(d: ProviderDialect) -> bool:
+    return d.features.rate_limit_status
+
+
+def _limits_in_reply(d: ProviderDialect) -> bool:
+    return d.usage_limit_prefix is not None
+
+
+# A Gemini 3 model: it signs its tool calls and refuses a follow-up without the signature.
+_SIGNING_MODEL = {"gemini": "gemini-3-flash-preview"}
+_WEATHER_RESULT = {"get_weather": "18 degrees and sunny"}
+
+
 _SCENARIOS = (
     Scenario(
         "text",
@@ -320,6 +384,7 @@ _SCENARIOS = (
         "tool_call",
         "One tool call; its arguments stream in the provider's style.",
         _ask("What is the weather in Paris?", tools=[WEATHER], tool_choice="auto"),
+        applies=_calls_tools,
         expect_stop_reason=StopReason.TOOL_USE,
         reply=_tool_reply(1),
         expect_tool_calls=1,
@@ -333,6 +398,7 @@ _SCENARIOS = (
             tool_choice="auto",
             parallel_tool_calls=True,
         ),
+        applies=_calls_tools,
         expect_stop_reason=StopReason.TOOL_USE,
         reply=_tool_reply(2),
         expect_tool_calls=2,
@@ -352,14 +418,40 @@ _SCENARIOS = (
             tools=[WEATHER],
             max_tokens=256,
         ),
+        applies=_calls_tools,
         expect_stop_reason=StopReason.END_TURN,
         reply=_tool_result_reply,
+        expect_text=("18",),
+    ),
+    Scenario(
+        "tool_round_trip",
+        "Two turns: a tool call, then the call sent back as it came (Gemini 3: with its "
+        "thought signature) with the tool's result; the reply uses the result.",
+        _ask("What is the weather in Paris?", tools=[WEATHER], tool_choice="auto"),
+        applies=_calls_tools,
+        model=_SIGNING_MODEL,
+        tool_results=_WEATHER_RESULT,
+        expect_stop_reason=StopReason.END_TURN,
+        reply=_round_trip_reply,
+        expect_text=("18",),
+    ),
+    Scenario(
+        "tool_round_trip_nonstream",
+        "The same two turns through complete().",
+        _ask("What is the weather in Paris? Use the tool.", tools=[WEATHER], tool_choice="auto"),
+        stream=False,
+        applies=_calls_tools,
+        model=_SIGNING_MODEL,
+        tool_results=_WEATHER_RESULT,
+        expect_stop_reason=StopReason.END_TURN,
+        reply=_round_trip_reply,
         expect_text=("18",),
     ),
     Scenario(
         "max_tokens_length",
         "The output cap cuts the reply short.",
         _ask("Write a long essay about the sea.", max_tokens=16),
+        applies=_caps_output,
         expect_stop_reason=StopReason.MAX_TOKENS,
         reply=_cut_short_reply,
     ),
@@ -374,13 +466,14 @@ _SCENARIOS = (
         "reasoning",
         "A model that reasons: thinking streamed where the provider streams it.",
         _ask("What is 17 times 23? Think it through.", max_tokens=2048),
-        model={"openai": "o3-mini", "mistral": "magistral-medium-latest"},
+        # Mistral's adjustable reasoning (docs.mistral.ai/capabilities/reasoning/adjustable).
+        model={"openai": "o3-mini", "mistral": "mistral-small-latest"},
+        reasoning_effort="high",
+        # Gemini streams thought summaries only when asked (no typed field for that).
         extra_body={
-            "glm": {"thinking": {"type": "enabled"}},
-            "gemini": {
-                "reasoning_effort": "low",
-                "extra_body": {"google": {"thinking_config": {"include_thoughts": True}}},
-            },
+            "gemini": {"extra_body": {"google": {"thinking_config": {"include_thoughts": True}}}},
+            # OpenRouter's unified switch; for Claude a thinking budget below max_tokens.
+            "openrouter": {"reasoning": {"max_tokens": 1024}},
         },
         expect_stop_reason=StopReason.END_TURN,
         reply=_reasoning_reply,
@@ -411,13 +504,25 @@ _SCENARIOS = (
         "error_rate_limit",
         "429 with the provider's retry hint.",
         _ask("Too many requests."),
+        applies=_limits_by_status,
         expect_error=RateLimited,
+        emulated_error="rate_limit",
+    ),
+    Scenario(
+        "error_usage_limit",
+        "The usage limit, answered as a 200 reply: 'Claude AI usage limit reached|<reset>'.",
+        _ask("Too many requests this month."),
+        stream=False,
+        applies=_limits_in_reply,
+        expect_error=RateLimited,
+        error_status=False,
         emulated_error="rate_limit",
     ),
     Scenario(
         "error_context_length",
         "The prompt is longer than the context window.",
         _ask("Pretend this prompt is two million tokens long."),
+        applies=_overflows_context,
         expect_error=ContextLengthExceeded,
         emulated_error="context_length",
     ),

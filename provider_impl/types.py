@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 __all__ = [
+    "REASONING_EFFORTS",
     "CompletionRequest",
     "CompletionResponse",
     "Message",
+    "ReasoningEffort",
     "Role",
     "StopReason",
     "ToolCall",
@@ -21,6 +23,19 @@ __all__ = [
 
 Role = Literal["system", "user", "assistant", "tool"]
 _ROLES = frozenset(("system", "user", "assistant", "tool"))
+
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
+#: Every value ``CompletionRequest.reasoning_effort`` may take, least effort first.
+#: Which of them a provider (and model) accepts is in its dialect record.
+REASONING_EFFORTS: tuple[ReasoningEffort, ...] = (
+    "none",
+    "minimal",
+    "low",
+    "medium",
+    "high",
+    "xhigh",
+    "max",
+)
 
 
 class StopReason(str, enum.Enum):
@@ -46,11 +61,18 @@ class ToolCall:
     (``'{"city": "Paris"}'``), is accepted too and parsed here. Text that is not
     a JSON object is kept as given; ``build_payload`` then refuses it with
     ``InvalidRequest`` naming ``messages[i].tool_calls[j].arguments``.
+
+    ``thought_signature`` is Gemini's opaque token for the reasoning behind the
+    call (``extra_content.google.thought_signature``; Gemini 3 sends it on the
+    first call of a turn and refuses a follow-up that does not return it). Pass
+    the decoded ``ToolCall`` back in ``Message.assistant(tool_calls=...)`` and it
+    goes back to the dialects that take it (``sends_thought_signatures``).
     """
 
     id: str
     name: str
     arguments: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    thought_signature: str | None = None
 
     def __post_init__(self) -> None:
         raw: object = self.arguments
@@ -68,13 +90,17 @@ class Message:
     """One chat message.
 
     ``tool_calls`` is only for assistant messages; ``tool_call_id`` only (and
-    always) for ``role="tool"`` messages carrying a tool's result.
+    always) for ``role="tool"`` messages carrying a tool's result. ``reasoning``
+    (assistant only) is the reasoning a reply came with (``CompletionResponse.thinking``);
+    it goes back to the dialects whose record names a key for it
+    (``reasoning_history_field``) and is left out for the others.
     """
 
     role: Role
     content: str | None = None
     tool_calls: Sequence[ToolCall] = ()
     tool_call_id: str | None = None
+    reasoning: str | None = None
 
     def __post_init__(self) -> None:
         if self.role not in _ROLES:
@@ -85,6 +111,8 @@ class Message:
             raise ValueError("a tool message needs tool_call_id")
         if self.tool_call_id is not None and self.role != "tool":
             raise ValueError("Message.tool_call_id is only allowed on tool messages")
+        if self.reasoning is not None and self.role != "assistant":
+            raise ValueError("Message.reasoning is only allowed on assistant messages")
 
     @classmethod
     def system(cls, content: str) -> Message:
@@ -95,8 +123,16 @@ class Message:
         return cls(role="user", content=content)
 
     @classmethod
-    def assistant(cls, content: str | None = None, tool_calls: Sequence[ToolCall] = ()) -> Message:
-        return cls(role="assistant", content=content, tool_calls=tuple(tool_calls))
+    def assistant(
+        cls,
+        content: str | None = None,
+        tool_calls: Sequence[ToolCall] = (),
+        *,
+        reasoning: str | None = None,
+    ) -> Message:
+        return cls(
+            role="assistant", content=content, tool_calls=tuple(tool_calls), reasoning=reasoning
+        )
 
     @classmethod
     def tool_result(cls, tool_call_id: str, content: str) -> Message:
@@ -132,6 +168,9 @@ class CompletionRequest:
     tools: Sequence[ToolDefinition] | None = None
     tool_choice: str | Mapping[str, Any] | None = None
     parallel_tool_calls: bool | None = None
+    # How hard a reasoning model thinks (one of REASONING_EFFORTS); each dialect
+    # sends it its own way (``ProviderDialect.reasoning``) or refuses it.
+    reasoning_effort: ReasoningEffort | None = None
     extra_body: Mapping[str, Any] | None = None
 
 
@@ -179,11 +218,15 @@ class CompletionResponse:
             "text": self.text,
             "thinking": self.thinking,
             "refusal": self.refusal,
-            "tool_calls": [
-                {"id": c.id, "name": c.name, "arguments": dict(c.arguments)}
-                for c in self.tool_calls
-            ],
+            "tool_calls": [_call_dict(c) for c in self.tool_calls],
             "stop_reason": self.stop_reason.value,
             "raw_finish_reason": self.raw_finish_reason,
             "usage": self.usage.to_dict(),
         }
+
+
+def _call_dict(call: ToolCall) -> dict[str, Any]:
+    d: dict[str, Any] = {"id": call.id, "name": call.name, "arguments": dict(call.arguments)}
+    if call.thought_signature is not None:  # only Gemini's carry one
+        d["thought_signature"] = call.thought_signature
+    return d

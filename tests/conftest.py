@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
+from claude_proxy import ClaudeProxy, ProxyUnavailable, install_proxy
 
 from provider_impl.dialects import _REGISTRY
 
@@ -17,3 +19,21 @@ def _registry_restored() -> Iterator[None]:
     yield
     _REGISTRY.clear()
     _REGISTRY.update(saved)
+
+
+@pytest.fixture(scope="session")
+def claude_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClaudeProxy]:
+    """claude-max-api-proxy@1.0.0, really running, with the stand-in ``claude`` CLI.
+
+    Installed once into a cache folder with npm; skipped (with the reason) only
+    when node, npm or the package registry is out of reach.
+    """
+    try:
+        entry = install_proxy()
+        proxy = ClaudeProxy(entry, tmp_path_factory.mktemp("claude-proxy"))
+    except ProxyUnavailable as err:
+        if os.environ.get("PROVIDER_IMPL_REQUIRE_CLAUDE_PROXY"):  # CI: never skip silently
+            pytest.fail(f"the real Claude proxy is required but unavailable: {err}")
+        pytest.skip(f"the real Claude proxy is unavailable: {err}")
+    yield proxy
+    proxy.stop()

@@ -1,5 +1,5 @@
 """The stream adapter through ``decode_stream``: hand-written bodies in each wire style of
-DESIGN §4, checked against the vocabulary and invariants of DESIGN §3."""
+the wire formats (docs/DIALECTS.md), checked against the stream rules (provider_impl.invariants)."""
 
 from __future__ import annotations
 

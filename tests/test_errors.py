@@ -1,4 +1,4 @@
-"""The error classifier for every body shape of DESIGN §5, retry-after parsing, and
+"""The error classifier for every body shape the providers send, retry-after parsing, and
 garbage bodies that must never make the classifier itself raise."""
 
 from __future__ import annotations

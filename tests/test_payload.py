@@ -3,6 +3,7 @@ input (InvalidRequest naming the field) before any I/O."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Callable
@@ -12,12 +13,14 @@ import httpx
 import pytest
 
 from provider_impl import (
+    DIALECTS,
     CompletionRequest,
     InvalidRequest,
     Message,
     OpenAiCompatibleProvider,
     ToolCall,
     ToolDefinition,
+    get_dialect,
 )
 
 FACTORIES: dict[str, Callable[..., OpenAiCompatibleProvider]] = {
@@ -95,14 +98,14 @@ EXPECTED_STREAMING: dict[str, dict[str, Any]] = {
         "temperature": 0.2,
         "tools": TOOLS,
     },
+    # It cannot call tools: REQUEST is refused (below); this is REQUEST without them.
+    # It never streams usage, so nothing asks for it.
     "claude_subscription": {
-        "model": "claude-sonnet-4-20250514",
+        "model": "claude-sonnet-4",
         "messages": MESSAGES,
         "max_tokens": 256,
         "stream": True,
-        "stream_options": {"include_usage": True},
         "temperature": 0.2,
-        "tools": TOOLS,
     },
 }
 
@@ -111,9 +114,20 @@ def make(name: str, **kw: Any) -> OpenAiCompatibleProvider:
     return FACTORIES[name](api_key="test-key", **kw)
 
 
+def _for(name: str, request: CompletionRequest) -> CompletionRequest:
+    """``request`` as a dialect that cannot call tools accepts it: without tools (and
+    its refusal of them checked on the way)."""
+    if make(name).capabilities.tool_calling or request.tools is None:
+        return request
+    with pytest.raises(InvalidRequest) as info:
+        make(name).build_request(request)
+    assert info.value.field == "tools"
+    return dataclasses.replace(request, tools=None, tool_choice=None, parallel_tool_calls=None)
+
+
 @pytest.mark.parametrize("name", sorted(FACTORIES))
 def test_streaming_body_with_system_and_tools(name: str) -> None:
-    body = make(name).build_request(REQUEST, stream=True)
+    body = make(name).build_request(_for(name, REQUEST), stream=True)
     assert body == EXPECTED_STREAMING[name]
     assert body["messages"][0]["role"] == "system"  # the system prompt first
     json.dumps(body)  # JSON-ready
@@ -121,7 +135,7 @@ def test_streaming_body_with_system_and_tools(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(FACTORIES))
 def test_non_streaming_body_has_no_stream_options(name: str) -> None:
-    body = make(name).build_request(REQUEST, stream=False)
+    body = make(name).build_request(_for(name, REQUEST), stream=False)
     expected = dict(EXPECTED_STREAMING[name], stream=False)
     expected.pop("stream_options", None)
     assert body == expected
@@ -136,7 +150,7 @@ def test_mistral_never_gets_openai_only_parameters() -> None:
         assert body["max_tokens"] == 256
     # and only OpenAI uses max_completion_tokens
     for name in FACTORIES:
-        body = make(name).build_request(REQUEST, stream=True)
+        body = make(name).build_request(_for(name, REQUEST), stream=True)
         assert ("max_completion_tokens" in body) == (name == "openai")
         assert ("max_tokens" in body) == (name != "openai")
 
@@ -277,6 +291,20 @@ def _explode(request: httpx.Request) -> httpx.Response:
     pytest.fail(f"no request may be sent for invalid input, got {request.method} {request.url}")
 
 
+def _first_tool_field(req: CompletionRequest) -> str | None:
+    """Where a dialect that cannot call tools first finds one: a message making or
+    answering a call, else the tools, tool_choice or parallel_tool_calls field."""
+    for i, msg in enumerate(req.messages):
+        if msg.role == "tool":
+            return f"messages[{i}].role"
+        if msg.tool_calls:
+            return f"messages[{i}].tool_calls"
+    for name in ("tools", "tool_choice", "parallel_tool_calls"):
+        if getattr(req, name) is not None:
+            return name
+    return None
+
+
 def offline(name: str) -> OpenAiCompatibleProvider:
     return FACTORIES[name](
         api_key="test-key",
@@ -399,6 +427,10 @@ async def test_invalid_requests_name_their_field_before_any_io(
 ) -> None:
     provider = offline(name)
     req = make_request(provider.capabilities.max_output_tokens)
+    if not provider.capabilities.tool_calling and (
+        field.startswith("tool") or ".tool_call" in field
+    ):
+        field = _first_tool_field(req) or field
     attempts: list[Callable[[], Any]] = [
         lambda: provider.build_request(req, stream=True),
         lambda: provider.build_request(req, stream=False),
@@ -438,6 +470,8 @@ def test_boundaries_are_accepted(name: str) -> None:
         out_key = provider.dialect.max_tokens_param if key == "max_tokens" else key
         assert body[out_key] == kw[key]
     tools = [ToolDefinition("a"), ToolDefinition("A-b_9"), ToolDefinition("x" * 64)]
+    if not provider.capabilities.tool_calling:
+        return
     body = provider.build_request(CompletionRequest(messages=[user()], tools=tools))
     assert [t["function"]["name"] for t in body["tools"]] == ["a", "A-b_9", "x" * 64]
 
@@ -457,6 +491,8 @@ def test_parameters_a_dialect_refuses_are_left_out() -> None:
     req = CompletionRequest(messages=[user()], tools=[WEATHER], parallel_tool_calls=True)
     for name in FACTORIES:
         provider = make(name)
+        if not provider.capabilities.tool_calling:
+            continue  # it refuses both (test_no_tools_are_sent_where_none_can_be_called)
         body = provider.build_request(req, stream=True)
         assert not provider.dialect.forbidden_params & set(body), name
         if "parallel_tool_calls" not in provider.dialect.forbidden_params:
@@ -492,3 +528,115 @@ def test_message_constructor_checks() -> None:
         Message(role="user", content="x", tool_calls=[ToolCall("a", "b")])
     with pytest.raises(ValueError):
         Message(role="user", content="x", tool_call_id="c")
+
+
+NO_TOOLS = [d.name for d in DIALECTS.values() if not d.capabilities.tool_calling]
+CALL = ToolCall("call12345", "get_weather", {"city": "Paris"})
+TOOL_REQUESTS: list[tuple[str, CompletionRequest, str]] = [
+    ("tools", CompletionRequest(messages=[user()], tools=[WEATHER]), "tools"),
+    ("tool_choice", CompletionRequest(messages=[user()], tool_choice="none"), "tool_choice"),
+    (
+        "parallel_tool_calls",
+        CompletionRequest(messages=[user()], parallel_tool_calls=False),
+        "parallel_tool_calls",
+    ),
+    (
+        "assistant tool_calls",
+        CompletionRequest(messages=[user(), Message.assistant(tool_calls=[CALL])]),
+        "messages[1].tool_calls",
+    ),
+    (
+        "a tool result",
+        CompletionRequest(
+            messages=[
+                user(),
+                Message.assistant(tool_calls=[CALL]),
+                Message.tool_result("call12345", "18 degrees"),
+            ]
+        ),
+        "messages[1].tool_calls",
+    ),
+]
+
+
+@pytest.mark.parametrize("name", NO_TOOLS)
+@pytest.mark.parametrize(("case", "req", "field"), TOOL_REQUESTS, ids=[t[0] for t in TOOL_REQUESTS])
+async def test_no_tools_are_sent_where_none_can_be_called(
+    name: str, case: str, req: CompletionRequest, field: str
+) -> None:
+    """A dialect whose record says tool_calling=False refuses every tool field before
+    any I/O (the offline provider's transport raises if it is ever used)."""
+    provider = offline(name)
+    for attempt in (
+        lambda: provider.build_request(req),
+        lambda: provider.complete(req),
+        lambda: provider.stream(req),
+    ):
+        with pytest.raises(InvalidRequest) as info:
+            attempt()
+        assert info.value.field == field, case
+        assert "tool" in str(info.value)
+    with pytest.raises(InvalidRequest):
+        await provider.acomplete(req)
+
+
+def test_a_tool_message_alone_is_refused_by_its_role() -> None:
+    dialect = dataclasses.replace(
+        get_dialect("openai"),
+        name="no_tools",
+        capabilities=dataclasses.replace(get_dialect("openai").capabilities, tool_calling=False),
+    )
+    # A tool result that answers nothing is refused by its role first, not its id.
+    req = CompletionRequest(messages=[user(), Message.tool_result("call12345", "x")])
+    with pytest.raises(InvalidRequest) as info:
+        OpenAiCompatibleProvider(dialect, api_key="k").build_request(req)
+    assert info.value.field == "messages[1].role"
+
+
+MODEL_NAMED = [d.name for d in DIALECTS.values() if d.model_names]
+
+
+@pytest.mark.parametrize("name", MODEL_NAMED)
+def test_model_names_map_to_names_the_endpoint_knows(name: str) -> None:
+    provider = make(name)
+    table = provider.dialect.model_names
+    known = set(table.values())
+    # The default runs as what it names: it is a name the endpoint knows.
+    assert provider.build_request(CompletionRequest(messages=[user()]))["model"] in known
+    assert provider.dialect.default_model in known
+    for word, sent in table.items():
+        for asked in (sent, f"claude-{word}-4-20250514", f"{word}-latest"):
+            body = provider.build_request(CompletionRequest(messages=[user()], model=asked))
+            assert body["model"] == sent, asked
+    with pytest.raises(InvalidRequest) as info:
+        provider.build_request(CompletionRequest(messages=[user()], model="gpt-4o"))
+    assert info.value.field == "model" and "gpt-4o" in str(info.value)
+    with pytest.raises(InvalidRequest):
+        make(name, model="gpt-4o").build_request(CompletionRequest(messages=[user()]))
+
+
+ARG_LIMITED = [d.name for d in DIALECTS.values() if d.prompt_arg_max_bytes]
+
+
+@pytest.mark.parametrize("name", ARG_LIMITED)
+async def test_a_prompt_over_the_argument_limit_is_refused_before_io(name: str) -> None:
+    provider = offline(name)
+    limit = provider.dialect.prompt_arg_max_bytes
+    assert limit is not None
+    # One user message is sent as its own text: limit - 1 bytes (the NUL makes limit) fits.
+    fits = CompletionRequest(messages=[Message.user("x" * (limit - 1))])
+    assert provider.build_request(fits)["messages"][0]["content"] == "x" * (limit - 1)
+    # Multi-byte text counts in UTF-8 bytes, not characters.
+    over = CompletionRequest(messages=[Message.user("\u00e9" * (limit // 2))])
+    big = CompletionRequest(messages=[Message.user("y" * 140_000)])
+    system = CompletionRequest(messages=[Message.user("y" * (limit - 10))], system="a long system")
+    for req in (over, big, system):
+        for attempt in (provider.build_request, provider.complete, provider.stream):
+            with pytest.raises(InvalidRequest) as info:
+                attempt(req)
+            assert info.value.field == "messages" and "argument" in str(info.value)
+        with pytest.raises(InvalidRequest):
+            await provider.acomplete(req)
+    with pytest.raises(InvalidRequest) as info:
+        provider.build_request(CompletionRequest(messages=[Message.user("a\x00b")]))
+    assert "NUL" in str(info.value)

@@ -1,4 +1,4 @@
-"""Property tests: generated streams in every wire style of DESIGN §4.
+"""Property tests: generated streams in every wire style the providers use.
 
 For each generated conversation (thinking, text, tool calls with random JSON
 arguments cut into random fragments, a finish reason, usage placed the way the

@@ -1065,7 +1065,8 @@ def test_capabilities_and_dialect_records() -> None:
         "claude_subscription": (
             "http://localhost:3456/v1",
             None,
-            ProviderCapabilities(True, True, True, True, 200_000, 128_000),
+            # The proxy reads text only: no tools, no images, no streamed thinking.
+            ProviderCapabilities(True, False, False, False, 200_000, 128_000),
         ),
     }
     for name, (url, env, caps) in expected.items():

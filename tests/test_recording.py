@@ -323,6 +323,7 @@ KEYS = {
     "mistral": "Mq7Xv2Kp9Lw4Nz6Bt1Hr8Jc3Fs5Dg0Ay",
     "glm": "9e107d9d372bb6826bd81d3542a419d6.Kp3Xm8Qv2Nw7Rt4Z",
     "claude_subscription": "sk-ant-oat01-" + "Pz4Wq8Nv2Lk6Jh0Gf3Ds7Ba1" * 2,
+    "openrouter": "sk-or-v1-" + "4f9a1c2e7b3d8a6f" * 4,
 }
 
 

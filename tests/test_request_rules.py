@@ -41,7 +41,11 @@ REQUEST = CompletionRequest(
 
 def built(dialect: ProviderDialect, *, stream: bool) -> dict[str, Any]:
     provider = OpenAiCompatibleProvider(dialect, api_key="test-key")
-    return provider.build_request(REQUEST, stream=stream)
+    # A dialect that cannot call tools refuses them (test_payload covers that).
+    request = (
+        REQUEST if dialect.capabilities.tool_calling else dataclasses.replace(REQUEST, tools=None)
+    )
+    return provider.build_request(request, stream=stream)
 
 
 ACME = ProviderDialect(

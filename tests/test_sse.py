@@ -1,4 +1,5 @@
-"""The sans-I/O SSE decoder (provider_impl/sse.py) against the WHATWG rules of DESIGN §4."""
+"""The sans-I/O SSE decoder (provider_impl/sse.py) against the WHATWG rules
+(the HTML standard, "Server-sent events")."""
 
 from __future__ import annotations
 

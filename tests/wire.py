@@ -1,6 +1,6 @@
 """Helpers for writing SSE bodies by hand and for reading events back.
 
-The bodies are written from the wire formats documented in DESIGN §4, not
+The bodies are written from the wire formats the providers document, not
 copied from captures.
 """
 

@@ -21,6 +21,7 @@ from provider_impl.dialects import DIALECTS
 from provider_impl.emulator._http import EMULATOR_HEADER
 from provider_impl.errors import LlmError
 from provider_impl.events import MessageDelta, StreamEvent
+from provider_impl.harness import run_turns
 from provider_impl.provider import OpenAiCompatibleProvider
 from provider_impl.recording.config import make_vcr, write_atomically
 from provider_impl.recording.secrets import SecretLeakError
@@ -229,11 +230,13 @@ def _record_one(
         target = path if record_mode == "none" else Path(tmp) / path.name
         if record_mode == "new_episodes" and exists:
             shutil.copyfile(path, target)
+        refusals: list[SecretLeakError] = []
         recorder = make_vcr(
             "all" if record_mode == "once" else record_mode,
             secrets=secrets,
             rewrite_base_urls=rewrite,
             provenance=functools.partial(recorded_provenance, live=base_url is None),
+            on_refusal=refusals.append,
         )
         client = OpenAiCompatibleProvider(
             dialect,
@@ -243,25 +246,24 @@ def _record_one(
             headers={SCENARIO_HEADER: scenario.name, "accept-encoding": ACCEPT_ENCODING},
             http_client=http_client,
         )
-        request = scenario.request_for(provider)
-        try:
-            with recorder.use_cassette(str(target)), client:
-                try:
-                    if scenario.stream:
-                        for event in client.stream(request):
-                            events.append(event)
-                    else:
-                        response = client.complete(request)
-                except LlmError as err:
-                    error = err
-                except CannotOverwriteExistingCassetteException as exc:
-                    if record_mode != "none":
-                        raise
-                    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                    return result(f"REPLAY FAILED: {first}", False, "replayed")
-        except SecretLeakError as exc:  # name the cassette, not the temporary file
-            raise SecretLeakError(path, exc.findings) from None
+        with recorder.use_cassette(str(target)), client:
+            try:
+                turns = run_turns(client, scenario, provider)
+            except CannotOverwriteExistingCassetteException as exc:
+                if record_mode != "none":
+                    raise
+                first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                return result(f"REPLAY FAILED: {first}", False, "replayed")
+        if refusals:  # name the cassette, not the temporary file
+            raise SecretLeakError(path, refusals[0].findings)
+        events, response, error = turns.events, turns.response, turns.error
         outcome, ok = _judge(scenario, events, response, error)
+        if scenario.tool_results is not None and error is None:
+            calls = turns.first.tool_calls if turns.first is not None else ()
+            if not calls:
+                outcome, ok = "UNEXPECTED: the first turn made no tool call to send back", False
+            else:
+                outcome = f"2 turns ({len(calls)} tool call(s) sent back), {outcome}"
         if record_mode == "none":
             return result(outcome + "; replayed, nothing recorded", ok, "replayed")
         if not target.is_file():

@@ -10,7 +10,12 @@ on top of that, and they come from the dialect record
 * a streaming request asks for usage (``stream_options.include_usage: true``)
   when ``stream_usage_option`` is set, and sends no ``stream_options`` at all
   when it is not;
-* none of ``forbidden_params`` is sent.
+* none of ``forbidden_params`` is sent;
+* reasoning goes under the key, and with a value, that the record's
+  ``reasoning`` control for the body's model says (GLM-5.2+: reasoning_effort,
+  older GLM: thinking), never under another control's key;
+* a tool call carries ``extra_content`` (Gemini's thought signature) only when
+  ``sends_thought_signatures`` is set.
 
 An explicit ``extra_body`` may still send what these rules leave out (the
 builder merges it last); such a body breaks the rules on purpose.
@@ -78,6 +83,49 @@ def _stream_errors(dialect: ProviderDialect, body: Mapping[str, Any]) -> list[st
     return []
 
 
+def _reasoning_errors(dialect: ProviderDialect, body: Mapping[str, Any]) -> list[str]:
+    model = body.get("model")
+    control = dialect.reasoning_for(model) if isinstance(model, str) else None
+    errors: list[str] = []
+    for param in sorted({c.param for c in dialect.reasoning}):
+        if param not in body:
+            continue
+        if control is None or control.param != param:
+            sent_as = f"as {control.param}" if control is not None else "not at all"
+            errors.append(
+                f"$.{param}: the {dialect.name} dialect sends reasoning for model {model!r} "
+                f"{sent_as}, never as {param}"
+            )
+        elif body[param] not in [_plain(v) for v in control.values.values()]:
+            errors.append(
+                f"$.{param}: {body[param]!r} is no value the {dialect.name} dialect sends "
+                f"for model {model!r}"
+            )
+    return errors
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _signature_errors(dialect: ProviderDialect, body: Mapping[str, Any]) -> list[str]:
+    if dialect.sends_thought_signatures:
+        return []
+    messages = body.get("messages")
+    errors: list[str] = []
+    for i, msg in enumerate(messages if isinstance(messages, list) else []):
+        calls = msg.get("tool_calls") if isinstance(msg, Mapping) else None
+        for j, call in enumerate(calls if isinstance(calls, list) else []):
+            if isinstance(call, Mapping) and "extra_content" in call:
+                errors.append(
+                    f"$.messages[{i}].tool_calls[{j}].extra_content: the {dialect.name} dialect "
+                    "never sends thought signatures (sends_thought_signatures is off)"
+                )
+    return errors
+
+
 def rule_errors(provider_or_dialect: str | ProviderDialect, body: Mapping[str, Any]) -> list[str]:
     """Every project rule ``body`` breaks, as sorted ``"<json path>: <message>"``.
 
@@ -89,7 +137,12 @@ def rule_errors(provider_or_dialect: str | ProviderDialect, body: Mapping[str, A
     dialect = _resolve(provider_or_dialect)
     if not isinstance(body, Mapping):
         raise TypeError(f"a request body must be a mapping, got {type(body).__name__}")
-    errors = _cap_errors(dialect, body) + _stream_errors(dialect, body)
+    errors = (
+        _cap_errors(dialect, body)
+        + _stream_errors(dialect, body)
+        + _reasoning_errors(dialect, body)
+        + _signature_errors(dialect, body)
+    )
     reported = {error.split(":", 1)[0] for error in errors}
     errors.extend(
         f"$.{key}: the {dialect.name} dialect forbids {key} (in forbidden_params)"
