@@ -531,7 +531,12 @@ class StreamAdapter:
         if cid is not None and cid in self._calls_by_id:
             known = self._calls_by_id[cid]
             same_index = idx is None or known.index is None or idx == known.index
-            starts_anew = name is not None and bool(known.fragments) and name != known.name
+            starts_anew = (
+                name is not None
+                and bool(known.fragments)
+                and bool(known.name)
+                and name != known.name
+            )
             if same_index and not starts_anew:
                 return known
             raise DeserializationError(
@@ -546,7 +551,7 @@ class StreamAdapter:
                 return None
             if cid is not None and known_at.id is not None:
                 return None  # a new whole call reusing an index (some proxies, Mistral)
-            if name is not None and known_at.fragments and name != known_at.name:
+            if name is not None and known_at.fragments and known_at.name and name != known_at.name:
                 return None  # a new whole call, without an id, at the same index
             return known_at
         if cid is not None or name is not None:

@@ -116,7 +116,11 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    outcome = replay_cassette_file(path, provider)
+    try:
+        outcome = replay_cassette_file(path, provider)
+    except ValueError as err:  # not a cassette, or one this package refuses (YAML aliases)
+        print(f"cannot replay {path}: {err}", file=sys.stderr)
+        return 2
     for event in outcome.events:
         print(json.dumps(event, ensure_ascii=False))
     if outcome.response is not None:

@@ -297,3 +297,41 @@ def test_record_modes(emulator: Emulator, tmp_path: Path) -> None:
     assert episodes.ok and len(load_interactions(text_path)) >= 1
     with pytest.raises(ValueError, match="record mode"):
         record_cassettes("mistral", ["text"], record_mode="sometimes", **kw)
+
+
+# -- loading -------------------------------------------------------------------------------
+
+BOMB = """version: 1
+a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+interactions: [*f]
+"""
+
+
+def test_a_billion_laughs_cassette_is_refused_before_it_expands(tmp_path: Path) -> None:
+    from provider_impl.recording import make_vcr
+    from provider_impl.recording.serializer import deserialize
+
+    with pytest.raises(ValueError, match="YAML alias"):
+        deserialize(BOMB)
+    path = tmp_path / "openai" / "text.yaml"
+    path.parent.mkdir()
+    path.write_text(BOMB)
+    with pytest.raises(ValueError, match="YAML alias"):
+        load_interactions(path)
+    with pytest.raises(ValueError, match="YAML alias"), make_vcr("none").use_cassette(str(path)):
+        pass
+    # The scanner still reads it as text (and finds nothing), without expanding it.
+    assert scan_paths([path]) == []
+    assert main(["replay", str(path)]) == 2
+
+
+def test_a_plain_cassette_still_loads() -> None:
+    from provider_impl.recording.serializer import deserialize
+
+    text = serialize(_cassette(b"data: [DONE]\n\n"))
+    assert deserialize(text)["interactions"][0]["response"]["body"]["string"] == b"data: [DONE]\n\n"
