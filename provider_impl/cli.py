@@ -116,7 +116,11 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    outcome = replay_cassette_file(path, provider)
+    try:
+        outcome = replay_cassette_file(path, provider)
+    except ValueError as err:  # not a cassette, or one this package refuses (YAML aliases)
+        print(f"cannot replay {path}: {err}", file=sys.stderr)
+        return 2
     for event in outcome.events:
         print(json.dumps(event, ensure_ascii=False))
     if outcome.response is not None:
@@ -258,6 +262,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
             args.scenario or None,
             base_url=args.base_url,
             cassette_dir=Path(args.cassette_dir),
+            record_mode=args.record_mode,
         )
     except (ValueError, SecretLeakError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -344,6 +349,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--scenario", action="append", help="a scenario to record (repeatable)")
     p.add_argument("--base-url", help="where to send requests (default: the real provider)")
     p.add_argument("--cassette-dir", default="cassettes")
+    p.add_argument(
+        "--record-mode",
+        choices=("none", "once", "new_episodes", "all"),
+        default="once",
+        help="pytest-recording's modes: once (default) records only missing cassettes, "
+        "all rewrites them, new_episodes adds to them, none only replays; a recording "
+        "without the scenario's expected outcome is never written",
+    )
     p.set_defaults(func=_cmd_record)
 
     p = sub.add_parser(

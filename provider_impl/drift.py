@@ -437,6 +437,9 @@ def run_drift(
             "cassette_dir": Path(tmp),
             "api_key": api_key,
             "progress": progress,
+            # Every reply is wanted, an unexpected one most of all: it is the drift.
+            "record_mode": "all",
+            "keep_unexpected": True,
         }
         try:
             # The first scenario alone: an unreachable server fails once, not per scenario.

@@ -48,7 +48,12 @@ from provider_impl.errors import (
 )
 from provider_impl.events import Connected, StreamEvent
 from provider_impl.payload import build_payload
-from provider_impl.response import events_from_json, response_from_json, with_parsed_json
+from provider_impl.redaction import Redactor, redact_exception, register_secret
+from provider_impl.response import (
+    events_from_json,
+    response_from_json,
+    with_parsed_json,
+)
 from provider_impl.sse import DEFAULT_MAX_FRAME_BYTES
 from provider_impl.stream import StreamParser
 from provider_impl.types import CompletionRequest, CompletionResponse
@@ -75,8 +80,6 @@ DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 # waiter on each event: 1,000 concurrent streams took ~50 s instead of ~5 s.
 DEFAULT_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
 _RETRY_STATUSES = frozenset({408, 409})
-# Masking a one- or two-letter "key" would mangle every message; real keys are long.
-_MIN_SECRET_LEN = 8
 _P = TypeVar("_P", bound="OpenAiCompatibleProvider")
 
 
@@ -105,10 +108,13 @@ class ProviderOptions(CustomOptions, total=False):
 class _Secret:
     """Holds the API key; prints as ``***`` so it cannot leak through repr or logs."""
 
-    __slots__ = ("_value",)
+    __slots__ = ("__weakref__", "_value", "redactor")
 
     def __init__(self, value: str) -> None:
         self._value = value
+        # Masks the key, whole or in pieces, in errors and log records (redaction.py).
+        self.redactor = Redactor([value])
+        register_secret(self, value)
 
     def reveal(self) -> str:
         return self._value
@@ -440,8 +446,7 @@ class OpenAiCompatibleProvider:
         return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
     def _redact(self, text: str) -> str:
-        key = self._key.reveal()
-        return text.replace(key, "***") if len(key) >= _MIN_SECRET_LEN and key in text else text
+        return self._key.redactor(text)
 
     def _status_error(self, response: httpx.Response, body: bytes) -> LlmError:
         return classify_error(
@@ -454,9 +459,9 @@ class OpenAiCompatibleProvider:
         )
 
     def _transport_error(self, exc: Exception, *, mid_stream: bool) -> LlmError:
-        # The original stays the __cause__ and shows in tracebacks: scrub it too.
-        if any(isinstance(a, str) and self._redact(a) != a for a in exc.args):
-            exc.args = tuple(self._redact(a) if isinstance(a, str) else a for a in exc.args)
+        # The original stays the __cause__ and shows in tracebacks, with the request
+        # (and its auth header) httpx keeps on it: scrub it and its chain too.
+        redact_exception(exc, self._key.redactor)
         detail = self._redact(f"{type(exc).__name__}: {exc}")
         if isinstance(exc, httpx.TimeoutException):
             err = RequestTimeout(f"timed out talking to {self.name}: {detail}", provider=self.name)
@@ -486,9 +491,7 @@ class OpenAiCompatibleProvider:
         return delay
 
     def _fail(self, err: LlmError) -> LlmError:
-        key = self._key.reveal()
-        if len(key) >= _MIN_SECRET_LEN:
-            err._redact(key)
+        err._redact(self._key.redactor)
         return err
 
     # -- sync --------------------------------------------------------------
@@ -757,12 +760,7 @@ class OpenAiCompatibleProvider:
 
     def _json_response(self, raw: bytes, request: CompletionRequest) -> CompletionResponse:
         """A whole reply: every choice, logprobs, and the parsed JSON when asked for."""
-        try:
-            body = json.loads(raw)
-        except (ValueError, RecursionError):
-            raise self._fail(
-                DeserializationError(f"the response is not JSON: {raw[:200]!r}", provider=self.name)
-            ) from None
+        body = self._parse_json(raw)
         try:
             reply = response_from_json(body, self._dialect)
         except LlmError as err:
@@ -770,14 +768,22 @@ class OpenAiCompatibleProvider:
         rf = request.response_format
         return with_parsed_json(reply) if rf is not None and rf.type != "text" else reply
 
+    def _parse_json(self, raw: bytes) -> Any:
+        """A JSON body, or a typed error quoting its start with the key masked."""
+        try:
+            return json.loads(raw)
+        except (ValueError, RecursionError):
+            pass
+        # Raised outside the except: the JSON error (and the body it holds) is no
+        # context. Redacted before it is cut: a cut key would no longer match whole.
+        excerpt = self._redact(raw.decode("utf-8", "replace"))[:200]
+        raise self._fail(
+            DeserializationError(f"the response is not JSON: {excerpt!r}", provider=self.name)
+        )
+
     def _json_events(self, raw: bytes) -> list[StreamEvent]:
         """A whole JSON body's events; an error object in it raises its typed error."""
-        try:
-            body = json.loads(raw)
-        except (ValueError, RecursionError):
-            raise self._fail(
-                DeserializationError(f"the response is not JSON: {raw[:200]!r}", provider=self.name)
-            ) from None
+        body = self._parse_json(raw)
         try:
             return events_from_json(body, self._dialect)
         except LlmError as err:
