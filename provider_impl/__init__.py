@@ -43,6 +43,14 @@ from provider_impl.events import (
     ToolUseComplete,
     ToolUseInputDelta,
 )
+from provider_impl.fallback import (
+    CircuitBreaker,
+    FallbackBudgetExceeded,
+    FallbackProvider,
+    NoProviderAvailable,
+    ProviderSwitched,
+)
+from provider_impl.handoff import hand_off, hand_off_request
 from provider_impl.provider import CustomOptions, OpenAiCompatibleProvider, ProviderOptions
 from provider_impl.response import decode_response, response_from_events
 from provider_impl.sse import ServerSentEvent, SSEDecoder
@@ -66,6 +74,7 @@ __all__ = [
     "DIALECTS",
     "REASONING_EFFORTS",
     "AuthenticationFailed",
+    "CircuitBreaker",
     "CompletionRequest",
     "CompletionResponse",
     "Connected",
@@ -77,18 +86,22 @@ __all__ = [
     "DeserializationError",
     "Done",
     "ErrorKind",
+    "FallbackBudgetExceeded",
+    "FallbackProvider",
     "InvalidRequest",
     "LlmError",
     "Message",
     "MessageDelta",
     "MessageStart",
     "ModelCost",
+    "NoProviderAvailable",
     "OpenAiCompatibleProvider",
     "Overloaded",
     "ProviderCapabilities",
     "ProviderDialect",
     "ProviderError",
     "ProviderOptions",
+    "ProviderSwitched",
     "RateLimited",
     "ReasoningControl",
     "ReasoningEffort",
@@ -115,5 +128,7 @@ __all__ = [
     "decode_stream",
     "estimate_cost",
     "get_dialect",
+    "hand_off",
+    "hand_off_request",
     "response_from_events",
 ]

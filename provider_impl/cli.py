@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -125,8 +126,30 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_handoff(args: argparse.Namespace) -> int:
+    from provider_impl.handoff_matrix import handoff_matrix, print_matrix
+
+    started = time.perf_counter()
+    cells = handoff_matrix(args.provider or None)
+    elapsed = time.perf_counter() - started
+    print("Hand-off matrix (a tool conversation started on the row's provider, finished on")
+    print("the column's, through the emulator):")
+    print_matrix(cells)
+    counts = {s: sum(1 for c in cells if c.status == s) for s in ("pass", "fail", "n/a")}
+    print(
+        f"\n{counts['pass']} cells passed, {counts['fail']} failed, {counts['n/a']} n/a, "
+        f"wall time {elapsed:.2f}s"
+    )
+    if args.json:
+        rows = [dataclasses.asdict(c) for c in cells]
+        Path(args.json).write_text(json.dumps({"handoff": rows}, indent=2) + "\n")
+    return 1 if counts["fail"] else 0
+
+
 def _cmd_conformance(args: argparse.Namespace) -> int:
     _check_names(args.provider, args.scenario)
+    if args.handoff:
+        return _cmd_handoff(args)
     suite = Path(args.suite)
     if not (suite / "conftest.py").is_file():
         print(
@@ -307,6 +330,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cassette-dir", default="cassettes", help="where the cassettes are")
     p.add_argument("--suite", default="conformance", help="the conformance suite folder")
     p.add_argument("-v", "--verbose", action="store_true", help="full tracebacks")
+    p.add_argument(
+        "--handoff",
+        action="store_true",
+        help="run and print the hand-off matrix (provider × provider) instead",
+    )
     p.set_defaults(func=_cmd_conformance)
 
     p = sub.add_parser(

@@ -26,6 +26,7 @@ from provider_impl.dialects import (
     ProviderCapabilities,
     ProviderDialect,
     ReasoningControl,
+    ToolCallIdFormat,
     register_dialect,
 )
 from provider_impl.errors import ErrorKind
@@ -40,6 +41,7 @@ __all__ = ["DialectFileError", "dialect_from_toml", "dialect_to_toml", "load_dia
 _TABLES: dict[str, type[Any]] = {
     "capabilities": ProviderCapabilities,
     "features": ConformanceFeatures,
+    "tool_call_ids": ToolCallIdFormat,  # optional: a missing table is None
 }
 _ERROR_KINDS = frozenset(get_args(ErrorKind))
 
@@ -84,6 +86,8 @@ def dialect_to_toml(dialect: ProviderDialect) -> str:
         value = getattr(dialect, f.name)
         if f.name == "reasoning":
             continue  # arrays of tables come last
+        if f.name in _TABLES and value is None:
+            continue
         if f.name in _TABLES:
             tables.append(
                 (f.name, {g.name: getattr(value, g.name) for g in dataclasses.fields(value)})

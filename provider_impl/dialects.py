@@ -29,6 +29,7 @@ __all__ = [
     "ProviderCapabilities",
     "ProviderDialect",
     "ReasoningControl",
+    "ToolCallIdFormat",
     "get_dialect",
     "register_dialect",
 ]
@@ -135,6 +136,30 @@ class ReasoningControl:
         return tuple(e for e in REASONING_EFFORTS if e in self.values)
 
 
+@dataclass(frozen=True, slots=True)
+class ToolCallIdFormat:
+    """The tool-call ids an endpoint accepts back in a conversation: exactly
+    ``length`` characters, each one of ``alphabet`` (Mistral: 9 of [a-zA-Z0-9])."""
+
+    alphabet: str
+    length: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.alphabet, str) or len(set(self.alphabet)) < 2:
+            raise ValueError("ToolCallIdFormat.alphabet must hold at least two distinct characters")
+        if not isinstance(self.length, int) or isinstance(self.length, bool) or self.length < 1:
+            raise ValueError(
+                f"ToolCallIdFormat.length must be a positive integer, got {self.length!r}"
+            )
+
+    def matches(self, call_id: str) -> bool:
+        return len(call_id) == self.length and all(c in self.alphabet for c in call_id)
+
+
+#: Letters and digits, the alphabet of Mistral's ids.
+ALPHANUMERIC = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+
 def _same(efforts: tuple[str, ...]) -> Mapping[str, Any]:
     """Efforts sent under their own names."""
     return {e: e for e in efforts}
@@ -206,6 +231,17 @@ class ProviderDialect:
     # tool_calls[].extra_content.google.thought_signature (Gemini; Gemini 3 answers
     # a follow-up without it with 400). Other dialects never receive it.
     sends_thought_signatures: bool = False
+    # Tool-call ids it refuses unless they have this shape (Mistral: 400 "Tool call id
+    # was ... but must be a-z, A-Z, 0-9, with a length of 9"); None: any non-empty id.
+    # A conversation handed over from another provider gets its ids rewritten to it.
+    tool_call_ids: ToolCallIdFormat | None = None
+    # What a handed-over tool call that carries no signature of its own gets in its
+    # place (Gemini 3 refuses an unsigned call; Google documents a placeholder for
+    # calls another model made). Only read where sends_thought_signatures is set.
+    foreign_thought_signature: str | None = None
+    # The assistant-message key under which earlier reasoning goes back (GLM's
+    # reasoning_content); None: the endpoint has no such key, and reasoning is dropped.
+    reasoning_history_field: str | None = None
 
     def reasoning_for(self, model: str) -> ReasoningControl | None:
         """The reasoning control for ``model``, or None when it has none."""
@@ -257,6 +293,8 @@ GEMINI = ProviderDialect(
     reasoning=(ReasoningControl("reasoning_effort", _same(REASONING_EFFORTS[:5])),),
     # ai.google.dev/gemini-api/docs/thought-signatures (OpenAI compatibility).
     sends_thought_signatures=True,
+    # ai.google.dev/gemini-api/docs/thought-signatures (FAQ: calls another model made).
+    foreign_thought_signature="skip_thought_signature_validator",
     capabilities=ProviderCapabilities(
         streaming=True,
         tool_calling=True,
@@ -281,6 +319,8 @@ MISTRAL = ProviderDialect(
     # docs.mistral.ai/capabilities/reasoning/adjustable (mistral-small, mistral-medium-3.5).
     # "max" as well: the issue's measurements saw both endpoints accept it.
     reasoning=(ReasoningControl("reasoning_effort", _same(REASONING_EFFORTS)),),
+    # Its own ids are 9 alphanumerics, and it refuses any other (400, code 3280).
+    tool_call_ids=ToolCallIdFormat(ALPHANUMERIC, 9),
     capabilities=ProviderCapabilities(
         streaming=True,
         tool_calling=True,
@@ -300,6 +340,8 @@ GLM = ProviderDialect(
     forbidden_params=frozenset({"parallel_tool_calls"}),
     max_temperature=1.0,
     wire="glm",
+    # docs.z.ai (thinking mode): earlier reasoning goes back as reasoning_content.
+    reasoning_history_field="reasoning_content",
     # docs.z.ai: GLM-5.2 and later take reasoning_effort (none ... max); the older
     # models can only switch thinking on or off.
     reasoning=(
@@ -419,6 +461,8 @@ OPENROUTER = ProviderDialect(
     # It reports its own charge (usage.cost); the cost table has no gateway prices.
     cost_provider=None,
     wire="openrouter",
+    # Assistant messages take the reasoning they came with back (docs: reasoning tokens).
+    reasoning_history_field="reasoning",
     features=ConformanceFeatures(
         # reasoning / reasoning_details deltas (real grok, glm, minimax streams).
         streams_thinking=True,

@@ -212,6 +212,10 @@ def _check_messages(
             raise _invalid(
                 dialect, f"{where}.content", f"must be text or None, got {_kind(content)}"
             )
+        if msg.reasoning is not None and not isinstance(msg.reasoning, str):
+            raise _invalid(
+                dialect, f"{where}.reasoning", f"must be text or None, got {_kind(msg.reasoning)}"
+            )
         if role == "tool" and not isinstance(content, str):
             raise _invalid(
                 dialect, f"{where}.content", f"a tool result needs text, got {_kind(content)}"
@@ -440,12 +444,17 @@ def _message_json(
     if msg.role == "tool":
         return {"role": "tool", "tool_call_id": msg.tool_call_id, "content": msg.content or ""}
     if msg.role == "assistant" and calls:
-        return {
+        out: dict[str, Any] = {
             "role": "assistant",
             "content": msg.content,
             "tool_calls": [_call_json(call, dialect) for call in calls],
         }
-    return {"role": msg.role, "content": msg.content if msg.content is not None else ""}
+    else:
+        out = {"role": msg.role, "content": msg.content if msg.content is not None else ""}
+    key = dialect.reasoning_history_field
+    if msg.role == "assistant" and msg.reasoning and key:
+        out[key] = msg.reasoning  # earlier reasoning, where the record says it goes back
+    return out
 
 
 def _tool_choice_json(choice: Any) -> Any:

@@ -90,13 +90,17 @@ class Message:
     """One chat message.
 
     ``tool_calls`` is only for assistant messages; ``tool_call_id`` only (and
-    always) for ``role="tool"`` messages carrying a tool's result.
+    always) for ``role="tool"`` messages carrying a tool's result. ``reasoning``
+    (assistant only) is the reasoning a reply came with (``CompletionResponse.thinking``);
+    it goes back to the dialects whose record names a key for it
+    (``reasoning_history_field``) and is left out for the others.
     """
 
     role: Role
     content: str | None = None
     tool_calls: Sequence[ToolCall] = ()
     tool_call_id: str | None = None
+    reasoning: str | None = None
 
     def __post_init__(self) -> None:
         if self.role not in _ROLES:
@@ -107,6 +111,8 @@ class Message:
             raise ValueError("a tool message needs tool_call_id")
         if self.tool_call_id is not None and self.role != "tool":
             raise ValueError("Message.tool_call_id is only allowed on tool messages")
+        if self.reasoning is not None and self.role != "assistant":
+            raise ValueError("Message.reasoning is only allowed on assistant messages")
 
     @classmethod
     def system(cls, content: str) -> Message:
@@ -117,8 +123,16 @@ class Message:
         return cls(role="user", content=content)
 
     @classmethod
-    def assistant(cls, content: str | None = None, tool_calls: Sequence[ToolCall] = ()) -> Message:
-        return cls(role="assistant", content=content, tool_calls=tuple(tool_calls))
+    def assistant(
+        cls,
+        content: str | None = None,
+        tool_calls: Sequence[ToolCall] = (),
+        *,
+        reasoning: str | None = None,
+    ) -> Message:
+        return cls(
+            role="assistant", content=content, tool_calls=tuple(tool_calls), reasoning=reasoning
+        )
 
     @classmethod
     def tool_result(cls, tool_call_id: str, content: str) -> Message:

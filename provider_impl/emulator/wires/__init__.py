@@ -1,0 +1,1 @@
+"""One module per emulated wire format; ``emulator._dialects.WIRES`` lists them."""
