@@ -28,6 +28,7 @@ __all__ = [
     "ProviderError",
     "RateLimited",
     "RequestTimeout",
+    "ResponseTooLarge",
     "StreamError",
     "TransportError",
     "classify_error",
@@ -88,6 +89,15 @@ class ProviderError(LlmError):
 
 class DeserializationError(LlmError):
     """The provider sent something that is not the JSON it should be."""
+
+
+class ResponseTooLarge(DeserializationError):
+    """A whole body (a reply, an error body) passed the client's ``max_body_bytes``
+    cap, counted after decompression; ``limit`` is that cap. Reading stopped there."""
+
+    def __init__(self, message: str, *, limit: int | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.limit = limit
 
 
 class StreamError(LlmError):
