@@ -76,7 +76,7 @@ class ContentDecoder:
     asked for); the caller then lets httpx decode and still counts the bytes.
     """
 
-    __slots__ = ("_layers", "supported")
+    __slots__ = ("_layers", "identity", "supported")
 
     def __init__(self, content_encoding: str | None) -> None:
         codings = [c.strip().lower() for c in (content_encoding or "").split(",")]
@@ -84,6 +84,8 @@ class ContentDecoder:
         self.supported = all(c in _ZLIB_CODINGS for c in codings)
         # Codings are listed in the order they were applied: undo the last first.
         self._layers = [_Inflate(c) for c in reversed(codings)] if self.supported else []
+        #: No coding to undo: ``feed`` would hand each piece back as it is.
+        self.identity = self.supported and not self._layers
 
     def feed(self, data: bytes) -> Iterator[bytes]:
         """The decoded pieces of ``data`` (raw body bytes, any split)."""

@@ -145,6 +145,11 @@ class CallState:
             return total
         return idle if total is None else min(idle, total)
 
+    def passed(self) -> bool:
+        """Whether the nearer limit has passed (the cheap check; ``expired`` says which)."""
+        deadline = self.deadline()
+        return deadline is not None and self._clock() >= deadline
+
     def expired(self) -> str | None:
         """Which limit has passed (``"total_timeout"`` or ``"idle_timeout"``), if any."""
         now = self._clock()

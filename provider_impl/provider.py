@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import importlib.util
 import inspect
 import json
 import logging
@@ -30,7 +31,7 @@ from collections.abc import (
     Mapping,
 )
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar
 
 import httpx
 
@@ -66,6 +67,7 @@ from provider_impl.response import events_from_json, response_from_json, with_pa
 from provider_impl.sse import DEFAULT_MAX_FRAME_BYTES
 from provider_impl.stream import StreamParser
 from provider_impl.transport import (
+    DEADLINE,
     deadline_scope,
     environment_error,
     install_deadlines,
@@ -75,13 +77,20 @@ from provider_impl.types import CompletionRequest, CompletionResponse
 
 #: One call's own timeout: seconds, an ``httpx.Timeout``, or None for the provider's.
 CallTimeout = float | httpx.Timeout | None
+#: What carries the provider's own async client: ``"auto"`` is aiohttp when the
+#: ``aiohttp`` extra is installed (and the environment does not say otherwise), else httpx's h11.
+AsyncTransport = Literal["auto", "aiohttp", "httpx"]
+#: The environment variable that turns the aiohttp transport off (``httpx``) or on.
+ASYNC_TRANSPORT_ENV = "PROVIDER_IMPL_ASYNC_TRANSPORT"
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
 __all__ = [
+    "ASYNC_TRANSPORT_ENV",
     "DEFAULT_LIMITS",
     "DEFAULT_TIMEOUT",
+    "AsyncTransport",
     "CustomOptions",
     "OpenAiCompatibleProvider",
     "ProviderOptions",
@@ -115,6 +124,7 @@ class CustomOptions(TypedDict, total=False):
     idle_timeout: float | None
     total_timeout: float | None
     max_body_bytes: int
+    async_transport: AsyncTransport
 
 
 class ProviderOptions(CustomOptions, total=False):
@@ -126,10 +136,12 @@ class ProviderOptions(CustomOptions, total=False):
 class _Secret:
     """Holds the API key; prints as ``***`` so it cannot leak through repr or logs."""
 
-    __slots__ = ("__weakref__", "_value", "redactor")
+    __slots__ = ("__weakref__", "_value", "headers", "redactor")
 
     def __init__(self, value: str) -> None:
         self._value = value
+        # The provider's prebuilt request headers (stream, whole), which carry the key.
+        self.headers: dict[bool, dict[str, str]] = {}
         # Masks the key, whole or in pieces, in errors and log records (redaction.py).
         self.redactor = Redactor([value])
         register_secret(self, value)
@@ -184,6 +196,32 @@ def _checked_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
+def _choose_async_transport(choice: str) -> bool:
+    """Whether the provider's own async client runs on aiohttp. ``auto`` follows
+    ``PROVIDER_IMPL_ASYNC_TRANSPORT`` (``httpx`` or ``aiohttp``) when set, else uses
+    aiohttp when it is installed; ``aiohttp`` without it installed is refused."""
+    if choice not in ("auto", "aiohttp", "httpx"):
+        raise ValueError(f"async_transport must be 'auto', 'aiohttp' or 'httpx', got {choice!r}")
+    if choice == "auto":
+        env = os.environ.get(ASYNC_TRANSPORT_ENV, "").strip().lower()
+        if env not in ("", "auto", "aiohttp", "httpx"):
+            raise ValueError(
+                f"{ASYNC_TRANSPORT_ENV} must be 'auto', 'aiohttp' or 'httpx', got {env!r}"
+            )
+        choice = env if env in ("aiohttp", "httpx") else "auto"
+    if choice == "aiohttp" and not _aiohttp_installed():
+        raise ValueError(
+            "async_transport='aiohttp' needs the aiohttp extra: "
+            "pip install 'provider-impl[aiohttp]'"
+        )
+    return choice != "httpx" and _aiohttp_installed()
+
+
+@functools.lru_cache(maxsize=1)
+def _aiohttp_installed() -> bool:
+    return importlib.util.find_spec("aiohttp") is not None
+
+
 def _is_json(response: httpx.Response) -> bool:
     """A 2xx answer to a streaming request that is one JSON document, not SSE
     (a proxy that ignores ``stream``, or an error object sent with status 200)."""
@@ -217,6 +255,7 @@ class OpenAiCompatibleProvider:
         idle_timeout: float | None = None,
         total_timeout: float | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        async_transport: AsyncTransport = "auto",
     ) -> None:
         if not isinstance(dialect, ProviderDialect):
             raise TypeError("dialect must be a ProviderDialect")
@@ -296,6 +335,9 @@ class OpenAiCompatibleProvider:
         )
         self._idle_explicit = idle_timeout is not None
         self._extra_headers = _checked_headers(headers or {})
+        # Built once: a call without headers of its own sends these as they are. They
+        # hold the key, so they live in its holder (which never prints it).
+        self._key.headers = {stream: self._build_headers(stream) for stream in (True, False)}
         self._max_frame_bytes = max_frame_bytes
         self._max_body_bytes = max_body_bytes
         self._lock = threading.Lock()
@@ -305,6 +347,7 @@ class OpenAiCompatibleProvider:
             install_deadlines(http_client)  # inert outside this provider's calls
         self._aclient = async_http_client
         self._owns_aclient = async_http_client is None
+        self._use_aiohttp = _choose_async_transport(async_transport)
         self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]
         self._aclients = weakref.WeakKeyDictionary()
         # Injectable for tests; real sleeps otherwise.
@@ -462,6 +505,15 @@ class OpenAiCompatibleProvider:
         return max(1, (len(json.dumps(sent, ensure_ascii=False)) + 3) // 4)
 
     def _headers(self, stream: bool, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The request headers (shared and never mutated when ``extra`` is empty)."""
+        headers = self._key.headers[stream]
+        if extra:  # one call's own headers win over the provider's
+            lowered = {name.lower() for name in extra}
+            headers = {k: v for k, v in headers.items() if k.lower() not in lowered}
+            headers.update(extra)
+        return headers
+
+    def _build_headers(self, stream: bool) -> dict[str, str]:
         key = self._key.reveal()
         scheme = self._dialect.auth_scheme
         headers = {
@@ -472,10 +524,6 @@ class OpenAiCompatibleProvider:
             self._dialect.auth_header: f"{scheme} {key}" if scheme else key,
         }
         headers.update(self._extra_headers)
-        if extra:  # one call's own headers win over the provider's
-            lowered = {name.lower() for name in extra}
-            headers = {k: v for k, v in headers.items() if k.lower() not in lowered}
-            headers.update(extra)
         return headers
 
     def _encode(self, body: Mapping[str, Any]) -> bytes:
@@ -536,6 +584,7 @@ class OpenAiCompatibleProvider:
                 policy = dataclasses.replace(policy, idle_timeout=timeout.read)
         state = policy.start()
         send = _Send(self._encode(body), self._headers(stream, extra), None, timeout)
+        send.timeouts = timeout.as_dict()
         while True:
             logger.debug("%s: POST %s attempt %d", self.name, self._url, state.attempt + 1)
             send.deadline = state.deadline()
@@ -578,6 +627,11 @@ class OpenAiCompatibleProvider:
             return None
         parser = StreamParser(self._dialect, self._max_frame_bytes)
         decoder, read = _body_reader(response)
+        # The per-chunk loop: what _deliver does, inlined, and one step object reused.
+        inflate = None if decoder.identity else decoder.feed
+        feed = parser.feed_list
+        emit = _Emit([])
+        clock = time.monotonic
         while True:
             read.deadline = state.deadline()
             try:
@@ -586,16 +640,25 @@ class OpenAiCompatibleProvider:
                 raise self._io_error(exc, state, mid_stream=True) from exc
             if not chunk:
                 break
-            for piece in decoder.feed(chunk):
-                events, error = _drain(parser.feed(piece))
-                yield from self._deliver(state, events)
+            for piece in (chunk,) if inflate is None else inflate(chunk):
+                events, error = feed(piece)
+                if events:
+                    emit.events = events
+                    if type(events[-1]) not in _NOT_CONTENT_TYPES or _has_content(events):
+                        yield emit
+                        state.progress()
+                    else:
+                        started = clock()
+                        yield emit
+                        state.extend(clock() - started)
                 if error is not None:
                     raise error
                 if parser.done:
                     return None
-            expired = state.timeout_error(self.name)
-            if expired is not None:
-                raise expired
+            if state.passed():
+                expired = state.timeout_error(self.name)
+                if expired is not None:
+                    raise expired
         events, error = _drain(parser.end())
         yield from self._deliver(state, events)
         if error is not None:
@@ -609,7 +672,7 @@ class OpenAiCompatibleProvider:
             return
         started = time.monotonic()
         yield _Emit(events)
-        if any(not isinstance(e, _NOT_CONTENT) for e in events):
+        if _has_content(events):
             state.progress()
         else:
             state.extend(time.monotonic() - started)
@@ -680,7 +743,12 @@ class OpenAiCompatibleProvider:
     def _make_client(self, cls: type[_C]) -> _C:
         """One of this provider's own clients; environment problems become typed errors."""
         try:
-            client = cls(
+            make: type[Any] = cls
+            if cls is httpx.AsyncClient and self._use_aiohttp:
+                from provider_impl.aio import AiohttpClient
+
+                make = AiohttpClient
+            client: _C = make(
                 timeout=self._timeout, verify=_default_ssl_context(), limits=DEFAULT_LIMITS
             )
         except Exception as exc:
@@ -697,7 +765,6 @@ class OpenAiCompatibleProvider:
     ) -> Generator[StreamEvent, None, None]:
         """Run ``logic`` with blocking I/O; yield its events."""
         responses: list[httpx.Response] = []
-        readers: dict[int, Iterator[bytes]] = {}
         value: Any = None
         error: Exception | None = None
         try:
@@ -713,24 +780,26 @@ class OpenAiCompatibleProvider:
                     self._fail(err)
                     raise
                 value = error = None
-                if isinstance(op, _Emit):
+                if type(op) is _Emit:
                     yield from op.events
                     continue
                 try:
-                    if isinstance(op, _Send):
+                    if type(op) is _Read:
+                        it = op.reader
+                        if it is None:
+                            it = op.reader = _sync_reader(op.response, op.raw)
+                        token = DEADLINE.set(op.deadline)  # what the socket reads honour
+                        try:
+                            value = next(it, b"")
+                        finally:
+                            DEADLINE.reset(token)
+                    elif type(op) is _Send:
                         with deadline_scope(op.deadline):
                             value = self._send(client, op)
                         responses.append(value)
-                    elif isinstance(op, _Read):
-                        it = readers.get(id(op.response))
-                        if it is None:
-                            r = op.response
-                            it = readers[id(r)] = r.iter_raw() if op.raw else r.iter_bytes()
-                        with deadline_scope(op.deadline):
-                            value = next(it, b"")
-                    elif isinstance(op, _Close):
+                    elif type(op) is _Close:
                         op.response.close()
-                    else:
+                    elif type(op) is _Sleep:
                         self._sleep(op.seconds)
                 except Exception as exc:
                     error = exc
@@ -822,7 +891,6 @@ class OpenAiCompatibleProvider:
         """Run ``logic`` with asyncio I/O, each step bounded by its deadline; yield its
         events. A whole reply's body (the logic's return value) goes into ``result``."""
         responses: list[httpx.Response] = []
-        readers: dict[int, AsyncIterator[bytes]] = {}
         value: Any = None
         error: Exception | None = None
         try:
@@ -838,23 +906,22 @@ class OpenAiCompatibleProvider:
                     self._fail(err)
                     raise
                 value = error = None
-                if isinstance(op, _Emit):
+                if type(op) is _Emit:
                     for event in op.events:
                         yield event
                     continue
                 try:
-                    if isinstance(op, _Send):
+                    if type(op) is _Read:
+                        read = op.reader
+                        if read is None:
+                            read = op.reader = _async_reader(op.response, op.raw)
+                        value = await _within(op.deadline, read())
+                    elif type(op) is _Send:
                         value = await _within(op.deadline, self._asend(client, op))
                         responses.append(value)
-                    elif isinstance(op, _Read):
-                        ait = readers.get(id(op.response))
-                        if ait is None:
-                            r = op.response
-                            ait = readers[id(r)] = r.aiter_raw() if op.raw else r.aiter_bytes()
-                        value = await _within(op.deadline, _anext(ait))
-                    elif isinstance(op, _Close):
+                    elif type(op) is _Close:
                         await op.response.aclose()
-                    else:
+                    elif type(op) is _Sleep:
                         await self._asleep(op.seconds)
                 except Exception as exc:
                     error = exc
@@ -864,6 +931,14 @@ class OpenAiCompatibleProvider:
                 await response.aclose()
 
     async def _asend(self, client: httpx.AsyncClient, op: _Send) -> httpx.Response:
+        if self._use_aiohttp and self._owns_aclient:
+            lean = getattr(client, "lean_transport", None)
+            if lean is not None:
+                # Our own client has no hooks, auth, cookies or redirects to honour.
+                response: httpx.Response = await lean.post(
+                    "POST", self._url, op.headers, op.content, op.timeouts
+                )
+                return response
         request = client.build_request(
             "POST", self._url, content=op.content, headers=op.headers, timeout=op.timeout
         )
@@ -973,7 +1048,7 @@ class _DeadlinePassed(httpx.ReadTimeout):
 
 
 class _Send:
-    __slots__ = ("content", "deadline", "headers", "timeout")
+    __slots__ = ("content", "deadline", "headers", "timeout", "timeouts")
 
     def __init__(
         self,
@@ -986,17 +1061,20 @@ class _Send:
         self.headers = headers
         self.deadline = deadline
         self.timeout = timeout
+        self.timeouts: dict[str, float | None] = {}
 
 
 class _Read:
-    """The next piece of the body (b"" at its end); ``raw``: not decoded by httpx."""
+    """The next piece of the body (b"" at its end); ``raw``: not decoded by httpx.
+    ``reader``: the pump's own handle on the body, kept here between reads."""
 
-    __slots__ = ("deadline", "raw", "response")
+    __slots__ = ("deadline", "raw", "reader", "response")
 
     def __init__(self, response: httpx.Response, deadline: float | None, raw: bool) -> None:
         self.response = response
         self.deadline = deadline
         self.raw = raw
+        self.reader: Any = None
 
 
 class _Close:
@@ -1027,6 +1105,7 @@ _Call = Generator[_Op, Any, "bytes | None"]
 _C = TypeVar("_C", httpx.Client, httpx.AsyncClient)
 # Not content: they do not restart the idle clock.
 _NOT_CONTENT = (Connected, MessageStart)
+_NOT_CONTENT_TYPES = frozenset(_NOT_CONTENT)
 # Configuration failures (client construction, URLs): never retried.
 _ENVIRONMENT = (ImportError, ValueError, TypeError, OSError, ssl.SSLError, httpx.InvalidURL)
 
@@ -1040,6 +1119,11 @@ def _body_reader(response: httpx.Response) -> tuple[ContentDecoder, _Read]:
     return decoder, _Read(response, None, raw=decoder.supported)
 
 
+def _has_content(events: list[StreamEvent]) -> bool:
+    """Whether any of ``events`` is content (restarts the idle clock)."""
+    return any(type(event) not in _NOT_CONTENT_TYPES for event in events)
+
+
 def _drain(events: Iterator[StreamEvent]) -> tuple[list[StreamEvent], LlmError | None]:
     """The parser's events, and the error it raised after them (if any)."""
     out: list[StreamEvent] = []
@@ -1049,6 +1133,26 @@ def _drain(events: Iterator[StreamEvent]) -> tuple[list[StreamEvent], LlmError |
     except LlmError as err:
         return out, err
     return out, None
+
+
+def _sync_reader(response: httpx.Response, raw: bool) -> Iterator[bytes]:
+    """How the sync pump reads ``response``'s body: raw, the transport's own byte
+    stream (httpx's ``iter_raw`` only adds a layer that counts and re-chunks);
+    decoded, httpx's iterator."""
+    if raw and isinstance(response.stream, httpx.SyncByteStream):
+        return iter(response.stream)
+    return response.iter_raw() if raw else response.iter_bytes()
+
+
+def _async_reader(response: httpx.Response, raw: bool) -> Callable[[], Awaitable[bytes]]:
+    """How the async pump reads ``response``'s body: aiohttp's buffer straight
+    (raw bytes on the aiohttp transport), or httpx's iterator."""
+    stream = response.stream
+    if raw and type(stream).__name__ == "AioStream":
+        read: Callable[[], Awaitable[bytes]] = getattr(stream, "read")  # noqa: B009
+        return read
+    ait = response.aiter_raw() if raw else response.aiter_bytes()
+    return functools.partial(_anext, ait)
 
 
 async def _anext(it: AsyncIterator[bytes]) -> bytes:

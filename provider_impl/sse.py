@@ -112,6 +112,32 @@ class SSEDecoder:
             raise self._error
         return out
 
+    def feed_lone(self, data: bytes) -> str | None:
+        """The data of ``data`` when it is exactly one whole ``data: ...`` frame (one
+        line, then the blank line) and nothing is pending: the usual read of a
+        stream flushed frame by frame. Otherwise None, and nothing was consumed
+        (call ``feed_raw``). The result is what ``feed_raw`` would give."""
+        if (
+            self._buf
+            or self._at_start
+            or self._skip_lf
+            or self._data_size
+            or self._data
+            or self._event
+            or self._error is not None
+        ):
+            return None
+        end = len(data) - 2
+        if (
+            data[:6] != b"data: "
+            or data.find(b"\n") != end
+            or data[-1:] != b"\n"
+            or b"\r" in data
+            or end > self._max
+        ):
+            return None
+        return data[6:end].decode("utf-8", "replace")
+
     def end_raw(self) -> list[RawEvent]:
         if self._error is not None:
             raise self._error

@@ -60,6 +60,12 @@ class StreamParser:
         return self._adapter.done
 
     def feed(self, data: bytes) -> Iterator[StreamEvent]:
+        out, _ = self.feed_list(data)
+        return self._then_raise(out)
+
+    def feed_list(self, data: bytes) -> tuple[list[StreamEvent], LlmError | None]:
+        """``feed`` for the provider's per-chunk loop: the events, and the error to
+        raise after them (None while the stream is sound), with no iterator."""
         out: list[StreamEvent] = []
         if len(data) <= _SLICE:
             self._feed(data, out)
@@ -68,7 +74,7 @@ class StreamParser:
                 self._feed(piece, out)
                 if self._error is not None or self._adapter.done:
                     break
-        return self._then_raise(out)
+        return out, self._error
 
     def _feed(self, data: bytes, out: list[StreamEvent]) -> None:
         """Decode ``data`` into ``out``. An oversized frame (the SSE decoder's
@@ -76,6 +82,15 @@ class StreamParser:
         if self._error is not None:
             return
         sse = self._sse
+        lone = sse.feed_lone(data)
+        if lone is not None:  # one whole frame: the SSE rules have nothing else to do
+            mark = len(out)
+            try:
+                self._adapter.feed_data(lone, "message", out)
+            except LlmError as err:
+                del out[mark:]
+                self._error = err
+            return
         try:
             frames = sse.feed_raw(data)
         except LlmError as err:

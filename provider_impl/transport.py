@@ -28,6 +28,7 @@ import httpx
 from provider_impl.errors import ConnectionFailed, InvalidRequest, LlmError
 
 __all__ = [
+    "DEADLINE",
     "deadline_scope",
     "environment_error",
     "install_deadlines",
@@ -35,7 +36,9 @@ __all__ = [
     "scrub_urls",
 ]
 
-_DEADLINE: ContextVar[float | None] = ContextVar("provider_impl_deadline", default=None)
+#: The deadline of the step this thread runs (set and reset around each step).
+DEADLINE: ContextVar[float | None] = ContextVar("provider_impl_deadline", default=None)
+_DEADLINE = DEADLINE
 
 
 @contextlib.contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Iterator
 
@@ -9,6 +10,7 @@ import pytest
 from claude_proxy import ClaudeProxy, ProxyUnavailable, install_proxy
 
 from provider_impl.dialects import _REGISTRY
+from provider_impl.provider import ASYNC_TRANSPORT_ENV
 
 
 @pytest.fixture(autouse=True)
@@ -19,6 +21,21 @@ def _registry_restored() -> Iterator[None]:
     yield
     _REGISTRY.clear()
     _REGISTRY.update(saved)
+
+
+@pytest.fixture(autouse=True)
+def _async_transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test parametrized with ``mode="async"`` runs the provider's own async client
+    on aiohttp, with ``mode="async-h11"`` on httpx's h11 (``PROVIDER_IMPL_ASYNC_TRANSPORT``,
+    read when a provider is made); any other test gets the default."""
+    callspec = getattr(request.node, "callspec", None)
+    mode = callspec.params.get("mode") if callspec is not None else None
+    if mode == "async-h11":
+        monkeypatch.setenv(ASYNC_TRANSPORT_ENV, "httpx")
+    elif mode == "async":
+        if importlib.util.find_spec("aiohttp") is None:
+            pytest.skip("the aiohttp extra is not installed")
+        monkeypatch.setenv(ASYNC_TRANSPORT_ENV, "aiohttp")
 
 
 @pytest.fixture(scope="session")

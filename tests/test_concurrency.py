@@ -8,8 +8,8 @@ starts and after it stops (its sockets live in this process too), so the count
 must return exactly to the baseline once the client is closed.
 
 The normal suite runs 1,000 streams on one shared ``httpx.AsyncClient`` sized
-for them (about 6 s here) and 200 on a provider's own default client; 1,000 on
-the default client (100 connections, so they queue) is behind ``-m slow``.
+for them (about 6 s here), and 200 and 1,000 on a provider's own default client,
+on each async transport (aiohttp, httpx's h11; ``mode``, see ``conftest.py``).
 Figures in docs/RELIABILITY.md.
 """
 
@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
+from transports import MODES
 
 from provider_impl import (
     DIALECTS,
@@ -192,11 +193,13 @@ async def test_1000_concurrent_streams_each_get_their_own_events() -> None:
     assert result.peak_fds >= result.baseline_fds + 1000
 
 
-async def test_200_concurrent_streams_on_a_providers_default_client() -> None:
+@pytest.mark.parametrize("mode", MODES[1:])
+async def test_200_concurrent_streams_on_a_providers_default_client(mode: str) -> None:
     check(await run_load(200, "default", providers_used=("openai",)))
 
 
-async def test_1000_concurrent_streams_on_a_providers_default_client() -> None:
+@pytest.mark.parametrize("mode", MODES[1:])
+async def test_1000_concurrent_streams_on_a_providers_default_client(mode: str) -> None:
     """1,000 streams through one provider's own client and default timeout: the
     library's DEFAULT_LIMITS (1,000 connections) carry them without queueing in
     httpcore's pool, which rescans every waiter on each event (with httpx's

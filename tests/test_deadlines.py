@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+from transports import MODES
 
 from provider_impl import (
     DIALECTS,
@@ -46,7 +47,6 @@ from provider_impl.events import StreamEvent
 from provider_impl.policy import CallPolicy
 from provider_impl.provider import _default_ssl_context
 
-MODES = ("sync", "async")
 KEY = "sk-test-deadlines-0123456789"
 BOUND = 4.0  # the issue's bound for a typed error with timeout=1
 MIB = 1024 * 1024
@@ -557,8 +557,9 @@ async def test_a_client_that_does_not_follow_redirects_gets_the_redirect_as_an_e
     assert len(seen) == 1
 
 
+@pytest.mark.parametrize("mode", MODES[1:])
 async def test_breaking_out_of_async_for_closes_the_stream_within_a_second(
-    emu: Emulator,
+    emu: Emulator, mode: str
 ) -> None:
     """A plain ``break`` out of ``async for`` (no aclose): the dropped generator is
     finalized by the event loop and the server sees the client leave; only a

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+from transports import MODES
 
 from provider_impl import (
     DIALECTS,
@@ -40,7 +41,6 @@ from provider_impl.events import StreamEvent
 from provider_impl.invariants import check_invariants
 
 PROVIDERS = tuple(sorted(DIALECTS))
-MODES = ("sync", "async")
 READ_TIMEOUT = 0.5
 # Upper margin for timing on a loaded 2-core machine; lower bounds stay exact.
 MARGIN = 2.0
@@ -215,7 +215,9 @@ async def test_a_stall_before_the_headers_is_a_request_timeout(emu: Emulator, mo
     assert wait_until(lambda: emu.stats.streams_aborted_by_client > before)
 
 
-@pytest.mark.parametrize(("provider", "mode"), [("openai", "sync"), ("gemini", "async")])
+@pytest.mark.parametrize(
+    ("provider", "mode"), [("openai", "sync"), ("gemini", "async"), ("mistral", "async-h11")]
+)
 async def test_a_stall_mid_stream_is_a_request_timeout_after_the_delivered_events(
     emu: Emulator, provider: str, mode: str
 ) -> None:
@@ -395,10 +397,11 @@ def test_breaking_out_of_stream_closes_the_connection(emu: Emulator, how: str) -
     assert wait_until(lambda: all_connections_closed(emu), 3.0)
 
 
-async def test_aclose_closes_the_connection(emu: Emulator) -> None:
+@pytest.mark.parametrize("mode", MODES[1:])
+async def test_aclose_closes_the_connection(emu: Emulator, mode: str) -> None:
     assert wait_until(lambda: all_connections_closed(emu))
     before = _aborted(emu)
-    run = Run(emu, "gemini", "async")
+    run = Run(emu, "gemini", mode)
     p = run.make("trickle", headers=TRICKLE)
     agen = p.astream(_request(30))
     async for ev in agen:
@@ -411,10 +414,11 @@ async def test_aclose_closes_the_connection(emu: Emulator) -> None:
     assert wait_until(lambda: all_connections_closed(emu), 3.0)
 
 
-async def test_cancelling_the_task_closes_the_connection(emu: Emulator) -> None:
+@pytest.mark.parametrize("mode", MODES[1:])
+async def test_cancelling_the_task_closes_the_connection(emu: Emulator, mode: str) -> None:
     assert wait_until(lambda: all_connections_closed(emu))
     before = _aborted(emu)
-    run = Run(emu, "mistral", "async")
+    run = Run(emu, "mistral", mode)
     p = run.make("trickle", headers=TRICKLE)
     first_text = asyncio.Event()
     seen: list[StreamEvent] = []

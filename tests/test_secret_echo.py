@@ -259,7 +259,10 @@ def test_key_echoed_in_response_headers_reaches_no_log_record(
     caplog.set_level(logging.DEBUG)
     for name in ("httpcore", "httpcore.http11", "httpcore.connection", "httpx", "provider_impl"):
         caplog.set_level(logging.DEBUG, logger=name)
-    provider = OpenAiCompatibleProvider.openai(api_key=KEY, base_url=echo_url, max_retries=0)
+    # httpcore logs the response headers: its records are what this test checks.
+    provider = OpenAiCompatibleProvider.openai(
+        api_key=KEY, base_url=echo_url, max_retries=0, async_transport="httpx"
+    )
     with pytest.raises(LlmError) as info:
         call(provider, mode)
     assert_no_piece(info.value)
@@ -267,6 +270,25 @@ def test_key_echoed_in_response_headers_reaches_no_log_record(
     headers_logged = [r for r in http_records if "receive_response_headers.complete" in r.msg]
     assert headers_logged, "httpcore logged no response headers: the check would be empty"
     assert any(b"x-echo-key" in r.getMessage().encode() for r in headers_logged)
+    for record in caplog.records:
+        assert leaked_piece(record.getMessage()) is None, record.name
+
+
+@pytest.mark.parametrize("mode", ["acomplete", "astream"])
+def test_key_echoed_in_response_headers_on_aiohttp_reaches_no_log_record(
+    echo_url: str, mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    pytest.importorskip("aiohttp")
+    caplog.set_level(logging.DEBUG)
+    for name in ("aiohttp", "aiohttp.client", "asyncio", "provider_impl"):
+        caplog.set_level(logging.DEBUG, logger=name)
+    provider = OpenAiCompatibleProvider.openai(
+        api_key=KEY, base_url=echo_url, max_retries=0, async_transport="aiohttp"
+    )
+    with pytest.raises(LlmError) as info:
+        call(provider, mode)
+    assert info.value.status_code == 401
+    assert_no_piece(info.value)
     for record in caplog.records:
         assert leaked_piece(record.getMessage()) is None, record.name
 
