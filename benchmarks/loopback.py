@@ -18,14 +18,18 @@ block, and every socket has a timeout.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from types import TracebackType
 
-__all__ = ["LoopbackServer"]
+__all__ = ["BodyServer", "LoopbackServer"]
 
 _HEAD = (
     b"HTTP/1.1 200 OK\r\n"
@@ -176,3 +180,118 @@ class LoopbackServer:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+# -- a server in another process, for the transport rows and 1,000 connections --------
+
+
+class _BodyProtocol(asyncio.Protocol):
+    """HTTP/1.1 keep-alive; ``POST /<kind>/<n>/v1/chat/completions`` gets the
+    generated body ``bodies.iter_frames(kind, n)``, one HTTP chunk per frame."""
+
+    def __init__(self, cache: dict[bytes, bytes]) -> None:
+        self._cache = cache
+        self._buf = b""
+        self._transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def data_received(self, data: bytes) -> None:
+        self._buf += data
+        while True:
+            head, sep, rest = self._buf.partition(b"\r\n\r\n")
+            if not sep:
+                return
+            length = 0
+            lines = head.split(b"\r\n")
+            for line in lines[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value.strip())
+            if len(rest) < length:
+                return
+            self._buf = rest[length:]
+            path = lines[0].split(b" ")[1]
+            assert self._transport is not None
+            self._transport.write(self._body(path))
+
+    def _body(self, path: bytes) -> bytes:
+        body = self._cache.get(path)
+        if body is None:
+            from benchmarks import bodies  # the server process imports it on first use
+
+            kind, n = path.strip(b"/").split(b"/")[:2]
+            frames = bodies.iter_frames(kind.decode(), int(n))
+            body = self._cache[path] = _HEAD + b"".join(_chunk(f) for f in frames) + b"0\r\n\r\n"
+        return body
+
+
+async def _serve(port: int, ready: Callable[[int], None]) -> None:
+    cache: dict[bytes, bytes] = {}
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: _BodyProtocol(cache), "127.0.0.1", port, backlog=4096, reuse_address=True
+    )
+    ready(server.sockets[0].getsockname()[1])
+    async with server:
+        await server.serve_forever()
+
+
+class BodyServer:
+    """``_BodyProtocol`` in a child process (its CPU is not the client's): bodies by
+    URL, a listen backlog of 4,096, one event loop and no thread per connection."""
+
+    def __init__(self) -> None:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.loopback", "serve"],
+            stdout=subprocess.PIPE,
+            cwd=str(Path(__file__).resolve().parent.parent),
+            text=True,
+        )
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline()
+        if not line.strip().isdigit():
+            self.close()
+            raise RuntimeError(f"the body server did not start: {line!r}")
+        self.port = int(line)
+
+    def base_url(self, kind: str, n: int) -> str:
+        return f"http://127.0.0.1:{self.port}/{kind}/{n}/v1"
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+
+    def __enter__(self) -> BodyServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _main(argv: list[str]) -> int:
+    if argv[:1] != ["serve"]:
+        print("usage: python -m benchmarks.loopback serve [PORT]", file=sys.stderr)
+        return 2
+    port = int(argv[1]) if len(argv) > 1 else 0
+
+    def ready(bound: int) -> None:
+        print(bound, flush=True)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(port, ready))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main(sys.argv[1:]))

@@ -31,6 +31,13 @@ TINY = replace(
     trickle_gap=0.001,
     conformance=False,
     openai=False,  # importing openai-python takes longer than this whole file should
+    transport_chunks=40,
+    transport_repeats=1,
+    transport_sdk_repeats=1,
+    concurrent=20,
+    concurrent_chunks=20,
+    concurrent_rounds=1,
+    conformance_scale=False,
 )
 
 
@@ -52,7 +59,7 @@ def test_bodies_decode_cleanly() -> None:
 def test_quick_suite_produces_numbers(tmp_path: Path) -> None:
     started = time.perf_counter()
     res = run.run_suite(TINY)
-    for key in ("a_json", "d", "d_reads", "e", "f"):
+    for key in ("a_json", "d", "d_reads", "e"):
         for kind in bodies.KINDS:
             stat = res.rows[key][kind]
             assert stat is not None and stat.median_us > 0 and stat.min_us > 0, (key, kind)
@@ -63,11 +70,21 @@ def test_quick_suite_produces_numbers(tmp_path: Path) -> None:
         )
     assert res.memory["small_peak_bytes"] > 0 and res.memory["large_peak_bytes"] > 0
     assert res.latency["runs"] == 2 and res.latency["from_send_median_ms"] > 0
-    assert len(res.targets) == 5
+    for key in ("floor_h11", "floor_h11_async", "parse", "stream_h11", "astream_h11"):
+        for kind in bodies.KINDS:
+            assert res.transport_rows[key][kind]["cpu_median_us"] > 0, (key, kind)
+    assert "openai_aiohttp" in res.transport_unavailable
+    short = res.concurrency["short"]
+    assert all(v["cpu_ms_per_request"] > 0 for v in short.values()) and short
+    assert res.latency["async"]  # astream()'s first event, per async transport
+    named = " | ".join(t["target"] for t in res.targets)
+    for what in ("stream() (sync, h11)", "astream(), default client", "short streams"):
+        assert what in named
     text = run.render_text(res)
     md = run.render_markdown(res, "python -m benchmarks.run --tiny", None)
     assert "decode_stream" in text and "## Targets" in md
-    assert time.perf_counter() - started < 30
+    assert "## Transports: per chunk over loopback HTTP" in md and "concurrent" in md
+    assert time.perf_counter() - started < 45
 
 
 def test_openai_contender() -> None:
