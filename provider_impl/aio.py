@@ -19,6 +19,7 @@ layers. Import this module only when aiohttp is installed (``available()``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import ssl
 from collections.abc import AsyncIterator, Mapping
@@ -197,6 +198,18 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         session, self._session = self._session, None
         if session is not None:
             await session.close()
+
+    def __del__(self) -> None:
+        # A client dropped without aclose() (httpx's own is then silent): close the
+        # pooled sockets now, so aiohttp does not log the session as leaked.
+        session = self._session
+        if session is None or session.closed:
+            return
+        with contextlib.suppress(Exception):
+            connector = session.connector
+            if connector is not None:
+                connector._close()
+            session._connector = None
 
 
 class AiohttpClient(httpx.AsyncClient):

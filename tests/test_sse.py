@@ -295,3 +295,52 @@ def test_memory_stays_bounded(with_newlines: bool) -> None:
             pending = len(dec._buf) + dec._data_size  # what the decoder holds
             assert pending <= limit
     assert fed <= limit + step
+
+
+# -- the lone-frame path (issue 13): the same result as the general one, or none
+
+
+def _primed(prefix: bytes) -> tuple[SSEDecoder, SSEDecoder]:
+    """Two decoders in the same state after ``prefix`` (a BOM-less start)."""
+    a, b = SSEDecoder(64), SSEDecoder(64)
+    for d in (a, b):
+        d.feed_raw(b"data: first\n\n" + prefix)
+    return a, b
+
+
+@pytest.mark.parametrize(
+    ("prefix", "read"),
+    [
+        (b"", b"data: {\"a\":1}\n\n"),
+        (b"", b"data:no-space\n\n"),
+        (b"", b"data:  two spaces\n\n"),
+        (b"", b"data: caf\xc3\xa9 \xff\n\n"),
+        (b"", b"data: a\r\n\r\n"),
+        (b"", b"data: a\n\ndata: b\n\n"),
+        (b"", b"data: a\ndata: b\n\n"),
+        (b"", b"event: error\ndata: x\n\n"),
+        (b"", b": keep-alive\n\n"),
+        (b"", b"data: " + b"x" * 60 + b"\n\n"),
+        (b"", b"data: " + b"x" * 58 + b"\n\n"),
+        (b"", b"data: a\n"),
+        (b"data: pending\n", b"data: a\n\n"),
+        (b": comment\n", b"data: a\n\n"),
+        (b"event: ping\n", b"data: a\n\n"),
+        (b"data: half", b"data: a\n\n"),
+        (b"data: x\r", b"data: a\n\n"),
+    ],
+)
+def test_feed_lone_gives_what_feed_raw_gives_or_declines(prefix: bytes, read: bytes) -> None:
+    lone, general = _primed(prefix)
+    got = lone.feed_lone(read)
+    try:
+        expected = general.feed_raw(read)
+    except StreamError:
+        assert got is None
+        return
+    if got is None:  # declined: nothing consumed, the general path gives the same
+        assert lone.feed_raw(read) == expected
+    else:
+        assert [(got, "message")] == [(e[0], e[1]) for e in expected]
+    # Either way both decoders go on alike.
+    assert lone.feed_raw(b"data: next\n\n") == general.feed_raw(b"data: next\n\n")
