@@ -311,7 +311,7 @@ def _primed(prefix: bytes) -> tuple[SSEDecoder, SSEDecoder]:
 @pytest.mark.parametrize(
     ("prefix", "read"),
     [
-        (b"", b"data: {\"a\":1}\n\n"),
+        (b"", b'data: {"a":1}\n\n'),
         (b"", b"data:no-space\n\n"),
         (b"", b"data:  two spaces\n\n"),
         (b"", b"data: caf\xc3\xa9 \xff\n\n"),
