@@ -7,9 +7,7 @@ from typing import Any
 
 import pytest
 from syrupy.assertion import SnapshotAssertion
-from syrupy.extensions.json import JSONSnapshotExtension
 
-from conformance.conftest import Case
 from provider_impl import (
     AuthenticationFailed,
     ContextLengthExceeded,
@@ -21,6 +19,7 @@ from provider_impl import (
     ToolUseComplete,
     Usage,
 )
+from provider_impl.conformance.cases import Case
 from provider_impl.dialects import get_dialect
 from provider_impl.harness import (
     Outcome,
@@ -49,11 +48,6 @@ def _replayed(case: Case) -> Outcome:
     if key not in _REPLAYS:
         _REPLAYS[key] = replay_scenario(case.provider, case.scenario, case.cassette)
     return _REPLAYS[key]
-
-
-@pytest.fixture
-def snapshot_json(snapshot: SnapshotAssertion) -> SnapshotAssertion:
-    return snapshot.use_extension(JSONSnapshotExtension)
 
 
 def test_events_match_snapshot(case: Case, snapshot_json: SnapshotAssertion) -> None:
