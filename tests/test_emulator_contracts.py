@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,7 +14,8 @@ import pytest
 from provider_impl.dialects import DIALECTS
 from provider_impl.emulator import PROVIDER_PREFIXES, Emulator
 from provider_impl.emulator._dialects import renderer_for
-from provider_impl.schemas import refuses_unknown_fields, top_level_fields
+from provider_impl.harness import load_exchange
+from provider_impl.schemas import refuses_unknown_fields, schema_errors, top_level_fields
 
 KEY = {"authorization": "Bearer sk-emulator-test-0000"}
 
@@ -88,3 +90,45 @@ def test_emulator_reads_the_contracts_without_jsonschema() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert "reasoning_effort" in result.stdout
+
+
+REAL_ACCEPTED = [
+    path
+    for path in sorted(
+        (Path(__file__).resolve().parent.parent / "cassettes" / "real").glob("*/*.yaml")
+    )
+    if load_exchange(path).status < 300
+]
+
+
+def test_emulator_accepts_every_request_a_real_provider_accepted(emu: Emulator) -> None:
+    """The emulator is no stricter than the providers: each real 2xx request is
+    answered 2xx by the emulated provider of its folder."""
+    assert len(REAL_ACCEPTED) >= 260
+    refused = []
+    with httpx.Client(headers=KEY, timeout=10) as client:
+        for path in REAL_ACCEPTED:
+            body = load_exchange(path).request_body
+            url = emu.base_url(path.parent.name) + "/chat/completions"
+            r = client.post(url, json=body)
+            if r.status_code >= 300:
+                refused.append(f"{path.parent.name}/{path.stem}: {r.status_code} {r.text[:120]}")
+    assert refused == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "accepted"),
+    [
+        ({"stream_options": None}, True),
+        ({"stream_options": {"include_usage": True}}, False),
+        ({"stream": True, "stream_options": {"include_usage": True}}, True),
+        ({"max_tokens": 5, "max_completion_tokens": 5}, False),
+        ({"max_tokens": None, "max_completion_tokens": 5}, True),
+    ],
+)
+def test_emulated_openai_and_its_contract_agree_on_edge_cases(
+    emu: Emulator, fields: dict[str, Any], accepted: bool
+) -> None:
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], **fields}
+    assert (schema_errors("openai", body) == []) is accepted
+    assert (post(emu, "openai", **fields).status_code < 300) is accepted

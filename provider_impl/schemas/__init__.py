@@ -30,6 +30,7 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from provider_impl.dialects import BUILTIN, DIALECTS
 from provider_impl.schemas.rules import rule_errors
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PROVIDERS",
+    "contract_of",
     "load_schema",
     "refuses_unknown_fields",
     "rule_errors",
@@ -46,30 +48,24 @@ __all__ = [
     "validate_request",
 ]
 
-#: Providers with a request-body schema, the built-in dialects' contracts.
-PROVIDERS: tuple[str, ...] = (
-    "openai",
-    "gemini",
-    "mistral",
-    "glm",
-    "claude_subscription",
-    "openrouter",
-)
+#: The contracts shipped: one per built-in dialect record (``contract_name``);
+#: ``tests/test_record_facts.py`` checks each has its files.
+PROVIDERS: tuple[str, ...] = tuple(dict.fromkeys(d.contract_name for d in BUILTIN))
 
 # A schema node may carry this (non-validating) keyword to replace the
 # validator's generic message for the single check that node makes.
 _MESSAGE_KEYWORD = "errorMessage"
 
 
-def _check_provider(provider: str) -> str:
-    """The contract ``provider`` follows: its dialect record's ``contract_name``."""
-    from provider_impl.dialects import DIALECTS
-
+def contract_of(provider: str) -> str:
+    """The contract ``provider`` follows: its dialect record's ``contract_name``
+    (a contract's own name stands for itself). ``ValueError`` names the known
+    ones when there is none."""
     dialect = DIALECTS.get(provider)
     contract = dialect.contract_name if dialect is not None else provider
     if contract not in PROVIDERS:
         known = ", ".join(PROVIDERS)
-        raise ValueError(f"no request schema for provider {provider!r}; known providers: {known}")
+        raise ValueError(f"no contract for provider {provider!r}; known providers: {known}")
     return contract
 
 
@@ -85,7 +81,7 @@ def load_schema(provider: str) -> dict[str, Any]:
 
     Raises ``ValueError`` naming the known providers for an unknown one.
     """
-    return copy.deepcopy(_cached_schema(_check_provider(provider)))
+    return copy.deepcopy(_cached_schema(contract_of(provider)))
 
 
 def _refused(node: object) -> bool:
@@ -95,7 +91,7 @@ def _refused(node: object) -> bool:
 
 def refuses_unknown_fields(provider: str) -> bool:
     """Whether ``provider``'s endpoint refuses top-level fields its contract does not list."""
-    return _cached_schema(_check_provider(provider)).get("additionalProperties", True) is False
+    return _cached_schema(contract_of(provider)).get("additionalProperties", True) is False
 
 
 def top_level_fields(provider: str) -> frozenset[str]:
@@ -103,7 +99,7 @@ def top_level_fields(provider: str) -> frozenset[str]:
 
     Reads the schema file only, so it works without ``jsonschema``.
     """
-    schema = _cached_schema(_check_provider(provider))
+    schema = _cached_schema(contract_of(provider))
     properties: Mapping[str, object] = schema.get("properties", {})
     return frozenset(name for name, node in properties.items() if not _refused(node))
 
@@ -140,7 +136,7 @@ def schema_errors(provider: str, body: Mapping[str, Any]) -> list[str]:
     own rules are checked apart, by ``rule_errors``. Raises ``ValueError`` for an
     unknown provider.
     """
-    validator = _validator(_check_provider(provider))
+    validator = _validator(contract_of(provider))
     return sorted({_describe(error) for error in validator.iter_errors(_plain(body))})
 
 

@@ -27,6 +27,7 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Literal
 
+from provider_impl.schemas import PROVIDERS, contract_of
 from provider_impl.sse import SSEDecoder
 
 if TYPE_CHECKING:
@@ -39,17 +40,11 @@ __all__ = [
     "load_reply_schema",
     "reply_errors",
     "reply_objects",
+    "reply_problems",
 ]
 
-#: Providers with reply contracts: the five dialects, then the gateway contract.
-REPLY_PROVIDERS: tuple[str, ...] = (
-    "openai",
-    "gemini",
-    "mistral",
-    "glm",
-    "claude_subscription",
-    "openrouter",
-)
+#: Providers with reply contracts: every shipped contract has them.
+REPLY_PROVIDERS: tuple[str, ...] = PROVIDERS
 ReplyKind = Literal["chunk", "completion", "error"]
 REPLY_KINDS: tuple[ReplyKind, ...] = ("chunk", "completion", "error")
 
@@ -58,14 +53,8 @@ def _file_name(provider: str, kind: str) -> str:
     if kind not in REPLY_KINDS:
         known = ", ".join(REPLY_KINDS)
         raise ValueError(f"unknown reply kind {kind!r}; known kinds: {known}")
-    from provider_impl.dialects import DIALECTS
-
     # A provider follows its record's contract (a renamed copy keeps its original's).
-    dialect = DIALECTS.get(provider)
-    provider = dialect.contract_name if dialect is not None else provider
-    if provider not in REPLY_PROVIDERS:
-        known = ", ".join(REPLY_PROVIDERS)
-        raise ValueError(f"no reply contract for provider {provider!r}; known providers: {known}")
+    provider = contract_of(provider)
     # In-band error frames have one shape family for every provider.
     return "error.chunk.json" if kind == "error" else f"{provider}.{kind}.json"
 
@@ -130,3 +119,17 @@ def reply_objects(body: bytes, *, sse: bool) -> Iterator[tuple[ReplyKind, Any]]:
         except ValueError as exc:
             raise ValueError(f"SSE data is not JSON: {data[:80]!r}") from exc
         yield ("error" if _is_error_frame(obj) else "chunk"), obj
+
+
+def reply_problems(provider: str, body: bytes, *, sse: bool) -> list[str]:
+    """Every way a recorded reply body breaks ``provider``'s reply contracts, each
+    as ``"<kind> #<n>: <json path>: <message>"``; an empty list means it fits.
+    A body with no JSON object in it is a problem too."""
+    objects = list(reply_objects(body, sse=sse))
+    if not objects:
+        return ["the reply holds no JSON object"]
+    return [
+        f"{kind} #{i}: {error}"
+        for i, (kind, obj) in enumerate(objects)
+        for error in reply_errors(provider, obj, kind)
+    ]

@@ -99,7 +99,8 @@ class OpenAiDialect(Dialect):
                     "unsupported_parameter",
                 ),
             )
-        if "stream_options" in body and body.get("stream") is not True:
+        # A null stream_options is no option at all (the contract accepts it).
+        if body.get("stream_options") is not None and body.get("stream") is not True:
             return ErrorResponse(
                 400,
                 _openai_error(
