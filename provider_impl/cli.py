@@ -91,6 +91,15 @@ def _output_file(option: str, value: str | None) -> None:
         raise UsageError(f"{option} {value}: folder {path.parent} is not writable")
 
 
+def _parallel(pytest_args: Sequence[str]) -> bool:
+    return any(
+        a in ("-n", "--numprocesses")
+        or a.startswith(("-n=", "--numprocesses"))
+        or (a.startswith("-n") and a[2:].isdigit())
+        for a in pytest_args
+    )
+
+
 def _cassette_dir(value: str | None) -> Path:
     from provider_impl.conformance import shipped_cassettes
 
@@ -184,8 +193,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     try:
         outcome = replay_cassette_file(path, provider)
     except Exception as exc:  # a cassette this package cannot read, whatever the reason
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UsageError(f"cannot read cassette {path}: {reason}") from exc
+        reason = "; ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip())
+        raise UsageError(f"cannot read cassette {path}: {reason or type(exc).__name__}") from exc
     for event in outcome.events:
         print(json.dumps(event, ensure_ascii=False))
     if outcome.response is not None:
@@ -235,6 +244,8 @@ def _cmd_conformance(args: argparse.Namespace) -> int:
             f"no cassettes under {cassettes} (expected {cassettes}/<provider>/<scenario>.yaml "
             f"for a provider among {', '.join(DIALECTS)})"
         )
+    if _parallel(args.pytest_args) and importlib.util.find_spec("xdist") is None:
+        raise UsageError("-n needs pytest-xdist: python -m pip install pytest-xdist")
     updating = any(a.startswith("--snapshot-update") for a in args.pytest_args)
     snapshots = snapshot_dir(cassettes)
     if not snapshots.is_dir() and not updating:
@@ -335,9 +346,10 @@ def _print_real_matrix(real: dict[str, Any]) -> None:
 def _print_matrix(
     matrix: dict[str, Any], providers: Sequence[str] | None, scenarios: Sequence[str] | None
 ) -> None:
-    provs = list(providers or DIALECTS)
-    scens = list(scenarios or SCENARIOS)
     cells = matrix["cells"]
+    present = {key.split("/", 1)[0] for key in cells}
+    provs = list(providers or [p for p in DIALECTS if p in present])
+    scens = list(scenarios or SCENARIOS)
     rows = []
     for s in scens:
         row = [s]
@@ -379,8 +391,8 @@ def _cmd_record(args: argparse.Namespace) -> int:
     folder = Path(args.cassette_dir)
     _check_names([args.provider], _merged(args.scenario))
     _writable_dir("--cassette-dir", folder)
-    if args.base_url:
-        _reachable(args.base_url)
+    # A dead server would fail every scenario in turn: say so once, before starting.
+    _reachable(args.base_url or DIALECTS[args.provider].base_url)
     try:
         results = record_cassettes(
             args.provider,
@@ -666,7 +678,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The ``provider-impl`` command; returns its exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        return _run(args)
+        try:
+            result = _run(args)
+        except SystemExit as exc:  # argparse: --help, --version, a usage error
+            result = exc.code if isinstance(exc.code, int) else EXIT_USAGE
+        sys.stdout.flush()  # a closed pipe shows here, not in Python's exit
+        return result
     except UsageError as err:
         print(f"provider-impl: error: {err}", file=sys.stderr)
         return EXIT_USAGE

@@ -15,7 +15,7 @@ from vcr.filters import AVAILABLE_DECOMPRESSORS
 
 from provider_impl.dialects import DIALECTS
 from provider_impl.emulator._http import EMULATOR_HEADER
-from provider_impl.errors import LlmError
+from provider_impl.errors import LlmError, TransportError
 from provider_impl.events import MessageDelta, StreamEvent
 from provider_impl.harness import run_turns
 from provider_impl.provider import OpenAiCompatibleProvider
@@ -134,7 +134,10 @@ def _judge(
     """A one-line outcome and whether it is what the scenario expects."""
     if error is not None:
         name = type(error).__name__
-        status = f"HTTP {error.status_code}" if error.status_code is not None else "in-band"
+        if error.status_code is not None:
+            status = f"HTTP {error.status_code}"
+        else:  # no HTTP status: an error inside a 200 reply, or no reply at all
+            status = "no reply" if isinstance(error, TransportError) else "in-band"
         if scenario.expect_error is not None and isinstance(error, scenario.expect_error):
             after = f" after {len(events)} events" if events else ""
             return f"{name} ({status}){after}, as expected", True
@@ -254,13 +257,17 @@ def record_cassettes(
             progress(f"{label} → {result.outcome}  [{path}]")
     if results:
         bad = sum(not r.ok for r in results)
-        summary = f"Recorded {len(results)} cassette(s) for {provider} under {cassette_dir}"
+        written = sum(r.path.is_file() and "NO CASSETTE WRITTEN" not in r.outcome for r in results)
+        summary = (
+            f"Recorded {written} of {len(results)} cassette(s) for {provider} under {cassette_dir}"
+        )
         if bad:
             summary += f"; {bad} with an unexpected outcome (see above)"
         progress(summary + ".")
-        option = "" if cassette_dir == Path("cassettes") else f" --cassette-dir {cassette_dir}"
-        progress(
-            f"Next: run `pytest conformance --snapshot-update{option}` and review the "
-            "snapshot diff (git diff) before committing the cassettes."
-        )
+        if written:
+            progress(
+                f"Next: run `provider-impl conformance --cassette-dir {cassette_dir} "
+                f"--provider {provider} -- --snapshot-update` and review the snapshot diff "
+                "(git diff) before committing the cassettes."
+            )
     return results
