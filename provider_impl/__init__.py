@@ -5,9 +5,10 @@ The public API is re-exported here; everything else is private.
 """
 
 from provider_impl.adapter import StreamAdapter
-from provider_impl.costs import COST_TABLE, ModelCost, estimate_cost
+from provider_impl.costs import COST_TABLE, CostEstimate, ModelCost, estimate_cost
 from provider_impl.dialects import (
     DIALECTS,
+    ModelLimits,
     ProviderCapabilities,
     ProviderDialect,
     ReasoningControl,
@@ -51,16 +52,24 @@ from provider_impl.fallback import (
 )
 from provider_impl.handoff import hand_off, hand_off_request
 from provider_impl.provider import CustomOptions, OpenAiCompatibleProvider, ProviderOptions
-from provider_impl.response import decode_response, response_from_events
+from provider_impl.response import decode_response, response_from_events, with_parsed_json
 from provider_impl.sse import ServerSentEvent, SSEDecoder
 from provider_impl.stream import StreamParser, decode_stream
 from provider_impl.types import (
     REASONING_EFFORTS,
+    AudioPart,
+    Choice,
     CompletionRequest,
     CompletionResponse,
+    ContentPart,
+    FilePart,
+    ImagePart,
     Message,
     ReasoningEffort,
+    ResponseFormat,
     StopReason,
+    TextPart,
+    TokenLogprob,
     ToolCall,
     ToolDefinition,
     Usage,
@@ -72,7 +81,9 @@ __all__ = [
     "COST_TABLE",
     "DIALECTS",
     "REASONING_EFFORTS",
+    "AudioPart",
     "AuthenticationFailed",
+    "Choice",
     "CircuitBreaker",
     "CompletionRequest",
     "CompletionResponse",
@@ -80,19 +91,24 @@ __all__ = [
     "ConnectionFailed",
     "ContentBlockStart",
     "ContentBlockStop",
+    "ContentPart",
     "ContextLengthExceeded",
+    "CostEstimate",
     "CustomOptions",
     "DeserializationError",
     "Done",
     "ErrorKind",
     "FallbackBudgetExceeded",
     "FallbackProvider",
+    "FilePart",
+    "ImagePart",
     "InvalidRequest",
     "LlmError",
     "Message",
     "MessageDelta",
     "MessageStart",
     "ModelCost",
+    "ModelLimits",
     "NoProviderAvailable",
     "OpenAiCompatibleProvider",
     "Overloaded",
@@ -105,6 +121,7 @@ __all__ = [
     "ReasoningControl",
     "ReasoningEffort",
     "RequestTimeout",
+    "ResponseFormat",
     "SSEDecoder",
     "ServerSentEvent",
     "StopReason",
@@ -113,7 +130,9 @@ __all__ = [
     "StreamEvent",
     "StreamParser",
     "TextDelta",
+    "TextPart",
     "ThinkingDelta",
+    "TokenLogprob",
     "ToolCall",
     "ToolDefinition",
     "ToolUseComplete",
@@ -129,4 +148,5 @@ __all__ = [
     "hand_off",
     "hand_off_request",
     "response_from_events",
+    "with_parsed_json",
 ]

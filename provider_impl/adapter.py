@@ -102,6 +102,9 @@ def usage_from_json(usage: Mapping[str, Any], hidden_reasoning: bool = False) ->
         cached = prompt_details.get("cached_tokens")
     if cached is None:
         cached = usage.get("num_cached_tokens")  # Mistral
+    written = usage.get("cache_creation_input_tokens")  # Anthropic's name, through gateways
+    if written is None and isinstance(prompt_details, dict):
+        written = prompt_details.get("cache_write_tokens")  # OpenAI, OpenRouter
     reasoning = None
     if isinstance(completion_details, dict):
         reasoning = completion_details.get("reasoning_tokens")
@@ -120,6 +123,7 @@ def usage_from_json(usage: Mapping[str, Any], hidden_reasoning: bool = False) ->
         output_tokens=output_tokens,
         cache_read_input_tokens=_int_or_none(cached),
         reasoning_tokens=reasoning_tokens,
+        cache_write_input_tokens=_int_or_none(written),
     )
 
 

@@ -22,7 +22,10 @@ from types import MappingProxyType
 from typing import Any, get_args
 
 from provider_impl.dialects import (
+    CONTENT_FORMS,
+    REQUEST_OPTIONS,
     ConformanceFeatures,
+    ModelLimits,
     ProviderCapabilities,
     ProviderDialect,
     ReasoningControl,
@@ -44,6 +47,9 @@ _TABLES: dict[str, type[Any]] = {
     "tool_call_ids": ToolCallIdFormat,  # optional: a missing table is None
 }
 _ERROR_KINDS = frozenset(get_args(ErrorKind))
+# Fields written as arrays of tables ([[name]]), after everything else.
+_ARRAYS: dict[str, type[Any]] = {"reasoning": ReasoningControl, "model_limits": ModelLimits}
+_RESPONSE_FORMATS = frozenset({"text", "json_object", "json_schema"})
 
 
 class DialectFileError(ValueError):
@@ -84,7 +90,7 @@ def dialect_to_toml(dialect: ProviderDialect) -> str:
     tables: list[tuple[str, Mapping[str, Any]]] = []
     for f in dataclasses.fields(dialect):
         value = getattr(dialect, f.name)
-        if f.name == "reasoning":
+        if f.name in _ARRAYS:
             continue  # arrays of tables come last
         if f.name in _TABLES and value is None:
             continue
@@ -105,14 +111,15 @@ def dialect_to_toml(dialect: ProviderDialect) -> str:
         lines.append("")
         lines.append(f"[{name}]")
         lines.extend(f"{_key(k)} = {_toml_value(v)}" for k, v in table.items())
-    for control in dialect.reasoning:
-        lines.append("")
-        lines.append("[[reasoning]]")
-        lines.extend(
-            f"{g.name} = {_toml_value(getattr(control, g.name))}"
-            for g in dataclasses.fields(control)
-            if getattr(control, g.name) is not None
-        )
+    for array in _ARRAYS:
+        for item in getattr(dialect, array):
+            lines.append("")
+            lines.append(f"[[{array}]]")
+            lines.extend(
+                f"{g.name} = {_toml_value(getattr(item, g.name))}"
+                for g in dataclasses.fields(item)
+                if getattr(item, g.name) is not None
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -173,8 +180,8 @@ def _build(cls: type[Any], data: Mapping[str, Any], where: str) -> Any:
             kwargs[name] = _error_codes(value, at)
         elif str(f.type) == "Mapping[str, str]":
             kwargs[name] = _text_table(value, at)
-        elif name == "reasoning":
-            kwargs[name] = _reasoning(value, at)
+        elif name in _ARRAYS:
+            kwargs[name] = _array(name, value, at)
         else:
             kwargs[name] = _expect(at, value, str(f.type))
     try:
@@ -183,15 +190,39 @@ def _build(cls: type[Any], data: Mapping[str, Any], where: str) -> Any:
         raise DialectFileError(f"{where}: {err}" if where else str(err)) from None
 
 
-def _reasoning(value: Any, where: str) -> tuple[ReasoningControl, ...]:
-    """``[[reasoning]]`` tables: param, values (effort = JSON value), models (optional)."""
+def _array(name: str, value: Any, where: str) -> tuple[Any, ...]:
+    """``[[reasoning]]`` tables (param, values: effort = JSON value, models optional) or
+    ``[[model_limits]]`` tables (models, max_output_tokens, max_context_tokens)."""
     if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
-        raise DialectFileError(f"{where}: expected [[reasoning]] tables")
-    controls: list[ReasoningControl] = []
-    for i, item in enumerate(value):
-        control: ReasoningControl = _build(ReasoningControl, item, f"{where}[{i}]")
-        controls.append(control)
-    return tuple(controls)
+        raise DialectFileError(f"{where}: expected [[{name}]] tables")
+    return tuple(_build(_ARRAYS[name], item, f"{where}[{i}]") for i, item in enumerate(value))
+
+
+def _check_parts_and_options(dialect: ProviderDialect, source: str) -> None:
+    """The content forms, options and response formats a record names must exist."""
+    for kind, form in dialect.content_parts.items():
+        if kind not in CONTENT_FORMS:
+            known = ", ".join(CONTENT_FORMS)
+            raise DialectFileError(
+                f"{source}: content_parts.{kind}: unknown part kind; known: {known}"
+            )
+        if form not in CONTENT_FORMS[kind]:
+            known = ", ".join(sorted(CONTENT_FORMS[kind]))
+            raise DialectFileError(
+                f"{source}: content_parts.{kind}: unknown wire form {form!r}; known: {known}"
+            )
+    for option in dialect.request_options:
+        if option not in REQUEST_OPTIONS:
+            raise DialectFileError(
+                f"{source}: request_options.{option}: unknown option; "
+                f"known: {', '.join(REQUEST_OPTIONS)}"
+            )
+    unknown = sorted(dialect.response_formats - _RESPONSE_FORMATS)
+    if unknown:
+        raise DialectFileError(
+            f"{source}: response_formats: unknown type(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(_RESPONSE_FORMATS))}"
+        )
 
 
 def _error_codes(value: Any, where: str) -> Mapping[str, ErrorKind]:
@@ -225,6 +256,7 @@ def dialect_from_toml(text: str, *, source: str = "<dialect>") -> ProviderDialec
         raise DialectFileError(f"{source}: {err}") from None
     from provider_impl.emulator._dialects import WIRES
 
+    _check_parts_and_options(dialect, source)
     if dialect.wire not in WIRES:
         raise DialectFileError(
             f"{source}: wire: unknown wire format {dialect.wire!r}; known: {', '.join(WIRES)}"

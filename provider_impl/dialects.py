@@ -19,13 +19,16 @@ from provider_impl.types import REASONING_EFFORTS
 __all__ = [
     "BUILTIN",
     "CLAUDE_SUBSCRIPTION",
+    "CONTENT_FORMS",
     "DIALECTS",
     "GEMINI",
     "GLM",
     "MISTRAL",
     "OPENAI",
     "OPENROUTER",
+    "REQUEST_OPTIONS",
     "ConformanceFeatures",
+    "ModelLimits",
     "ProviderCapabilities",
     "ProviderDialect",
     "ReasoningControl",
@@ -137,6 +140,51 @@ class ReasoningControl:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelLimits:
+    """The output cap and context window of the models whose name matches ``models``
+    (a regular expression matched from the name's start). A model no entry matches
+    gets the record's ``capabilities`` (``ProviderDialect.limits_for``)."""
+
+    models: str
+    max_output_tokens: int
+    max_context_tokens: int
+
+    def __post_init__(self) -> None:
+        try:
+            re.compile(self.models)
+        except (re.error, TypeError) as err:
+            raise ValueError(f"ModelLimits.models: not a regular expression: {err}") from None
+        for name in ("max_output_tokens", "max_context_tokens"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"ModelLimits.{name} must be a positive integer, got {value!r}")
+
+    def matches(self, model: str) -> bool:
+        return re.match(self.models, model) is not None
+
+
+#: The wire forms a content part can take, by part kind (``ProviderDialect.content_parts``
+#: maps a kind to one of its forms; payload.py builds each).
+CONTENT_FORMS: Mapping[str, frozenset[str]] = MappingProxyType(
+    {
+        "text": frozenset({"text"}),
+        # {"type": "image_url", "image_url": {"url": <URL or data URL>, "detail"?}}
+        "image": frozenset({"image_url"}),
+        # input_audio: {"data": <base64>, "format": ...}; input_audio_base64: the base64 alone
+        "audio": frozenset({"input_audio", "input_audio_base64"}),
+        # file: {"file": {"file_data": <data URL>, "filename"} or {"file_id"}};
+        # file_or_url: the same, with a URL allowed as file_data;
+        # document_url: {"document_url": <URL or data URL>, "document_name"?} or
+        # {"type": "file", "file_id"}
+        "file": frozenset({"file", "file_or_url", "document_url"}),
+    }
+)
+
+#: The typed options of ``CompletionRequest`` a record may map to a body key.
+REQUEST_OPTIONS: tuple[str, ...] = ("response_format", "seed", "logprobs", "top_logprobs", "n")
+
+
+@dataclass(frozen=True, slots=True)
 class ToolCallIdFormat:
     """The tool-call ids an endpoint accepts back in a conversation: exactly
     ``length`` characters, each one of ``alphabet`` (Mistral: 9 of [a-zA-Z0-9])."""
@@ -195,6 +243,9 @@ class ProviderDialect:
     ignores_unknown_params: bool = False
     # Which cost-table prefix prices this provider's models.
     cost_provider: str | None = None
+    # The provider id the genai-prices package knows it by (Gemini: google, GLM: zai);
+    # None: the pricing key.
+    prices_provider: str | None = None
     # The wire format the bundled emulator speaks for it (one of emulator.WIRES).
     wire: str = "openai"
     # Which request/reply contract (provider_impl/schemas/<contract>.json) it follows.
@@ -231,6 +282,20 @@ class ProviderDialect:
     # tool_calls[].extra_content.google.thought_signature (Gemini; Gemini 3 answers
     # a follow-up without it with 400). Other dialects never receive it.
     sends_thought_signatures: bool = False
+    # Content parts it takes, by part kind (text, image, audio, file) -> wire form (one
+    # of CONTENT_FORMS). A kind left out is refused with InvalidRequest naming the part.
+    # Without "text", content is sent as a string only (text parts are joined).
+    content_parts: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # The audio formats an audio part may have; empty: any.
+    audio_formats: frozenset[str] = frozenset()
+    # Typed request options it takes -> the body key each goes under (Mistral sends
+    # seed as random_seed). An option left out is refused (n=1 is simply not sent).
+    request_options: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # The response_format types it takes (text, json_object, json_schema).
+    response_formats: frozenset[str] = frozenset()
+    # Output caps and context windows per family of models: the first entry whose
+    # ``models`` matches wins; any other model gets ``capabilities``' numbers.
+    model_limits: tuple[ModelLimits, ...] = ()
     # Tool-call ids it refuses unless they have this shape (Mistral: 400 "Tool call id
     # was ... but must be a-z, A-Z, 0-9, with a length of 9"); None: any non-empty id.
     # A conversation handed over from another provider gets its ids rewritten to it.
@@ -247,9 +312,22 @@ class ProviderDialect:
         """The reasoning control for ``model``, or None when it has none."""
         return next((c for c in self.reasoning if c.matches(model)), None)
 
+    def limits_for(self, model: str) -> ModelLimits:
+        """The output cap and context window for ``model``: its ``model_limits`` entry,
+        else the record's ``capabilities`` (the documented fallback)."""
+        found = next((m for m in self.model_limits if m.matches(model)), None)
+        if found is not None:
+            return found
+        caps = self.capabilities
+        return ModelLimits(".*", caps.max_output_tokens, caps.max_context_tokens)
+
     @property
     def pricing_key(self) -> str:
         return self.cost_provider or self.name
+
+    @property
+    def prices_key(self) -> str:
+        return self.prices_provider or self.pricing_key
 
     @property
     def contract_name(self) -> str:
@@ -271,6 +349,21 @@ OPENAI = ProviderDialect(
     # platform.openai.com/docs/api-reference/chat/create: reasoning_effort.
     # "max" as well: the issue's measurements saw both endpoints accept it.
     reasoning=(ReasoningControl("reasoning_effort", _same(REASONING_EFFORTS)),),
+    # platform.openai.com/docs/api-reference/chat/create: content parts, options.
+    content_parts=MappingProxyType(
+        {"text": "text", "image": "image_url", "audio": "input_audio", "file": "file"}
+    ),
+    audio_formats=frozenset({"wav", "mp3"}),
+    request_options=MappingProxyType({o: o for o in REQUEST_OPTIONS}),
+    response_formats=frozenset({"text", "json_object", "json_schema"}),
+    # platform.openai.com/docs/models (output cap, context window), most specific first.
+    model_limits=(
+        ModelLimits(r"gpt-4\.1", 32_768, 1_047_576),
+        ModelLimits(r"gpt-5", 128_000, 400_000),
+        ModelLimits(r"o[134](-mini)?([^a-z0-9]|$)", 100_000, 200_000),
+        ModelLimits(r"gpt-4o", 16_384, 128_000),
+        ModelLimits(r"gpt-4-turbo", 4_096, 128_000),
+    ),
     capabilities=ProviderCapabilities(
         streaming=True,
         tool_calling=True,
@@ -293,6 +386,18 @@ GEMINI = ProviderDialect(
     reasoning=(ReasoningControl("reasoning_effort", _same(REASONING_EFFORTS[:5])),),
     # ai.google.dev/gemini-api/docs/thought-signatures (OpenAI compatibility).
     sends_thought_signatures=True,
+    # ai.google.dev/gemini-api/docs/openai: images and audio as parts; seed, n and
+    # response_format (json_schema too); no logprobs there.
+    content_parts=MappingProxyType({"text": "text", "image": "image_url", "audio": "input_audio"}),
+    request_options=MappingProxyType(
+        {"response_format": "response_format", "seed": "seed", "n": "n"}
+    ),
+    response_formats=frozenset({"text", "json_object", "json_schema"}),
+    prices_provider="google",
+    model_limits=(
+        ModelLimits(r"gemini-2\.0-flash", 8_192, 1_048_576),
+        ModelLimits(r"gemini-(2\.5|3)", 65_536, 1_048_576),
+    ),
     # ai.google.dev/gemini-api/docs/thought-signatures (FAQ: calls another model made).
     foreign_thought_signature="skip_thought_signature_validator",
     capabilities=ProviderCapabilities(
@@ -319,6 +424,21 @@ MISTRAL = ProviderDialect(
     # docs.mistral.ai/capabilities/reasoning/adjustable (mistral-small, mistral-medium-3.5).
     # "max" as well: the issue's measurements saw both endpoints accept it.
     reasoning=(ReasoningControl("reasoning_effort", _same(REASONING_EFFORTS)),),
+    # docs.mistral.ai (vision, audio, document QnA; chat completion API): images as
+    # image_url, audio as the base64 text itself, documents as document_url; the seed
+    # is random_seed; no logprobs.
+    content_parts=MappingProxyType(
+        {
+            "text": "text",
+            "image": "image_url",
+            "audio": "input_audio_base64",
+            "file": "document_url",
+        }
+    ),
+    request_options=MappingProxyType(
+        {"response_format": "response_format", "seed": "random_seed", "n": "n"}
+    ),
+    response_formats=frozenset({"text", "json_object", "json_schema"}),
     # Its own ids are 9 alphanumerics, and it refuses any other (400, code 3280).
     tool_call_ids=ToolCallIdFormat(ALPHANUMERIC, 9),
     capabilities=ProviderCapabilities(
@@ -362,6 +482,13 @@ GLM = ProviderDialect(
         context_numbers=False,
         content_filter=True,
     ),
+    # docs.z.ai chat completion: text models take text parts; seed; response_format
+    # text or json_object only (no json_schema); no n, no logprobs.
+    content_parts=MappingProxyType({"text": "text"}),
+    request_options=MappingProxyType({"response_format": "response_format", "seed": "seed"}),
+    response_formats=frozenset({"text", "json_object"}),
+    prices_provider="zai",
+    model_limits=(ModelLimits(r"glm-4\.5", 98_304, 131_072),),
     error_codes=MappingProxyType(
         {
             "1000": "auth",
@@ -461,6 +588,13 @@ OPENROUTER = ProviderDialect(
     # It reports its own charge (usage.cost); the cost table has no gateway prices.
     cost_provider=None,
     wire="openrouter",
+    # docs: multimodal (images, audio, PDFs as file_data: a data URL or a URL), parameters.
+    content_parts=MappingProxyType(
+        {"text": "text", "image": "image_url", "audio": "input_audio", "file": "file_or_url"}
+    ),
+    audio_formats=frozenset({"wav", "mp3"}),
+    request_options=MappingProxyType({o: o for o in REQUEST_OPTIONS}),
+    response_formats=frozenset({"text", "json_object", "json_schema"}),
     # Assistant messages take the reasoning they came with back (docs: reasoning tokens).
     reasoning_history_field="reasoning",
     features=ConformanceFeatures(

@@ -2,13 +2,15 @@
 
 Every provider's stream becomes a sequence of these frozen dataclasses. Each has
 ``to_dict()`` returning a JSON-ready dict whose ``"type"`` is the snake_case
-event name; snapshots store those dicts.
+event name; snapshots store those dicts. ``StreamEvent`` is a discriminated
+union: each class's ``type`` is a literal, so ``if event.type == "text_delta":``
+narrows ``event`` to ``TextDelta`` under mypy.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from provider_impl.types import StopReason, Usage
 
@@ -32,7 +34,7 @@ __all__ = [
 class Connected:
     """The provider answered with a 2xx status; nothing was received yet."""
 
-    type: ClassVar[str] = "connected"
+    type: ClassVar[Literal["connected"]] = "connected"
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.type}
@@ -42,7 +44,7 @@ class Connected:
 class MessageStart:
     id: str | None
     model: str | None
-    type: ClassVar[str] = "message_start"
+    type: ClassVar[Literal["message_start"]] = "message_start"
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.type, "id": self.id, "model": self.model}
@@ -54,7 +56,7 @@ class ContentBlockStart:
     content_type: str  # "text" | "thinking" | "tool_use" | "refusal"
     id: str | None = None
     name: str | None = None
-    type: ClassVar[str] = "content_block_start"
+    type: ClassVar[Literal["content_block_start"]] = "content_block_start"
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -72,7 +74,7 @@ class ContentBlockStart:
 class TextDelta:
     index: int
     text: str
-    type: ClassVar[str] = "text_delta"
+    type: ClassVar[Literal["text_delta"]] = "text_delta"
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.type, "index": self.index, "text": self.text}
@@ -82,7 +84,7 @@ class TextDelta:
 class ThinkingDelta:
     index: int
     thinking: str
-    type: ClassVar[str] = "thinking_delta"
+    type: ClassVar[Literal["thinking_delta"]] = "thinking_delta"
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.type, "index": self.index, "thinking": self.thinking}
@@ -92,7 +94,7 @@ class ThinkingDelta:
 class ToolUseInputDelta:
     index: int
     partial_json: str
-    type: ClassVar[str] = "tool_use_input_delta"
+    type: ClassVar[Literal["tool_use_input_delta"]] = "tool_use_input_delta"
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.type, "index": self.index, "partial_json": self.partial_json}
@@ -106,7 +108,7 @@ class ToolUseComplete:
     input: dict[str, Any] = field(hash=False)
     # Gemini's extra_content.google.thought_signature for this call, to send back.
     thought_signature: str | None = None
-    type: ClassVar[str] = "tool_use_complete"
+    type: ClassVar[Literal["tool_use_complete"]] = "tool_use_complete"
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -124,7 +126,7 @@ class ToolUseComplete:
 @dataclass(frozen=True, slots=True)
 class ContentBlockStop:
     index: int
-    type: ClassVar[str] = "content_block_stop"
+    type: ClassVar[Literal["content_block_stop"]] = "content_block_stop"
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.type, "index": self.index}
@@ -134,7 +136,7 @@ class ContentBlockStop:
 class MessageDelta:
     stop_reason: StopReason
     raw_finish_reason: str | None
-    type: ClassVar[str] = "message_delta"
+    type: ClassVar[Literal["message_delta"]] = "message_delta"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -148,7 +150,7 @@ class MessageDelta:
 class Done:
     """The stream ended cleanly. Always last; never after an error."""
 
-    type: ClassVar[str] = "done"
+    type: ClassVar[Literal["done"]] = "done"
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.type}

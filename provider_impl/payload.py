@@ -10,10 +10,12 @@ sent whole rather than consumed by the checks and sent empty.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
+import mimetypes
 import re
-from collections.abc import Iterable, Mapping, Set
+from collections.abc import Callable, Iterable, Mapping, Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,8 +23,13 @@ from provider_impl.dialects import ProviderDialect
 from provider_impl.errors import InvalidRequest
 from provider_impl.types import (
     REASONING_EFFORTS,
+    AudioPart,
     CompletionRequest,
+    FilePart,
+    ImagePart,
     Message,
+    ResponseFormat,
+    TextPart,
     ToolCall,
     ToolDefinition,
 )
@@ -134,6 +141,7 @@ class _Checked:
     """The request's iterables, each read once, checked and normalised."""
 
     messages: tuple[Message, ...]
+    contents: tuple[str | list[dict[str, Any]] | None, ...]  # per message, as sent
     calls: tuple[tuple[_Call, ...], ...]  # per message
     stop: tuple[str, ...]
     tools: tuple[tuple[str, str, dict[str, Any]], ...]  # name, description, parameters
@@ -184,12 +192,175 @@ def _check_call(dialect: ProviderDialect, where: str, call: object) -> _Call:
     return _Call(call.id, call.name, args, sig)
 
 
+_PARTS = (TextPart, ImagePart, AudioPart, FilePart)
+_DETAILS = frozenset({"auto", "low", "high"})
+
+
+def _is_data(value: object) -> bool:
+    return isinstance(value, (bytes, bytearray, memoryview))
+
+
+def _b64(data: bytes | bytearray | memoryview) -> str:
+    return base64.b64encode(bytes(data)).decode("ascii")
+
+
+def _one_source(dialect: ProviderDialect, where: str, part: object, names: tuple[str, ...]) -> str:
+    """The one of ``names`` that ``part`` sets; refused unless exactly one is set."""
+    given = [n for n in names if getattr(part, n) is not None]
+    if len(given) != 1:
+        wanted = " or ".join(names)
+        got = f"got {' and '.join(given)}" if given else "got none"
+        raise _invalid(dialect, where, f"needs exactly one of {wanted}, {got}")
+    return given[0]
+
+
+def _media_type(dialect: ProviderDialect, where: str, value: object, prefix: str = "") -> str:
+    if not isinstance(value, str) or "/" not in value or not value.startswith(prefix):
+        wanted = f"a {prefix}* media type" if prefix else "a media type (type/subtype)"
+        raise _invalid(dialect, f"{where}.media_type", f"must be {wanted}, got {value!r}")
+    return value
+
+
+def _url(dialect: ProviderDialect, where: str, value: object) -> str:
+    if not isinstance(value, str) or not value.startswith(("https://", "http://", "data:")):
+        raise _invalid(dialect, where, f"must be an http(s) or data: URL, got {value!r}")
+    return value
+
+
+def _image_json(dialect: ProviderDialect, where: str, part: ImagePart, form: str) -> dict[str, Any]:
+    source = _one_source(dialect, where, part, ("url", "data"))
+    if source == "url":
+        url = _url(dialect, f"{where}.url", part.url)
+    else:
+        if not _is_data(part.data):
+            raise _invalid(dialect, f"{where}.data", f"must be bytes, got {_kind(part.data)}")
+        media = _media_type(dialect, where, part.media_type, "image/")
+        url = f"data:{media};base64,{_b64(part.data)}"  # type: ignore[arg-type]
+    image: dict[str, Any] = {"url": url}
+    if part.detail is not None:
+        if part.detail not in _DETAILS:
+            raise _invalid(
+                dialect, f"{where}.detail", f"must be auto, low, high or None, got {part.detail!r}"
+            )
+        image["detail"] = part.detail
+    return {"type": "image_url", "image_url": image}
+
+
+def _audio_json(dialect: ProviderDialect, where: str, part: AudioPart, form: str) -> dict[str, Any]:
+    if not _is_data(part.data) or not part.data:
+        raise _invalid(dialect, f"{where}.data", "must be non-empty bytes")
+    fmt = part.format
+    allowed = dialect.audio_formats
+    if not isinstance(fmt, str) or not fmt or (allowed and fmt not in allowed):
+        wanted = ", ".join(sorted(allowed)) if allowed else "a non-empty format name"
+        raise _invalid(
+            dialect, f"{where}.format", f"{dialect.name} takes audio as {wanted}, got {fmt!r}"
+        )
+    data = _b64(part.data)
+    if form == "input_audio_base64":
+        return {"type": "input_audio", "input_audio": data}
+    return {"type": "input_audio", "input_audio": {"data": data, "format": fmt}}
+
+
+def _file_json(dialect: ProviderDialect, where: str, part: FilePart, form: str) -> dict[str, Any]:
+    source = _one_source(dialect, where, part, ("data", "url", "file_id"))
+    name = part.filename
+    if name is not None and (not isinstance(name, str) or not name):
+        raise _invalid(dialect, f"{where}.filename", f"must be a non-empty string, got {name!r}")
+    if source == "file_id":
+        if not isinstance(part.file_id, str) or not part.file_id:
+            raise _invalid(dialect, f"{where}.file_id", "must be a non-empty string")
+        if form == "document_url":
+            return {"type": "file", "file_id": part.file_id}
+        if form == "file_or_url":
+            raise _invalid(dialect, f"{where}.file_id", f"{dialect.name} takes no file ids")
+        return {"type": "file", "file": {"file_id": part.file_id}}
+    if source == "url":
+        url = _url(dialect, f"{where}.url", part.url)
+        if form == "file":
+            raise _invalid(
+                dialect, f"{where}.url", f"{dialect.name} takes a document as data or a file_id"
+            )
+    else:
+        if not _is_data(part.data):
+            raise _invalid(dialect, f"{where}.data", f"must be bytes, got {_kind(part.data)}")
+        media = _media_type(dialect, where, part.media_type)
+        url = f"data:{media};base64,{_b64(part.data)}"  # type: ignore[arg-type]
+        if name is None and form != "document_url":  # OpenAI wants a name with file_data
+            name = "document" + (mimetypes.guess_extension(media) or "")
+    if form == "document_url":
+        doc: dict[str, Any] = {"type": "document_url", "document_url": url}
+        if name is not None:
+            doc["document_name"] = name
+        return doc
+    file: dict[str, Any] = {"file_data": url}
+    if name is not None:
+        file["filename"] = name
+    return {"type": "file", "file": file}
+
+
+_BUILDERS: dict[type, Callable[[ProviderDialect, str, Any, str], dict[str, Any]]] = {
+    ImagePart: _image_json,
+    AudioPart: _audio_json,
+    FilePart: _file_json,
+}
+
+
+def _check_content(
+    dialect: ProviderDialect, where: str, role: str, content: object
+) -> str | list[dict[str, Any]] | None:
+    """Text as it is, or the parts in the dialect's wire forms (``content_parts``)."""
+    if content is None or isinstance(content, str):
+        return content
+    if isinstance(content, _PARTS):
+        raise _invalid(dialect, where, "must be text or a list of parts, got a lone part")
+    parts = _items(dialect, where, content, "content parts", str, ordered=True)
+    if not parts:
+        raise _invalid(dialect, where, "a list of parts needs at least one part")
+    forms = dialect.content_parts
+    out: list[dict[str, Any]] = []
+    texts: list[str] = []
+    for j, part in enumerate(parts):
+        at = f"{where}[{j}]"
+        if not isinstance(part, _PARTS):
+            raise _invalid(
+                dialect,
+                at,
+                f"must be a TextPart, ImagePart, AudioPart or FilePart, got {_kind(part)}",
+            )
+        if isinstance(part, TextPart):
+            if not isinstance(part.text, str):
+                raise _invalid(dialect, f"{at}.text", f"must be text, got {_kind(part.text)}")
+            texts.append(part.text)
+            out.append({"type": "text", "text": part.text})
+            continue
+        if role != "user":
+            raise _invalid(dialect, at, f"only user messages carry {part.kind} parts, not {role}")
+        form = forms.get(part.kind)
+        if form is None:
+            raise _invalid(
+                dialect,
+                at,
+                f"{dialect.name} cannot take {part.kind} parts (its record's content_parts "
+                f"has no {part.kind}; it takes {', '.join(forms) or 'text only'})",
+            )
+        out.append(_BUILDERS[type(part)](dialect, at, part, form))
+    if "text" not in forms:  # an endpoint that reads content as a string only
+        return "\n".join(texts)
+    return out
+
+
 def _check_messages(
     request: CompletionRequest, dialect: ProviderDialect
-) -> tuple[tuple[Message, ...], tuple[tuple[_Call, ...], ...]]:
+) -> tuple[
+    tuple[Message, ...],
+    tuple[str | list[dict[str, Any]] | None, ...],
+    tuple[tuple[_Call, ...], ...],
+]:
     messages = _items(dialect, "messages", request.messages, "Message", Message, ordered=True)
     if not messages:
         raise _invalid(dialect, "messages", "at least one message is required")
+    contents: list[str | list[dict[str, Any]] | None] = []
     all_calls: list[tuple[_Call, ...]] = []
     seen_calls: set[str] = set()
     for i, msg in enumerate(messages):
@@ -203,22 +374,15 @@ def _check_messages(
             raise _invalid(dialect, f"{where}.role", _NO_TOOLS.format(dialect.name))
         if msg.tool_calls and not dialect.capabilities.tool_calling:
             raise _invalid(dialect, f"{where}.tool_calls", _NO_TOOLS.format(dialect.name))
-        content = msg.content
-        if role in ("user", "system") and not isinstance(content, str):
-            raise _invalid(
-                dialect, f"{where}.content", f"a {role} message needs text, got {_kind(content)}"
-            )
-        if role == "assistant" and content is not None and not isinstance(content, str):
-            raise _invalid(
-                dialect, f"{where}.content", f"must be text or None, got {_kind(content)}"
-            )
+        content = _check_content(dialect, f"{where}.content", role, msg.content)
+        if role in ("user", "system") and content is None:
+            raise _invalid(dialect, f"{where}.content", f"a {role} message needs text or parts")
+        if role == "tool" and content is None:
+            raise _invalid(dialect, f"{where}.content", "a tool result needs text or text parts")
+        contents.append(content)
         if msg.reasoning is not None and not isinstance(msg.reasoning, str):
             raise _invalid(
                 dialect, f"{where}.reasoning", f"must be text or None, got {_kind(msg.reasoning)}"
-            )
-        if role == "tool" and not isinstance(content, str):
-            raise _invalid(
-                dialect, f"{where}.content", f"a tool result needs text, got {_kind(content)}"
             )
         raw_calls = msg.tool_calls
         if raw_calls is None or (role != "assistant" and not raw_calls):
@@ -245,7 +409,7 @@ def _check_messages(
                 f"{where}.tool_call_id",
                 f"{call_id!r} answers no tool call made by an earlier assistant message",
             )
-    return messages, tuple(all_calls)
+    return messages, tuple(contents), tuple(all_calls)
 
 
 def _check_tools(
@@ -381,19 +545,21 @@ def _check_prompt_argument(dialect: ProviderDialect, messages: list[dict[str, An
         )
 
 
-def _validate(request: CompletionRequest, dialect: ProviderDialect) -> _Checked:
-    messages, calls = _check_messages(request, dialect)
+def _validate(request: CompletionRequest, dialect: ProviderDialect, model: str) -> _Checked:
+    messages, contents, calls = _check_messages(request, dialect)
     if request.system is not None and not isinstance(request.system, str):
         raise _invalid(dialect, "system", f"must be text or None, got {_kind(request.system)}")
     if request.model is not None and not isinstance(request.model, str):
         raise _invalid(dialect, "model", f"must be text or None, got {_kind(request.model)}")
-    cap = dialect.capabilities.max_output_tokens
+    # The model's own cap where the record knows it (model_limits), else the record's.
+    cap = dialect.limits_for(request.model or model).max_output_tokens
     mt = request.max_tokens
     if not isinstance(mt, int) or isinstance(mt, bool) or mt < 1 or mt > cap:
         raise _invalid(
             dialect,
             "max_tokens",
-            f"must be an integer from 1 to {cap} for {dialect.name}, got {mt!r}",
+            f"must be an integer from 1 to {cap} for {dialect.name} model "
+            f"{request.model or model!r}, got {mt!r}",
         )
     t = request.temperature
     t_max = dialect.max_temperature
@@ -423,7 +589,7 @@ def _validate(request: CompletionRequest, dialect: ProviderDialect) -> _Checked:
     if ptc is not None and not isinstance(ptc, bool):
         raise _invalid(dialect, "parallel_tool_calls", f"must be True, False or None, got {ptc!r}")
     extra = _check_extra_body(request.extra_body, dialect)
-    return _Checked(messages, calls, stop, tools, choice, extra)
+    return _Checked(messages, contents, calls, stop, tools, choice, extra)
 
 
 def _call_json(call: _Call, dialect: ProviderDialect) -> dict[str, Any]:
@@ -439,18 +605,21 @@ def _call_json(call: _Call, dialect: ProviderDialect) -> dict[str, Any]:
 
 
 def _message_json(
-    msg: Message, calls: tuple[_Call, ...], dialect: ProviderDialect
+    msg: Message,
+    content: str | list[dict[str, Any]] | None,
+    calls: tuple[_Call, ...],
+    dialect: ProviderDialect,
 ) -> dict[str, Any]:
     if msg.role == "tool":
-        return {"role": "tool", "tool_call_id": msg.tool_call_id, "content": msg.content or ""}
+        return {"role": "tool", "tool_call_id": msg.tool_call_id, "content": content or ""}
     if msg.role == "assistant" and calls:
         out: dict[str, Any] = {
             "role": "assistant",
-            "content": msg.content,
+            "content": content,
             "tool_calls": [_call_json(call, dialect) for call in calls],
         }
     else:
-        out = {"role": msg.role, "content": msg.content if msg.content is not None else ""}
+        out = {"role": msg.role, "content": content if content is not None else ""}
     key = dialect.reasoning_history_field
     if msg.role == "assistant" and msg.reasoning and key:
         out[key] = msg.reasoning  # earlier reasoning, where the record says it goes back
@@ -488,6 +657,106 @@ def _reasoning(effort: object, dialect: ProviderDialect, model: str) -> tuple[st
     return control.param, _plain(control.values[effort])
 
 
+_SCHEMA_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+_MAX_SEED = 2**63 - 1
+
+
+def _option_key(dialect: ProviderDialect, option: str, what: str) -> str:
+    """The body key the record sends ``option`` under; refused when it has none."""
+    key = dialect.request_options.get(option)
+    if key is None:
+        takes = ", ".join(dialect.request_options) or "none"
+        raise _invalid(
+            dialect,
+            option,
+            f"{dialect.name} cannot take {what} (its record's request_options: {takes})",
+        )
+    return key
+
+
+def _response_format_json(rf: object, dialect: ProviderDialect) -> dict[str, Any]:
+    field = "response_format"
+    if not isinstance(rf, ResponseFormat):
+        raise _invalid(dialect, field, f"must be a ResponseFormat or None, got {_kind(rf)}")
+    _option_key(dialect, field, "a response format")
+    if rf.type not in ("text", "json_object", "json_schema"):
+        raise _invalid(
+            dialect, f"{field}.type", f"must be text, json_object or json_schema, got {rf.type!r}"
+        )
+    if rf.type not in dialect.response_formats:
+        takes = ", ".join(sorted(dialect.response_formats)) or "none"
+        raise _invalid(
+            dialect, f"{field}.type", f"{dialect.name} cannot take {rf.type} (it takes: {takes})"
+        )
+    if rf.type != "json_schema":
+        for name in ("schema", "name", "description", "strict"):
+            if getattr(rf, name) is not None:
+                raise _invalid(dialect, f"{field}.{name}", f"only json_schema takes {name}")
+        return {"type": rf.type}
+    if not isinstance(rf.name, str) or not _SCHEMA_NAME.fullmatch(rf.name):
+        raise _invalid(
+            dialect, f"{field}.name", f"must match [a-zA-Z0-9_-]{{1,64}}, got {rf.name!r}"
+        )
+    if not isinstance(rf.schema, Mapping):
+        raise _invalid(
+            dialect, f"{field}.schema", f"must be a JSON Schema (a mapping), got {_kind(rf.schema)}"
+        )
+    spec: dict[str, Any] = {
+        "name": rf.name,
+        "schema": _json_value(dialect, f"{field}.schema", dict(rf.schema)),
+    }
+    if rf.description is not None:
+        if not isinstance(rf.description, str):
+            raise _invalid(dialect, f"{field}.description", "must be text or None")
+        spec["description"] = rf.description
+    if rf.strict is not None:
+        if not isinstance(rf.strict, bool):
+            raise _invalid(dialect, f"{field}.strict", "must be True, False or None")
+        spec["strict"] = rf.strict
+    return {"type": "json_schema", "json_schema": spec}
+
+
+def _int_option(dialect: ProviderDialect, field: str, value: object, low: int, high: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise _invalid(dialect, field, f"must be an integer from {low} to {high}, got {value!r}")
+    return value
+
+
+def _options(request: CompletionRequest, dialect: ProviderDialect, stream: bool) -> dict[str, Any]:
+    """The typed options, each under the key the record says (``request_options``)."""
+    out: dict[str, Any] = {}
+    if request.response_format is not None:
+        key = _option_key(dialect, "response_format", "a response format")
+        out[key] = _response_format_json(request.response_format, dialect)
+    if request.seed is not None:
+        seed = _int_option(dialect, "seed", request.seed, 0, _MAX_SEED)
+        out[_option_key(dialect, "seed", "a seed")] = seed
+    lp, top = request.logprobs, request.top_logprobs
+    if lp is not None and not isinstance(lp, bool):
+        raise _invalid(dialect, "logprobs", f"must be True, False or None, got {lp!r}")
+    if top is not None:
+        _int_option(dialect, "top_logprobs", top, 0, 20)
+        if lp is not True:
+            raise _invalid(dialect, "top_logprobs", "needs logprobs=True")
+    if lp and stream:
+        raise _invalid(
+            dialect, "logprobs", "log probabilities are decoded from whole replies; use complete()"
+        )
+    if lp is not None:
+        out[_option_key(dialect, "logprobs", "logprobs")] = lp
+    if top is not None:
+        out[_option_key(dialect, "top_logprobs", "top_logprobs")] = top
+    if request.n is not None:
+        n = _int_option(dialect, "n", request.n, 1, 128)
+        if n > 1 and stream:
+            raise _invalid(
+                dialect, "n", "a stream's events keep no choices apart; use complete() for n > 1"
+            )
+        if n > 1 or "n" in dialect.request_options:  # n=1 is every endpoint's default
+            out[_option_key(dialect, "n", "several choices (n)")] = n
+    return out
+
+
 def _check_body(body: dict[str, Any], request: CompletionRequest, dialect: ProviderDialect) -> None:
     """The last line: the body must be strict JSON, else name the field that is not."""
     try:
@@ -507,16 +776,27 @@ def _check_body(body: dict[str, Any], request: CompletionRequest, dialect: Provi
 
 
 def build_payload(
-    request: CompletionRequest, dialect: ProviderDialect, model: str, *, stream: bool
+    request: CompletionRequest,
+    dialect: ProviderDialect,
+    model: str,
+    *,
+    stream: bool,
+    extra_body: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The JSON body for ``request`` in ``dialect``; raises ``InvalidRequest`` naming the field."""
-    checked = _validate(request, dialect)
+    """The JSON body for ``request`` in ``dialect``; raises ``InvalidRequest`` naming the field.
+
+    ``extra_body`` (one call's own) is merged last, after ``request.extra_body``.
+    """
+    checked = _validate(request, dialect, model)
+    call_extra = _check_extra_body(extra_body, dialect)
     reasoning = _reasoning(request.reasoning_effort, dialect, request.model or model)
+    options = _options(request, dialect, stream)
     messages: list[dict[str, Any]] = []
     if request.system:
         messages.append({"role": "system", "content": request.system})
     messages.extend(
-        _message_json(m, c, dialect) for m, c in zip(checked.messages, checked.calls, strict=True)
+        _message_json(m, content, c, dialect)
+        for m, content, c in zip(checked.messages, checked.contents, checked.calls, strict=True)
     )
     _check_prompt_argument(dialect, messages)
     body: dict[str, Any] = {
@@ -547,9 +827,12 @@ def build_payload(
         body["parallel_tool_calls"] = request.parallel_tool_calls
     if reasoning is not None:
         body[reasoning[0]] = reasoning[1]
+    body.update(options)
     for key in dialect.forbidden_params:
         body.pop(key, None)
     if checked.extra_body:
         body.update(checked.extra_body)
+    if call_extra:
+        body.update(call_extra)
     _check_body(body, request, dialect)
     return body

@@ -48,10 +48,13 @@ from provider_impl.errors import (
 )
 from provider_impl.events import Connected, StreamEvent
 from provider_impl.payload import build_payload
-from provider_impl.response import events_from_json, response_from_events
+from provider_impl.response import events_from_json, response_from_json, with_parsed_json
 from provider_impl.sse import DEFAULT_MAX_FRAME_BYTES
 from provider_impl.stream import StreamParser
 from provider_impl.types import CompletionRequest, CompletionResponse
+
+#: One call's own timeout: seconds, an ``httpx.Timeout``, or None for the provider's.
+CallTimeout = float | httpx.Timeout | None
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -372,11 +375,42 @@ class OpenAiCompatibleProvider:
 
     # -- the sans-I/O parts ----------------------------------------------------
 
-    def build_request(self, request: CompletionRequest, *, stream: bool = False) -> dict[str, Any]:
-        """The exact JSON body this provider will be sent; raises ``InvalidRequest``."""
+    def build_request(
+        self,
+        request: CompletionRequest,
+        *,
+        stream: bool = False,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The exact JSON body this provider will be sent; raises ``InvalidRequest``.
+        ``extra_body`` is one call's own, merged after ``request.extra_body``."""
         if not isinstance(request, CompletionRequest):
             raise TypeError(f"expected a CompletionRequest, got {type(request).__name__}")
-        return build_payload(request, self._dialect, self._model, stream=stream)
+        return build_payload(
+            request, self._dialect, self._model, stream=stream, extra_body=extra_body
+        )
+
+    def _call_options(
+        self, timeout: CallTimeout, headers: Mapping[str, str] | None
+    ) -> tuple[httpx.Timeout, dict[str, str]]:
+        """One call's timeout and extra headers, checked before any I/O."""
+        if timeout is None:
+            resolved = self._timeout
+        elif isinstance(timeout, httpx.Timeout):
+            resolved = timeout
+        elif (
+            isinstance(timeout, (int, float))
+            and not isinstance(timeout, bool)
+            and 0 < timeout < float("inf")
+        ):
+            resolved = httpx.Timeout(float(timeout), connect=min(float(timeout), 10.0))
+        else:
+            raise ValueError(
+                f"timeout must be a positive number of seconds or an httpx.Timeout, got {timeout!r}"
+            )
+        if headers is not None and not isinstance(headers, Mapping):
+            raise TypeError(f"headers must be a mapping, got {type(headers).__name__}")
+        return resolved, _checked_headers(headers or {})
 
     def count_tokens(self, request: CompletionRequest) -> int:
         """A rough estimate (about four characters a token) of the prompt's size:
@@ -386,7 +420,7 @@ class OpenAiCompatibleProvider:
         sent = [body["messages"], body.get("tools", [])]
         return max(1, (len(json.dumps(sent, ensure_ascii=False)) + 3) // 4)
 
-    def _headers(self, stream: bool) -> dict[str, str]:
+    def _headers(self, stream: bool, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         key = self._key.reveal()
         scheme = self._dialect.auth_scheme
         headers = {
@@ -396,6 +430,10 @@ class OpenAiCompatibleProvider:
             self._dialect.auth_header: f"{scheme} {key}" if scheme else key,
         }
         headers.update(self._extra_headers)
+        if extra:  # one call's own headers win over the provider's
+            lowered = {name.lower() for name in extra}
+            headers = {k: v for k, v in headers.items() if k.lower() not in lowered}
+            headers.update(extra)
         return headers
 
     def _encode(self, body: Mapping[str, Any]) -> bytes:
@@ -462,7 +500,12 @@ class OpenAiCompatibleProvider:
             )
         return self._client
 
-    def _open(self, body: Mapping[str, Any], stream: bool) -> httpx.Response:
+    def _open(
+        self,
+        body: Mapping[str, Any],
+        stream: bool,
+        call: tuple[httpx.Timeout, dict[str, str]] | None = None,
+    ) -> httpx.Response:
         """Send with retries; returns an open 2xx response the caller must close."""
         client = self._sync_client()
         content = self._encode(body)
@@ -473,8 +516,8 @@ class OpenAiCompatibleProvider:
                 "POST",
                 self._url,
                 content=content,
-                headers=self._headers(stream),
-                timeout=self._timeout,
+                headers=self._headers(stream, call[1] if call else None),
+                timeout=call[0] if call else self._timeout,
             )
             try:
                 response = client.send(request, stream=True)
@@ -501,22 +544,42 @@ class OpenAiCompatibleProvider:
             self._sleep(delay)
             attempt += 1
 
-    def complete(self, request: CompletionRequest) -> CompletionResponse:
-        body = self.build_request(request, stream=False)
-        response = self._open(body, stream=False)
+    def complete(
+        self,
+        request: CompletionRequest,
+        *,
+        timeout: CallTimeout = None,
+        headers: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> CompletionResponse:
+        """The whole reply. ``timeout``, ``headers`` and ``extra_body`` apply to this
+        call only (over the provider's own); bad input raises before any I/O."""
+        body = self.build_request(request, stream=False, extra_body=extra_body)
+        call = self._call_options(timeout, headers)
+        response = self._open(body, stream=False, call=call)
         try:
             raw = self._read_body(response)
         finally:
             response.close()
-        return response_from_events(self._json_events(raw))
+        return self._json_response(raw, request)
 
-    def stream(self, request: CompletionRequest) -> Generator[StreamEvent, None, None]:
-        """Events as they arrive. Bad input raises here, before any I/O."""
-        body = self.build_request(request, stream=True)
-        return self._stream(body)
+    def stream(
+        self,
+        request: CompletionRequest,
+        *,
+        timeout: CallTimeout = None,
+        headers: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> Generator[StreamEvent, None, None]:
+        """Events as they arrive. ``timeout``, ``headers`` and ``extra_body`` apply to
+        this call only. Bad input raises here, before any I/O."""
+        body = self.build_request(request, stream=True, extra_body=extra_body)
+        return self._stream(body, self._call_options(timeout, headers))
 
-    def _stream(self, body: Mapping[str, Any]) -> Generator[StreamEvent, None, None]:
-        response = self._open(body, stream=True)
+    def _stream(
+        self, body: Mapping[str, Any], call: tuple[httpx.Timeout, dict[str, str]] | None = None
+    ) -> Generator[StreamEvent, None, None]:
+        response = self._open(body, stream=True, call=call)
         try:
             yield Connected()
             if _is_json(response):
@@ -563,7 +626,12 @@ class OpenAiCompatibleProvider:
             )
         return self._aclient
 
-    async def _aopen(self, body: Mapping[str, Any], stream: bool) -> httpx.Response:
+    async def _aopen(
+        self,
+        body: Mapping[str, Any],
+        stream: bool,
+        call: tuple[httpx.Timeout, dict[str, str]] | None = None,
+    ) -> httpx.Response:
         client = self._async_client()
         content = self._encode(body)
         attempt = 0
@@ -573,8 +641,8 @@ class OpenAiCompatibleProvider:
                 "POST",
                 self._url,
                 content=content,
-                headers=self._headers(stream),
-                timeout=self._timeout,
+                headers=self._headers(stream, call[1] if call else None),
+                timeout=call[0] if call else self._timeout,
             )
             try:
                 response = await client.send(request, stream=True)
@@ -601,22 +669,41 @@ class OpenAiCompatibleProvider:
             await self._asleep(delay)
             attempt += 1
 
-    async def acomplete(self, request: CompletionRequest) -> CompletionResponse:
-        body = self.build_request(request, stream=False)
-        response = await self._aopen(body, stream=False)
+    async def acomplete(
+        self,
+        request: CompletionRequest,
+        *,
+        timeout: CallTimeout = None,
+        headers: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> CompletionResponse:
+        """``complete()``, async; the same per-call options."""
+        body = self.build_request(request, stream=False, extra_body=extra_body)
+        call = self._call_options(timeout, headers)
+        response = await self._aopen(body, stream=False, call=call)
         try:
             raw = await self._aread_body(response)
         finally:
             await response.aclose()
-        return response_from_events(self._json_events(raw))
+        return self._json_response(raw, request)
 
-    def astream(self, request: CompletionRequest) -> AsyncGenerator[StreamEvent, None]:
-        """Async events as they arrive. Bad input raises here, before any I/O."""
-        body = self.build_request(request, stream=True)
-        return self._astream(body)
+    def astream(
+        self,
+        request: CompletionRequest,
+        *,
+        timeout: CallTimeout = None,
+        headers: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """Async events as they arrive; the same per-call options as ``stream()``.
+        Bad input raises here, before any I/O."""
+        body = self.build_request(request, stream=True, extra_body=extra_body)
+        return self._astream(body, self._call_options(timeout, headers))
 
-    async def _astream(self, body: Mapping[str, Any]) -> AsyncGenerator[StreamEvent, None]:
-        response = await self._aopen(body, stream=True)
+    async def _astream(
+        self, body: Mapping[str, Any], call: tuple[httpx.Timeout, dict[str, str]] | None = None
+    ) -> AsyncGenerator[StreamEvent, None]:
+        response = await self._aopen(body, stream=True, call=call)
         try:
             yield Connected()
             if _is_json(response):
@@ -667,6 +754,21 @@ class OpenAiCompatibleProvider:
             return await response.aread()
         except httpx.HTTPError as exc:
             raise self._fail(self._transport_error(exc, mid_stream=True)) from exc
+
+    def _json_response(self, raw: bytes, request: CompletionRequest) -> CompletionResponse:
+        """A whole reply: every choice, logprobs, and the parsed JSON when asked for."""
+        try:
+            body = json.loads(raw)
+        except (ValueError, RecursionError):
+            raise self._fail(
+                DeserializationError(f"the response is not JSON: {raw[:200]!r}", provider=self.name)
+            ) from None
+        try:
+            reply = response_from_json(body, self._dialect)
+        except LlmError as err:
+            raise self._fail(err) from None
+        rf = request.response_format
+        return with_parsed_json(reply) if rf is not None and rf.type != "text" else reply
 
     def _json_events(self, raw: bytes) -> list[StreamEvent]:
         """A whole JSON body's events; an error object in it raises its typed error."""

@@ -3,7 +3,9 @@ non-streaming ``chat.completion`` body through the same adapter."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -20,12 +22,26 @@ from provider_impl.events import (
     ToolUseComplete,
 )
 from provider_impl.sse import ServerSentEvent
-from provider_impl.types import CompletionResponse, StopReason, ToolCall, Usage
+from provider_impl.types import (
+    Choice,
+    CompletionRequest,
+    CompletionResponse,
+    StopReason,
+    TokenLogprob,
+    ToolCall,
+    Usage,
+)
 
 if TYPE_CHECKING:  # the provider module imports this one
     from provider_impl.provider import OpenAiCompatibleProvider
 
-__all__ = ["decode_response", "events_from_json", "response_from_events", "response_from_json"]
+__all__ = [
+    "decode_response",
+    "events_from_json",
+    "response_from_events",
+    "response_from_json",
+    "with_parsed_json",
+]
 
 
 def response_from_events(events: Iterable[StreamEvent]) -> CompletionResponse:
@@ -69,8 +85,87 @@ def response_from_events(events: Iterable[StreamEvent]) -> CompletionResponse:
 
 
 def response_from_json(body: Any, dialect: ProviderDialect) -> CompletionResponse:
-    """Parse a non-streaming ``chat.completion`` body."""
-    return response_from_events(events_from_json(body, dialect))
+    """Parse a non-streaming ``chat.completion`` body: choice 0 in the response's own
+    fields, its ``logprobs`` when sent, and every choice in ``choices`` when there are
+    several (a request with n > 1)."""
+    first = response_from_events(events_from_json(body, dialect))
+    if isinstance(body, Mapping) and not isinstance(body, dict):
+        body = dict(body)
+    raw = [c for c in body["choices"] if isinstance(c, dict)]
+    zero = next((c for c in raw if c.get("index", 0) == 0), raw[0])
+    logprobs = _logprobs(zero.get("logprobs"))
+    choices: tuple[Choice, ...] = ()
+    if len(raw) > 1:
+        choices = tuple(_choice(body, c, pos, dialect) for pos, c in enumerate(raw))
+    if logprobs is None and not choices:
+        return first
+    return dataclasses.replace(first, logprobs=logprobs, choices=choices)
+
+
+def _choice(
+    body: dict[str, Any], raw: dict[str, Any], pos: int, dialect: ProviderDialect
+) -> Choice:
+    index = raw.get("index", pos)
+    one = response_from_events(_events_of_choice(body, raw, dialect))
+    return Choice(
+        index=index if isinstance(index, int) and not isinstance(index, bool) else pos,
+        text=one.text,
+        thinking=one.thinking,
+        tool_calls=one.tool_calls,
+        stop_reason=one.stop_reason,
+        raw_finish_reason=one.raw_finish_reason,
+        refusal=one.refusal,
+        logprobs=_logprobs(raw.get("logprobs")),
+    )
+
+
+def _token(raw: Any) -> TokenLogprob | None:
+    """One ``logprobs.content`` entry; None for an entry of another shape."""
+    if not isinstance(raw, dict):
+        return None
+    token, logprob = raw.get("token"), raw.get("logprob")
+    if not isinstance(token, str) or isinstance(logprob, bool):
+        return None
+    if not isinstance(logprob, (int, float)) or math.isnan(logprob):
+        return None
+    data = raw.get("bytes")
+    as_bytes = (
+        tuple(data)
+        if isinstance(data, list) and all(isinstance(b, int) and 0 <= b < 256 for b in data)
+        else None
+    )
+    top = raw.get("top_logprobs")
+    alternatives = tuple(t for t in map(_token, top if isinstance(top, list) else []) if t)
+    return TokenLogprob(token, float(logprob), as_bytes, alternatives)
+
+
+def _logprobs(raw: Any) -> tuple[TokenLogprob, ...] | None:
+    """A choice's ``logprobs`` ({"content": [...]}) as tokens; None when it sent none."""
+    if not isinstance(raw, dict):
+        return None
+    content = raw.get("content")
+    return tuple(t for t in map(_token, content if isinstance(content, list) else []) if t)
+
+
+def with_parsed_json(response: CompletionResponse) -> CompletionResponse:
+    """``response`` with ``parsed`` set (and each choice's) where the text is JSON:
+    what ``complete()`` returns for a request with a json_schema or json_object
+    response format. Text that is not JSON (a refusal, a reply cut at max_tokens)
+    leaves ``parsed`` None."""
+
+    def parse(text: str) -> Any:
+        try:
+            return json.loads(text) if text else None
+        except (ValueError, RecursionError):
+            return None
+
+    choices = tuple(dataclasses.replace(c, parsed=parse(c.text)) for c in response.choices)
+    return dataclasses.replace(response, parsed=parse(response.text), choices=choices)
+
+
+def _wants_json(request: CompletionRequest) -> bool:
+    rf = request.response_format
+    return rf is not None and rf.type in ("json_object", "json_schema")
 
 
 def decode_response(
@@ -100,7 +195,7 @@ def decode_response(
         raise TypeError(
             f"decode_response expects bytes, str or parsed JSON, not {type(body).__name__}"
         )
-    return response_from_events(events_from_json(parsed, dialect))
+    return response_from_json(parsed, dialect)
 
 
 def events_from_json(body: Any, dialect: ProviderDialect) -> list[StreamEvent]:
@@ -128,6 +223,12 @@ def events_from_json(body: Any, dialect: ProviderDialect) -> list[StreamEvent]:
         raise DeserializationError(
             "the response's first choice is not an object", provider=dialect.name
         )
+    return _events_of_choice(body, choice, dialect)
+
+
+def _events_of_choice(
+    body: dict[str, Any], choice: dict[str, Any], dialect: ProviderDialect
+) -> list[StreamEvent]:
     message = choice.get("message")
     chunk = {
         "id": body.get("id"),

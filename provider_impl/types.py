@@ -10,12 +10,20 @@ from typing import Any, ClassVar, Literal
 
 __all__ = [
     "REASONING_EFFORTS",
+    "AudioPart",
+    "Choice",
     "CompletionRequest",
     "CompletionResponse",
+    "ContentPart",
+    "FilePart",
+    "ImagePart",
     "Message",
     "ReasoningEffort",
+    "ResponseFormat",
     "Role",
     "StopReason",
+    "TextPart",
+    "TokenLogprob",
     "ToolCall",
     "ToolDefinition",
     "Usage",
@@ -86,9 +94,61 @@ class ToolCall:
 
 
 @dataclass(frozen=True, slots=True)
+class TextPart:
+    """A piece of text in a message made of parts."""
+
+    text: str
+    kind: ClassVar[Literal["text"]] = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class ImagePart:
+    """An image: a URL (``https:`` or ``data:``), or raw ``data`` with its ``media_type``.
+
+    ``detail`` (``"auto"``, ``"low"``, ``"high"``) is sent where the dialect takes it.
+    """
+
+    url: str | None = None
+    data: bytes | None = field(default=None, repr=False)
+    media_type: str | None = None
+    detail: Literal["auto", "low", "high"] | None = None
+    kind: ClassVar[Literal["image"]] = "image"
+
+
+@dataclass(frozen=True, slots=True)
+class AudioPart:
+    """Audio bytes and their format (``"wav"``, ``"mp3"``, ...), sent base64-encoded."""
+
+    data: bytes = field(repr=False)
+    format: str
+    kind: ClassVar[Literal["audio"]] = "audio"
+
+
+@dataclass(frozen=True, slots=True)
+class FilePart:
+    """A document (a PDF...): raw ``data`` with its ``media_type``, a ``url``, or the
+    ``file_id`` of a file uploaded to the provider beforehand. ``filename`` is sent
+    where the dialect takes one."""
+
+    data: bytes | None = field(default=None, repr=False)
+    media_type: str | None = None
+    url: str | None = None
+    file_id: str | None = None
+    filename: str | None = None
+    kind: ClassVar[Literal["file"]] = "file"
+
+
+#: One part of a message's content; each dialect record says which it can send
+#: (``ProviderDialect.content_parts``) and refuses the others before any I/O.
+ContentPart = TextPart | ImagePart | AudioPart | FilePart
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     """One chat message.
 
+    ``content`` is text, or a sequence of parts (``TextPart``, ``ImagePart``,
+    ``AudioPart``, ``FilePart``); media parts go in user messages only.
     ``tool_calls`` is only for assistant messages; ``tool_call_id`` only (and
     always) for ``role="tool"`` messages carrying a tool's result. ``reasoning``
     (assistant only) is the reasoning a reply came with (``CompletionResponse.thinking``);
@@ -97,7 +157,7 @@ class Message:
     """
 
     role: Role
-    content: str | None = None
+    content: str | Sequence[ContentPart] | None = None
     tool_calls: Sequence[ToolCall] = ()
     tool_call_id: str | None = None
     reasoning: str | None = None
@@ -119,8 +179,8 @@ class Message:
         return cls(role="system", content=content)
 
     @classmethod
-    def user(cls, content: str) -> Message:
-        return cls(role="user", content=content)
+    def user(cls, content: str | Sequence[ContentPart]) -> Message:
+        return cls(role="user", content=content if isinstance(content, str) else tuple(content))
 
     @classmethod
     def assistant(
@@ -154,6 +214,38 @@ class ToolDefinition:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ResponseFormat:
+    """What shape the reply's text must have: plain ``text``, any JSON object
+    (``json_object``), or JSON matching ``schema`` (``json_schema``; ``strict``
+    asks the provider to enforce it exactly). Use the class methods."""
+
+    type: Literal["text", "json_object", "json_schema"]
+    schema: Mapping[str, Any] | None = field(default=None, hash=False)
+    name: str | None = None
+    description: str | None = None
+    strict: bool | None = None
+
+    @classmethod
+    def text(cls) -> ResponseFormat:
+        return cls("text")
+
+    @classmethod
+    def json_object(cls) -> ResponseFormat:
+        return cls("json_object")
+
+    @classmethod
+    def json_schema(
+        cls,
+        name: str,
+        schema: Mapping[str, Any],
+        *,
+        strict: bool | None = True,
+        description: str | None = None,
+    ) -> ResponseFormat:
+        return cls("json_schema", schema=schema, name=name, description=description, strict=strict)
+
+
 @dataclass(frozen=True)
 class CompletionRequest:
     """What to ask for; each provider's dialect turns it into its own JSON body."""
@@ -171,6 +263,15 @@ class CompletionRequest:
     # How hard a reasoning model thinks (one of REASONING_EFFORTS); each dialect
     # sends it its own way (``ProviderDialect.reasoning``) or refuses it.
     reasoning_effort: ReasoningEffort | None = None
+    # Typed options; each dialect sends them under its own key or refuses them
+    # (``ProviderDialect.request_options``, ``response_formats``).
+    response_format: ResponseFormat | None = None
+    seed: int | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+    # Several choices: decoded per choice by complete() (``CompletionResponse.choices``);
+    # a stream keeps no choices apart, so n > 1 is refused for streaming.
+    n: int | None = None
     extra_body: Mapping[str, Any] | None = None
 
 
@@ -185,15 +286,67 @@ class Usage:
     output_tokens: int | None = None
     cache_read_input_tokens: int | None = None
     reasoning_tokens: int | None = None
-    type: ClassVar[str] = "usage"
+    # Prompt tokens written to the provider's cache (billed above the input price);
+    # like cache reads, counted inside input_tokens.
+    cache_write_input_tokens: int | None = None
+    type: ClassVar[Literal["usage"]] = "usage"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "type": self.type,
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
             "cache_read_input_tokens": self.cache_read_input_tokens,
             "reasoning_tokens": self.reasoning_tokens,
+        }
+        if self.cache_write_input_tokens is not None:  # only where a provider reports it
+            d["cache_write_input_tokens"] = self.cache_write_input_tokens
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """One generated token's log probability, and the likeliest alternatives
+    (``top_logprobs``, when the request asked for them)."""
+
+    token: str
+    logprob: float
+    bytes: tuple[int, ...] | None = None
+    top_logprobs: tuple[TokenLogprob, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "token": self.token,
+            "logprob": self.logprob,
+            "bytes": list(self.bytes) if self.bytes is not None else None,
+            "top_logprobs": [t.to_dict() for t in self.top_logprobs],
+        }
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of the ``n`` choices of a whole reply (``CompletionResponse.choices``)."""
+
+    index: int
+    text: str
+    thinking: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    stop_reason: StopReason = StopReason.END_TURN
+    raw_finish_reason: str | None = None
+    refusal: str | None = None
+    logprobs: tuple[TokenLogprob, ...] | None = None
+    parsed: Any = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "text": self.text,
+            "thinking": self.thinking,
+            "refusal": self.refusal,
+            "tool_calls": [_call_dict(c) for c in self.tool_calls],
+            "stop_reason": self.stop_reason.value,
+            "raw_finish_reason": self.raw_finish_reason,
+            "logprobs": [t.to_dict() for t in self.logprobs] if self.logprobs is not None else None,
         }
 
 
@@ -210,9 +363,17 @@ class CompletionResponse:
     usage: Usage = field(default_factory=Usage)
     raw_finish_reason: str | None = None
     refusal: str | None = None
+    # The tokens' log probabilities, when the request set logprobs (whole replies).
+    logprobs: tuple[TokenLogprob, ...] | None = None
+    # The reply's JSON, parsed, when the request asked for json_schema or
+    # json_object and the text is JSON; None otherwise.
+    parsed: Any = None
+    # Every choice of a reply to a request with n > 1 (the fields above are choice 0's);
+    # empty for a single choice.
+    choices: tuple[Choice, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "id": self.id,
             "model": self.model,
             "text": self.text,
@@ -223,6 +384,14 @@ class CompletionResponse:
             "raw_finish_reason": self.raw_finish_reason,
             "usage": self.usage.to_dict(),
         }
+        # Only when present, so replies without them keep their recorded snapshots.
+        if self.logprobs is not None:
+            d["logprobs"] = [t.to_dict() for t in self.logprobs]
+        if self.parsed is not None:
+            d["parsed"] = self.parsed
+        if self.choices:
+            d["choices"] = [c.to_dict() for c in self.choices]
+        return d
 
 
 def _call_dict(call: ToolCall) -> dict[str, Any]:

@@ -122,9 +122,10 @@ BAD: list[tuple[str, Callable[[], CompletionRequest], str]] = [
         "messages[1].content",
     ),
     (
-        "assistant content a list",
+        # A list is content parts now; a bare string in it is not a part.
+        "assistant content a list of strings",
         lambda: req(messages=[user(), assistant_raw(content=["a"])]),
-        "messages[1].content",
+        "messages[1].content[0]",
     ),
     (
         "tool content None",

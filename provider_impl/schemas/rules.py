@@ -15,7 +15,13 @@ on top of that, and they come from the dialect record
   ``reasoning`` control for the body's model says (GLM-5.2+: reasoning_effort,
   older GLM: thinking), never under another control's key;
 * a tool call carries ``extra_content`` (Gemini's thought signature) only when
-  ``sends_thought_signatures`` is set.
+  ``sends_thought_signatures`` is set;
+* a typed option (seed, n, logprobs, top_logprobs, response_format) goes under
+  the key ``request_options`` names (Mistral: ``random_seed``) and never under
+  its OpenAI name otherwise; a ``response_format`` has a type the record's
+  ``response_formats`` holds;
+* content parts have only the wire types of the record's ``content_parts``
+  forms, and a dialect without a text form gets content as a string only.
 
 An explicit ``extra_body`` may still send what these rules leave out (the
 builder merges it last); such a body breaks the rules on purpose.
@@ -28,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from provider_impl.dialects import ProviderDialect, get_dialect
+from provider_impl.dialects import REQUEST_OPTIONS, ProviderDialect, get_dialect
 
 __all__ = ["OUTPUT_CAP_NAMES", "rule_errors"]
 
@@ -126,6 +132,64 @@ def _signature_errors(dialect: ProviderDialect, body: Mapping[str, Any]) -> list
     return errors
 
 
+# The "type" each content form puts on the wire (document_url also sends file ids as "file").
+_FORM_TYPES: Mapping[str, frozenset[str]] = {
+    "text": frozenset({"text"}),
+    "image_url": frozenset({"image_url"}),
+    "input_audio": frozenset({"input_audio"}),
+    "input_audio_base64": frozenset({"input_audio"}),
+    "file": frozenset({"file"}),
+    "file_or_url": frozenset({"file"}),
+    "document_url": frozenset({"document_url", "file"}),
+}
+
+
+def _option_errors(dialect: ProviderDialect, body: Mapping[str, Any]) -> list[str]:
+    table = dialect.request_options
+    errors: list[str] = []
+    for option in REQUEST_OPTIONS:
+        key = table.get(option)
+        if option in body and key != option and option not in dialect.forbidden_params:
+            sent_as = f"as {key}, never as {option}" if key is not None else "never"
+            errors.append(
+                f"$.{option}: the {dialect.name} dialect sends {option} {sent_as} (request_options)"
+            )
+    rf = body.get(table.get("response_format", "response_format"))
+    if isinstance(rf, Mapping) and "response_format" in table:
+        kind = rf.get("type")
+        if kind not in dialect.response_formats:
+            errors.append(
+                f"$.response_format.type: the {dialect.name} dialect sends no {kind!r} "
+                "response format (not in response_formats)"
+            )
+    return errors
+
+
+def _part_errors(dialect: ProviderDialect, body: Mapping[str, Any]) -> list[str]:
+    forms = dialect.content_parts
+    types = frozenset().union(*(_FORM_TYPES.get(f, frozenset()) for f in forms.values()))
+    messages = body.get("messages")
+    errors: list[str] = []
+    for i, msg in enumerate(messages if isinstance(messages, list) else []):
+        content = msg.get("content") if isinstance(msg, Mapping) else None
+        if not isinstance(content, list):
+            continue
+        if "text" not in forms:
+            errors.append(
+                f"$.messages[{i}].content: the {dialect.name} dialect sends content as text "
+                "only (content_parts has no text form)"
+            )
+            continue
+        for j, part in enumerate(content):
+            kind = part.get("type") if isinstance(part, Mapping) else None
+            if kind not in types:
+                errors.append(
+                    f"$.messages[{i}].content[{j}].type: the {dialect.name} dialect sends no "
+                    f"{kind!r} parts (content_parts: {', '.join(sorted(forms.values()))})"
+                )
+    return errors
+
+
 def rule_errors(provider_or_dialect: str | ProviderDialect, body: Mapping[str, Any]) -> list[str]:
     """Every project rule ``body`` breaks, as sorted ``"<json path>: <message>"``.
 
@@ -142,6 +206,8 @@ def rule_errors(provider_or_dialect: str | ProviderDialect, body: Mapping[str, A
         + _stream_errors(dialect, body)
         + _reasoning_errors(dialect, body)
         + _signature_errors(dialect, body)
+        + _option_errors(dialect, body)
+        + _part_errors(dialect, body)
     )
     reported = {error.split(":", 1)[0] for error in errors}
     errors.extend(
