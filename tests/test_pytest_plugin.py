@@ -4,6 +4,8 @@ emulator, replays green with the network blocked, and does so under xdist."""
 
 from __future__ import annotations
 
+import ast
+import re
 import socket
 from pathlib import Path
 
@@ -15,28 +17,30 @@ from provider_impl.pytest_plugin import NetworkBlocked, block_network
 from provider_impl.recording import load_interactions
 
 PLUGIN = ("-p", "provider_impl.pytest_plugin")
-SCENARIOS = ("text", "text_nonstream", "tool_call", "error_rate_limit", "error_in_stream")
-
-# The README's example, with a provider of the project's own (a dialect file).
-PROJECT_TEST = f"""
-import pytest
-
-from provider_impl.errors import StreamError
+README = Path(__file__).resolve().parent.parent / "README.md"
 
 
-@pytest.mark.parametrize("scenario", {list(SCENARIOS)!r})
-@pytest.mark.parametrize("provider", ["mistral", "acme"])
-def test_battery(provider, scenario, provider_scenario, assert_valid_event_stream):
-    out = provider_scenario(provider, scenario)
-    if scenario.startswith("error"):
-        assert out.exception is not None
-        if isinstance(out.exception, StreamError):
-            assert_valid_event_stream(out.raw_events, complete=False)
-    elif out.response is None:
-        assert_valid_event_stream(out.raw_events)
-    else:
-        assert out.response["text"]
-"""
+def _readme_example() -> str:
+    """The plugin's example in the README, run here as written."""
+    text = README.read_text(encoding="utf-8")
+    found = re.search(r"```python\n(# test_my_gateway\.py.*?)```", text, re.S)
+    assert found is not None, "the README lost its plugin example"
+    return found.group(1)
+
+
+def _parameters(source: str) -> dict[str, list[str]]:
+    """The example test's ``parametrize`` lists, by argument name."""
+    test = next(n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef))
+    return {
+        ast.literal_eval(d.args[0]): ast.literal_eval(d.args[1])
+        for d in test.decorator_list
+        if isinstance(d, ast.Call)
+    }
+
+
+PROJECT_TEST = _readme_example()
+PARAMS = _parameters(PROJECT_TEST)
+N_TESTS = len(PARAMS["provider"]) * len(PARAMS["scenario"])
 
 
 @pytest.fixture
@@ -62,7 +66,8 @@ def _cassettes(root: Path) -> dict[str, int]:
 def test_records_from_the_emulator_then_replays_green_also_under_xdist(
     project: pytest.Pytester,
 ) -> None:
-    n = 2 * len(SCENARIOS)
+    assert "acme" in PARAMS["provider"] and "text" in PARAMS["scenario"]
+    n = N_TESTS
     missing = _run(project)  # record mode none: nothing to replay yet
     missing.assert_outcomes(failed=n)
     missing.stdout.fnmatch_lines(["*missing cassette*--record-mode=once*"])
@@ -89,7 +94,7 @@ def test_records_from_the_emulator_then_replays_green_also_under_xdist(
 def test_new_episodes_re_records_a_stale_cassette_and_once_does_not(
     project: pytest.Pytester,
 ) -> None:
-    _run(project, "--record-mode", "once", "-k", "mistral and text").assert_outcomes(passed=2)
+    _run(project, "--record-mode", "once", "-k", "mistral and text").assert_outcomes(passed=1)
     path = project.path / "cassettes" / "mistral" / "text.yaml"
     original = path.read_text()
     # A request the client would no longer send (the model changed since recording).
@@ -98,7 +103,7 @@ def test_new_episodes_re_records_a_stale_cassette_and_once_does_not(
     _run(project, "--record-mode", "once", "-k", "mistral and text")
     assert "model: stale-" in path.read_text()  # once: present, kept
     _run(project, "--record-mode", "new_episodes", "-k", "mistral and text").assert_outcomes(
-        passed=2
+        passed=1
     )
     assert "model: stale-" not in path.read_text()
 

@@ -106,7 +106,7 @@ def test_expected_outcome(case: Case) -> None:
     assert (start.id is not None) == features.message_id
     stop = next(e for e in events if e.type == "message_delta")
     if sc.expect_stop_reason is not None:
-        assert stop.stop_reason is sc.expect_stop_reason  # type: ignore[union-attr]
+        assert stop.stop_reason is sc.expect_stop_reason
     usage = next(e for e in events if isinstance(e, Usage))
     if features.stream_usage:
         assert usage.input_tokens and usage.output_tokens, "usage must be reported"
