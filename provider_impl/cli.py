@@ -275,6 +275,10 @@ def _cmd_conformance(args: argparse.Namespace) -> int:
             "addopts=",
             "-o",
             "asyncio_default_fixture_loop_scope=function",
+            # The plugin's entry point asks pytest to rewrite provider_impl's asserts,
+            # which this command has already imported: nothing to rewrite, no warning.
+            "-W",
+            "ignore::pytest.PytestAssertRewriteWarning",
         ]
         for p in providers:
             cmd.append(f"--provider={p}")
