@@ -140,16 +140,55 @@ class _Block:
         self.signature: str | None = None
 
 
+class _Call:
+    """A tool call being assembled from fragments (``index`` is the provider's)."""
+
+    __slots__ = ("emitted", "fragments", "id", "index", "name", "signature")
+
+    def __init__(self, index: int | None, id: str | None) -> None:
+        self.index = index
+        self.id = id
+        self.name = ""
+        self.fragments: list[str] = []
+        self.signature: str | None = None
+        self.emitted = False
+
+    def finished(self) -> bool:
+        """Named, with arguments that already form a JSON object."""
+        if not self.name or not self.fragments:
+            return False
+        try:
+            return isinstance(json.loads("".join(self.fragments)), dict)
+        except (ValueError, RecursionError):
+            return False
+
+
+def _index_of(item: Mapping[str, Any], what: str, adapter: StreamAdapter) -> int:
+    """A choice's or tool call's ``index`` (0 when absent); anything but an integer is
+    refused rather than read as another choice, which would drop the content."""
+    value = item.get("index", 0)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise DeserializationError(
+        f"a {what}'s index is {value!r}, expected an integer",
+        provider=adapter._dialect.name,
+    )
+
+
 class StreamAdapter:
     """Feed it decoded SSE events (or parsed chunks); it returns normalized events."""
 
     __slots__ = (
+        "_calls",
         "_calls_by_id",
         "_calls_by_index",
         "_content_state",
         "_dialect",
         "_finish",
         "_held",
+        "_last_call",
         "_next_index",
         "_open",
         "_started",
@@ -163,8 +202,12 @@ class StreamAdapter:
         self._started = False
         self._next_index = 0
         self._open: _Block | None = None
-        self._calls_by_index: dict[int, _Block] = {}
-        self._calls_by_id: dict[str, _Block] = {}
+        # Tool calls are buffered until the message ends (or text follows whole
+        # ones): a late name or id is filled in and interleaved fragments kept apart.
+        self._calls: list[_Call] = []
+        self._calls_by_index: dict[int, _Call] = {}
+        self._calls_by_id: dict[str, _Call] = {}
+        self._last_call: _Call | None = None
         self._tool_count = 0
         self._finish: str | None = None
         self._usage: Mapping[str, Any] | None = None
@@ -238,7 +281,7 @@ class StreamAdapter:
             self._usage = usage  # the last report wins: Gemini repeats usage on every chunk
         if isinstance(choices, list):
             for choice in choices:
-                if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                if not isinstance(choice, dict) or _index_of(choice, "choice", self) != 0:
                     continue  # with n > 1, choice 0 only
                 if self._finish is not None:
                     continue  # nothing after the provider said why it stopped
@@ -350,6 +393,8 @@ class StreamAdapter:
             if not _may_be_limit("".join(held), self._dialect.usage_limit_prefix or ""):
                 self._release(out)
             return
+        if self._calls and all(c.finished() for c in self._calls):
+            self._flush_calls(out)  # content after whole calls: they come first, as sent
         block = self._open
         if block is None or block.kind != kind:
             block = self._start_block(kind, out)
@@ -439,13 +484,12 @@ class StreamAdapter:
         fn = call.get("function")
         fn = fn if isinstance(fn, dict) else {}
         name = fn.get("name")
+        name = name if isinstance(name, str) and name else None
         args = fn.get("arguments")
         cid = call.get("id")
         cid = cid if isinstance(cid, str) and cid else None
-        idx = call.get("index")
-        idx = idx if isinstance(idx, int) and not isinstance(idx, bool) else None
+        idx = _index_of(call, "tool call", self) if call.get("index") is not None else None
         if args is not None and not isinstance(args, str):
-            name = name if isinstance(name, str) else None  # a repr of any other is unsafe
             if isinstance(args, dict):  # some proxies send the object itself
                 try:
                     args = json.dumps(args, ensure_ascii=False)
@@ -459,39 +503,85 @@ class StreamAdapter:
                     f"tool call {name!r} has arguments of type {type(args).__name__}",
                     provider=self._dialect.name,
                 )
-        block: _Block | None = None
-        if idx is not None:
-            block = self._calls_by_index.get(idx)
-            if (
-                block is not None
-                and cid is not None
-                and block.id != cid
-                and (block.fragments or name)
-            ):
-                block = None  # a new whole call reusing an index (some proxies)
-        elif cid is not None:
-            block = self._calls_by_id.get(cid)
-        elif not name and self._open is not None and self._open.kind == "tool_use":
-            block = self._open  # a continuation fragment with neither index nor id
-        if block is None:
-            if cid is None:
-                cid = f"call_{self._tool_count}"  # Gemini sends id ""; keep ids usable
-            block = self._start_block("tool_use", out, cid, name if isinstance(name, str) else "")
+        target = self._call_for(idx, cid, name)
+        if target is None:
+            target = _Call(idx, cid)
+            self._calls.append(target)
             self._tool_count += 1
             if idx is not None:
-                self._calls_by_index[idx] = block
-            self._calls_by_id[cid] = block
-        elif block.closed:
+                self._calls_by_index[idx] = target
+            if cid is not None:
+                self._calls_by_id[cid] = target
+        elif target.emitted:
             raise DeserializationError(
-                f"tool call {block.name!r} ({block.id}) received arguments after another "
-                "block started; interleaved tool calls are not supported",
+                f"tool call {target.name!r} ({target.id}) received a fragment after text "
+                "followed its complete arguments",
                 provider=self._dialect.name,
             )
-        if signature is not None and block.signature is None:
-            block.signature = signature
+        if cid is not None and target.id is None:  # an id that comes late
+            target.id = cid
+            self._calls_by_id[cid] = target
+        if name is not None and name != target.name:
+            # A name that comes late, or in pieces ("get_" then "weather").
+            target.name += name
+        if signature is not None and target.signature is None:
+            target.signature = signature
         if args:
-            block.fragments.append(args)
-            out.append(ToolUseInputDelta(block.index, args))
+            target.fragments.append(args)
+        self._last_call = target
+
+    def _call_for(self, idx: int | None, cid: str | None, name: str | None) -> _Call | None:
+        """The buffered call a fragment continues, or None for a new call."""
+        if cid is not None and cid in self._calls_by_id:
+            known = self._calls_by_id[cid]
+            same_index = idx is None or known.index is None or idx == known.index
+            starts_anew = (
+                name is not None
+                and bool(known.fragments)
+                and bool(known.name)
+                and name != known.name
+            )
+            if same_index and not starts_anew:
+                return known
+            raise DeserializationError(
+                f"two tool calls share the id {cid!r}: {known.name!r} (index {known.index}) "
+                f"and {name or known.name!r} (index {idx})",
+                provider=self._dialect.name,
+                code="duplicate_tool_call_id",
+            )
+        if idx is not None:
+            known_at = self._calls_by_index.get(idx)
+            if known_at is None:
+                return None
+            if cid is not None and known_at.id is not None:
+                return None  # a new whole call reusing an index (some proxies, Mistral)
+            if name is not None and known_at.fragments and known_at.name and name != known_at.name:
+                return None  # a new whole call, without an id, at the same index
+            return known_at
+        if cid is not None or name is not None:
+            return None  # a whole call (Gemini: no index, id "")
+        return self._last_call  # a continuation with neither index, id nor name
+
+    def _flush_calls(self, out: list[StreamEvent]) -> None:
+        """Each buffered call as one block: start, its fragments, complete, stop."""
+        for call in self._calls:
+            if call.emitted:
+                continue
+            call.emitted = True
+            cid = call.id
+            if cid is None:  # Gemini sends id ""; keep ids usable and distinct
+                n = self._calls.index(call)
+                while f"call_{n}" in self._calls_by_id:
+                    n += 1
+                cid = f"call_{n}"
+                self._calls_by_id[cid] = call
+            block = self._start_block("tool_use", out, cid, call.name)
+            block.signature = call.signature
+            for fragment in call.fragments:
+                block.fragments.append(fragment)
+                out.append(ToolUseInputDelta(block.index, fragment))
+            self._close_open(out)
+        self._calls = [c for c in self._calls if not c.emitted]
 
     # -- the end -----------------------------------------------------------
 
@@ -503,6 +593,7 @@ class StreamAdapter:
                 code=raw,
             )
         self._release(out, final=True)
+        self._flush_calls(out)
         self._close_open(out)
         self._finish = raw
         out.append(MessageDelta(map_finish_reason(raw, self._tool_count > 0), raw))
@@ -514,6 +605,7 @@ class StreamAdapter:
         if self._finish is None:
             # [DONE] without a finish reason: still a clean end.
             self._release(out, final=True)
+            self._flush_calls(out)
             self._close_open(out)
             self._finish = ""
             reason = StopReason.TOOL_USE if self._tool_count else StopReason.END_TURN

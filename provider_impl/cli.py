@@ -192,7 +192,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         )
     try:
         outcome = replay_cassette_file(path, provider)
-    except Exception as exc:  # a cassette this package cannot read, whatever the reason
+    except Exception as exc:  # a cassette this package cannot read or refuses (YAML aliases)
         reason = "; ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip())
         raise UsageError(f"cannot read cassette {path}: {reason or type(exc).__name__}") from exc
     for event in outcome.events:
@@ -395,14 +395,16 @@ def _cmd_record(args: argparse.Namespace) -> int:
     folder = Path(args.cassette_dir)
     _check_names([args.provider], _merged(args.scenario))
     _writable_dir("--cassette-dir", folder)
-    # A dead server would fail every scenario in turn: say so once, before starting.
-    _reachable(args.base_url or DIALECTS[args.provider].base_url)
+    if args.record_mode != "none":
+        # A dead server would fail every scenario in turn: say so once, before starting.
+        _reachable(args.base_url or DIALECTS[args.provider].base_url)
     try:
         results = record_cassettes(
             args.provider,
             _merged(args.scenario) or None,
             base_url=args.base_url,
             cassette_dir=folder,
+            record_mode=args.record_mode,
         )
     except (ValueError, SecretLeakError) as exc:
         raise UsageError(str(exc)) from exc
@@ -558,6 +560,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--base-url", help="where to send requests (default: the real provider)")
     p.add_argument(
         "--cassette-dir", metavar="DIR", default="cassettes", help="where to write (./cassettes)"
+    )
+    p.add_argument(
+        "--record-mode",
+        choices=("none", "once", "new_episodes", "all"),
+        default="once",
+        help="pytest-recording's modes: once (default) records only missing cassettes, "
+        "all rewrites them, new_episodes adds to them, none only replays; a recording "
+        "without the scenario's expected outcome is never written",
     )
     p.set_defaults(func=_cmd_record)
 

@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 
 from provider_impl.dialects import DIALECTS
-from provider_impl.errors import TransportError
+from provider_impl.errors import InvalidRequest, TransportError
 from provider_impl.harness import Outcome, RecordedExchange, decode_recorded, load_exchange
 from provider_impl.recording import SecretLeakError, record_cassettes
 from provider_impl.recording.record import RecordResult
@@ -437,6 +437,9 @@ def run_drift(
             "cassette_dir": Path(tmp),
             "api_key": api_key,
             "progress": progress,
+            # Every reply is wanted, an unexpected one most of all: it is the drift.
+            "record_mode": "all",
+            "keep_unexpected": True,
         }
         try:
             # The first scenario alone: an unreachable server fails once, not per scenario.
@@ -445,7 +448,7 @@ def run_drift(
             if names[1:]:
                 results += record_cassettes(provider, names[1:], **kw)
                 _check_reachable(results, target)
-        except (ValueError, SecretLeakError, httpx.InvalidURL) as exc:
+        except (ValueError, SecretLeakError, httpx.InvalidURL, InvalidRequest) as exc:
             raise DriftError(str(exc)) from None
         compared = tuple(_compare_one(r, committed_dir, provider) for r in results)
     return DriftReport(

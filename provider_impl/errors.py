@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
+from provider_impl.redaction import Redactor, redact_exception
+
 __all__ = [
     "AuthenticationFailed",
     "ConnectionFailed",
@@ -26,6 +28,7 @@ __all__ = [
     "ProviderError",
     "RateLimited",
     "RequestTimeout",
+    "ResponseTooLarge",
     "StreamError",
     "TransportError",
     "classify_error",
@@ -73,18 +76,11 @@ class LlmError(Exception):
             f"request_id={self.request_id!r})"
         )
 
-    def _redact(self, secret: str) -> None:
-        """Remove ``secret`` from the message, code and request id; a provider may echo
-        a key back."""
-        if not secret:
-            return
-        if secret in self.message:
-            self.message = self.message.replace(secret, "***")
-            self.args = (self.message,)
-        if self.code and secret in self.code:
-            self.code = self.code.replace(secret, "***")
-        if self.request_id and secret in self.request_id:
-            self.request_id = self.request_id.replace(secret, "***")
+    def _redact(self, secret: str | Redactor) -> None:
+        """Remove ``secret`` (a key, or a ``Redactor``) from every field, whole or in
+        pieces, here and along the cause chain; a provider may echo a key back."""
+        redact = secret if isinstance(secret, Redactor) else Redactor([secret])
+        redact_exception(self, redact)
 
 
 class ProviderError(LlmError):
@@ -93,6 +89,15 @@ class ProviderError(LlmError):
 
 class DeserializationError(LlmError):
     """The provider sent something that is not the JSON it should be."""
+
+
+class ResponseTooLarge(DeserializationError):
+    """A whole body (a reply, an error body) passed the client's ``max_body_bytes``
+    cap, counted after decompression; ``limit`` is that cap. Reading stopped there."""
+
+    def __init__(self, message: str, *, limit: int | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.limit = limit
 
 
 class StreamError(LlmError):
@@ -438,6 +443,13 @@ def classify_error(
     or none, gives an error rather than raising.
     """
     payload = _parse_body(body)
+    if redact is not None:
+        # Before anything is cut short: a cut key would no longer match whole.
+        try:
+            payload = _redact_all(payload, redact)
+        except RecursionError:  # nested deeper than the interpreter can walk
+            payload = None
+        headers = {k: redact(v) for k, v in headers.items()}
     try:
         fields = _extract(payload)
     except RecursionError:  # parsed JSON nested deeper than the interpreter can walk
@@ -483,6 +495,16 @@ def classify_error(
     if cls is InvalidRequest:
         return InvalidRequest(message, field=_field_of(fields), **kw)
     return cls(message, **kw)
+
+
+def _redact_all(value: Any, redact: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list):
+        return [_redact_all(v, redact) for v in value]
+    if isinstance(value, dict):
+        return {k: _redact_all(v, redact) for k, v in value.items()}
+    return value
 
 
 def _field_of(fields: _Fields) -> str | None:

@@ -8,20 +8,33 @@ moving differs.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
+import inspect
 import json
 import logging
 import os
-import random
 import re
 import ssl
+import sys
+import threading
 import time
-from collections.abc import AsyncGenerator, Callable, Generator, Mapping
+import weakref
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterator,
+    Mapping,
+)
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 import httpx
 
+from provider_impl.body import ACCEPT_ENCODING, DEFAULT_MAX_BODY_BYTES, ContentDecoder
 from provider_impl.dialects import (
     CLAUDE_SUBSCRIPTION,
     GEMINI,
@@ -39,18 +52,25 @@ from provider_impl.errors import (
     DeserializationError,
     ErrorKind,
     LlmError,
-    Overloaded,
-    RateLimited,
     RequestTimeout,
+    ResponseTooLarge,
     StreamError,
     TransportError,
     classify_error,
 )
-from provider_impl.events import Connected, StreamEvent
+from provider_impl.events import Connected, MessageStart, StreamEvent
 from provider_impl.payload import build_payload
+from provider_impl.policy import CallPolicy, CallState
+from provider_impl.redaction import Redactor, redact_exception, register_secret
 from provider_impl.response import events_from_json, response_from_json, with_parsed_json
 from provider_impl.sse import DEFAULT_MAX_FRAME_BYTES
 from provider_impl.stream import StreamParser
+from provider_impl.transport import (
+    deadline_scope,
+    environment_error,
+    install_deadlines,
+    redirect_request,
+)
 from provider_impl.types import CompletionRequest, CompletionResponse
 
 #: One call's own timeout: seconds, an ``httpx.Timeout``, or None for the provider's.
@@ -74,10 +94,8 @@ DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 # httpx's default of 100 connections queues the rest in a pool that rescans every
 # waiter on each event: 1,000 concurrent streams took ~50 s instead of ~5 s.
 DEFAULT_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
-_RETRY_STATUSES = frozenset({408, 409})
-# Masking a one- or two-letter "key" would mangle every message; real keys are long.
-_MIN_SECRET_LEN = 8
 _P = TypeVar("_P", bound="OpenAiCompatibleProvider")
+_T = TypeVar("_T")
 
 
 class CustomOptions(TypedDict, total=False):
@@ -94,6 +112,9 @@ class CustomOptions(TypedDict, total=False):
     backoff_base: float
     backoff_max: float
     max_retry_wait: float
+    idle_timeout: float | None
+    total_timeout: float | None
+    max_body_bytes: int
 
 
 class ProviderOptions(CustomOptions, total=False):
@@ -105,10 +126,13 @@ class ProviderOptions(CustomOptions, total=False):
 class _Secret:
     """Holds the API key; prints as ``***`` so it cannot leak through repr or logs."""
 
-    __slots__ = ("_value",)
+    __slots__ = ("__weakref__", "_value", "redactor")
 
     def __init__(self, value: str) -> None:
         self._value = value
+        # Masks the key, whole or in pieces, in errors and log records (redaction.py).
+        self.redactor = Redactor([value])
+        register_secret(self, value)
 
     def reveal(self) -> str:
         return self._value
@@ -166,17 +190,6 @@ def _is_json(response: httpx.Response) -> bool:
     return "json" in response.headers.get("content-type", "")
 
 
-def _is_retryable(err: LlmError, server_errors: bool = True) -> bool:
-    status = err.status_code
-    if not server_errors and status is not None and status >= 500:
-        return False  # the dialect says a 5xx is the server's own failure (one run a call)
-    if isinstance(err, (RateLimited, Overloaded, ConnectionFailed)):
-        return True
-    if isinstance(err.__cause__, (httpx.ConnectTimeout, httpx.PoolTimeout)):
-        return True  # a connection never made: the request was not sent
-    return status is not None and (status in _RETRY_STATUSES or status >= 500)
-
-
 class OpenAiCompatibleProvider:
     """One client for any OpenAI-compatible chat-completions endpoint.
 
@@ -201,6 +214,9 @@ class OpenAiCompatibleProvider:
         backoff_base: float = 0.5,
         backoff_max: float = 20.0,
         max_retry_wait: float = 60.0,
+        idle_timeout: float | None = None,
+        total_timeout: float | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
         if not isinstance(dialect, ProviderDialect):
             raise TypeError("dialect must be a ProviderDialect")
@@ -208,6 +224,12 @@ class OpenAiCompatibleProvider:
             raise ValueError(f"max_retries must be a non-negative integer, got {max_retries!r}")
         if max_frame_bytes < 1:
             raise ValueError("max_frame_bytes must be positive")
+        if (
+            not isinstance(max_body_bytes, int)
+            or isinstance(max_body_bytes, bool)
+            or max_body_bytes < 1
+        ):
+            raise ValueError(f"max_body_bytes must be a positive integer, got {max_body_bytes!r}")
         key = api_key
         if key is None and dialect.api_key_env:
             key = os.environ.get(dialect.api_key_env) or None
@@ -248,6 +270,12 @@ class OpenAiCompatibleProvider:
             raise ValueError(f"base_url must start with http:// or https://, got {url!r}")
         self._base_url = url
         self._url = url + "/chat/completions"
+        try:
+            httpx.URL(self._url)
+        except httpx.InvalidURL as exc:
+            raise self._fail(
+                environment_error(exc, dialect.name, self._redact) or LlmError(str(exc))
+            ) from exc
         if timeout is None:
             # The record's read timeout (DEFAULT_TIMEOUT's 60 s unless it says otherwise).
             self._timeout = httpx.Timeout(dialect.read_timeout, connect=DEFAULT_TIMEOUT.connect)
@@ -255,17 +283,30 @@ class OpenAiCompatibleProvider:
             self._timeout = timeout
         else:
             self._timeout = httpx.Timeout(float(timeout))
-        self._max_retries = max_retries
+        # The idle limit defaults to the read timeout: keep-alives and trickled
+        # bytes then cannot stretch a call past what silence would have.
+        self._policy = CallPolicy(
+            max_retries=max_retries,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+            max_retry_wait=max_retry_wait,
+            retry_server_errors=dialect.retry_server_errors,
+            idle_timeout=self._timeout.read if idle_timeout is None else idle_timeout,
+            total_timeout=total_timeout,
+        )
+        self._idle_explicit = idle_timeout is not None
         self._extra_headers = _checked_headers(headers or {})
         self._max_frame_bytes = max_frame_bytes
-        self._backoff_base = backoff_base
-        self._backoff_max = backoff_max
-        self._max_retry_wait = max_retry_wait
+        self._max_body_bytes = max_body_bytes
+        self._lock = threading.Lock()
         self._client = http_client
         self._owns_client = http_client is None
+        if http_client is not None:
+            install_deadlines(http_client)  # inert outside this provider's calls
         self._aclient = async_http_client
         self._owns_aclient = async_http_client is None
-        self._aclient_loop: asyncio.AbstractEventLoop | None = None
+        self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]
+        self._aclients = weakref.WeakKeyDictionary()
         # Injectable for tests; real sleeps otherwise.
         self._sleep: Callable[[float], None] = time.sleep
         self._asleep: Callable[[float], Any] = asyncio.sleep
@@ -426,6 +467,7 @@ class OpenAiCompatibleProvider:
         headers = {
             "content-type": "application/json",
             "accept": "text/event-stream" if stream else "application/json",
+            "accept-encoding": ACCEPT_ENCODING,
             "user-agent": "provider-impl/0.1",
             self._dialect.auth_header: f"{scheme} {key}" if scheme else key,
         }
@@ -440,8 +482,7 @@ class OpenAiCompatibleProvider:
         return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
     def _redact(self, text: str) -> str:
-        key = self._key.reveal()
-        return text.replace(key, "***") if len(key) >= _MIN_SECRET_LEN and key in text else text
+        return self._key.redactor(text)
 
     def _status_error(self, response: httpx.Response, body: bytes) -> LlmError:
         return classify_error(
@@ -454,9 +495,9 @@ class OpenAiCompatibleProvider:
         )
 
     def _transport_error(self, exc: Exception, *, mid_stream: bool) -> LlmError:
-        # The original stays the __cause__ and shows in tracebacks: scrub it too.
-        if any(isinstance(a, str) and self._redact(a) != a for a in exc.args):
-            exc.args = tuple(self._redact(a) if isinstance(a, str) else a for a in exc.args)
+        # The original stays the __cause__ and shows in tracebacks, with the request
+        # (and its auth header) httpx keeps on it: scrub it and its chain too.
+        redact_exception(exc, self._key.redactor)
         detail = self._redact(f"{type(exc).__name__}: {exc}")
         if isinstance(exc, httpx.TimeoutException):
             err = RequestTimeout(f"timed out talking to {self.name}: {detail}", provider=self.name)
@@ -469,80 +510,247 @@ class OpenAiCompatibleProvider:
             return StreamError(f"the connection broke mid-stream: {detail}", provider=self.name)
         return ConnectionFailed(f"could not reach {self.name}: {detail}", provider=self.name)
 
-    def _retry_delay(self, err: LlmError, attempt: int) -> float | None:
-        """Seconds to wait before retry ``attempt + 1``, or None to give up."""
-        if attempt >= self._max_retries or not _is_retryable(
-            err, self._dialect.retry_server_errors
-        ):
+    def _fail(self, err: LlmError) -> LlmError:
+        err._redact(self._key.redactor)
+        return err
+
+    # -- one call, written once ------------------------------------------------
+    #
+    # ``_call`` decides everything and does no I/O: it yields what it needs done
+    # (send, read, close, sleep; events for the caller) and gets back the result,
+    # or the exception thrown in. ``_pump`` does those steps with blocking I/O,
+    # ``_apump`` with asyncio; they are the only code that differs by mode.
+
+    def _call(
+        self,
+        body: Mapping[str, Any],
+        stream: bool,
+        call: tuple[httpx.Timeout, dict[str, str]] | None = None,
+    ) -> _Call:
+        """The whole call, I/O left to a pump: events for a stream; for a whole
+        reply, its body as the generator's return value."""
+        policy, timeout, extra = self._policy, self._timeout, None
+        if call is not None:
+            timeout, extra = call
+            if not self._idle_explicit:  # the idle limit follows this call's read timeout
+                policy = dataclasses.replace(policy, idle_timeout=timeout.read)
+        state = policy.start()
+        send = _Send(self._encode(body), self._headers(stream, extra), None, timeout)
+        while True:
+            logger.debug("%s: POST %s attempt %d", self.name, self._url, state.attempt + 1)
+            send.deadline = state.deadline()
+            try:
+                response: httpx.Response = yield send
+            except Exception as exc:
+                err = self._io_error(exc, state, mid_stream=False)
+                if isinstance(err.__cause__, _ENVIRONMENT):
+                    raise err from exc  # retrying cannot fix the configuration
+                delay = self._retry(state, err)
+                if delay is None:
+                    raise err from exc
+                yield _Sleep(delay)
+                state.progress()
+                continue
+            if response.is_success:
+                break
+            raw = yield from self._read_whole(response, state, error_body=True)
+            yield _Close(response)
+            logger.debug("%s: HTTP %d", self.name, response.status_code)
+            if raw is None:  # over max_body_bytes: the status and headers decide
+                raw = (
+                    f"the error body is larger than max_body_bytes={self._max_body_bytes}".encode()
+                )
+            err = self._status_error(response, raw)
+            delay = self._retry(state, err)
+            if delay is None:
+                raise err
+            yield _Sleep(delay)
+            state.progress()
+        if stream:
+            yield from self._deliver(state, [Connected()])
+        if not stream or _is_json(response):
+            raw = yield from self._read_whole(response, state, error_body=False)
+            yield _Close(response)
+            assert raw is not None
+            if not stream:
+                return raw
+            yield from self._deliver(state, self._json_events(raw))
             return None
-        backoff = min(self._backoff_max, self._backoff_base * (2.0**attempt))
-        delay = backoff * random.uniform(0.5, 1.0)
-        retry_after = err.retry_after if isinstance(err, (RateLimited, Overloaded)) else None
-        if retry_after is not None:
-            if retry_after > self._max_retry_wait:
-                return None
-            delay = max(delay, retry_after)
-        logger.debug("%s: retrying in %.2fs after %s", self.name, delay, type(err).__name__)
+        parser = StreamParser(self._dialect, self._max_frame_bytes)
+        decoder, read = _body_reader(response)
+        while True:
+            read.deadline = state.deadline()
+            try:
+                chunk: bytes = yield read
+            except Exception as exc:
+                raise self._io_error(exc, state, mid_stream=True) from exc
+            if not chunk:
+                break
+            for piece in decoder.feed(chunk):
+                events, error = _drain(parser.feed(piece))
+                yield from self._deliver(state, events)
+                if error is not None:
+                    raise error
+                if parser.done:
+                    return None
+            expired = state.timeout_error(self.name)
+            if expired is not None:
+                raise expired
+        events, error = _drain(parser.end())
+        yield from self._deliver(state, events)
+        if error is not None:
+            raise error
+        return None
+
+    def _deliver(self, state: CallState, events: list[StreamEvent]) -> _Logic:
+        """Hand ``events`` to the caller. Content restarts the idle clock; the time
+        the caller holds the events is never counted as the server's."""
+        if not events:
+            return
+        started = time.monotonic()
+        yield _Emit(events)
+        if any(not isinstance(e, _NOT_CONTENT) for e in events):
+            state.progress()
+        else:
+            state.extend(time.monotonic() - started)
+
+    def _read_whole(
+        self, response: httpx.Response, state: CallState, *, error_body: bool
+    ) -> Generator[_Op, Any, bytes | None]:
+        """The decoded body, up to ``max_body_bytes``. Over the cap: ``ResponseTooLarge``,
+        or None for an error body (classified from its status alone)."""
+        decoder, read = _body_reader(response)
+        limit = self._max_body_bytes
+        buf = bytearray()
+        while True:
+            read.deadline = state.deadline()
+            try:
+                chunk: bytes = yield read
+            except Exception as exc:
+                raise self._io_error(exc, state, mid_stream=not error_body) from exc
+            if not chunk:
+                return bytes(buf)
+            for piece in decoder.feed(chunk):
+                if len(buf) + len(piece) > limit:
+                    if error_body:
+                        return None
+                    raise ResponseTooLarge(
+                        f"the response body is larger than max_body_bytes={limit} "
+                        "(counted after decompression); stopped reading",
+                        provider=self.name,
+                        status_code=response.status_code,
+                        limit=limit,
+                    )
+                buf += piece
+            expired = state.timeout_error(self.name)
+            if expired is not None:
+                raise expired
+
+    def _retry(self, state: CallState, err: LlmError) -> float | None:
+        delay = state.retry_delay(err)
+        if delay is not None:
+            logger.debug("%s: retrying in %.2fs after %s", self.name, delay, type(err).__name__)
         return delay
 
-    def _fail(self, err: LlmError) -> LlmError:
-        key = self._key.reveal()
-        if len(key) >= _MIN_SECRET_LEN:
-            err._redact(key)
+    def _io_error(self, exc: Exception, state: CallState, *, mid_stream: bool) -> LlmError:
+        """The typed error for a failed step (re-raises what is not an I/O failure)."""
+        if isinstance(exc, httpx.TimeoutException):
+            expired = state.timeout_error(self.name)
+            if expired is not None:
+                expired.__cause__ = exc
+                return expired
+        if isinstance(exc, httpx.HTTPError):
+            return self._transport_error(exc, mid_stream=mid_stream)
+        err = environment_error(exc, self.name, self._redact)
+        if err is None:
+            raise exc
         return err
 
     # -- sync --------------------------------------------------------------
 
     def _sync_client(self) -> httpx.Client:
-        if self._client is None:
-            self._client = httpx.Client(
+        client = self._client
+        if client is None:
+            with self._lock:  # two threads' first calls must not make two clients
+                client = self._client
+                if client is None:
+                    client = self._client = self._make_client(httpx.Client)
+        return client
+
+    def _make_client(self, cls: type[_C]) -> _C:
+        """One of this provider's own clients; environment problems become typed errors."""
+        try:
+            client = cls(
                 timeout=self._timeout, verify=_default_ssl_context(), limits=DEFAULT_LIMITS
             )
-        return self._client
+        except Exception as exc:
+            err = environment_error(exc, self.name, self._redact)
+            if err is None:
+                raise
+            raise self._fail(err) from exc
+        if isinstance(client, httpx.Client):
+            install_deadlines(client)
+        return client
 
-    def _open(
-        self,
-        body: Mapping[str, Any],
-        stream: bool,
-        call: tuple[httpx.Timeout, dict[str, str]] | None = None,
-    ) -> httpx.Response:
-        """Send with retries; returns an open 2xx response the caller must close."""
-        client = self._sync_client()
-        content = self._encode(body)
-        attempt = 0
-        while True:
-            logger.debug("%s: POST %s attempt %d", self.name, self._url, attempt + 1)
-            request = client.build_request(
-                "POST",
-                self._url,
-                content=content,
-                headers=self._headers(stream, call[1] if call else None),
-                timeout=call[0] if call else self._timeout,
-            )
-            try:
-                response = client.send(request, stream=True)
-            except httpx.HTTPError as exc:
-                err = self._transport_error(exc, mid_stream=False)
-                delay = self._retry_delay(err, attempt)
-                if delay is None:
-                    raise self._fail(err) from exc
-                self._sleep(delay)
-                attempt += 1
-                continue
-            if response.is_success:
-                return response
-            try:
-                err = self._status_error(response, response.read())
-            except httpx.HTTPError as exc:
-                raise self._fail(self._transport_error(exc, mid_stream=False)) from exc
-            finally:
+    def _pump(
+        self, logic: _Call, result: list[bytes | None] | None = None
+    ) -> Generator[StreamEvent, None, None]:
+        """Run ``logic`` with blocking I/O; yield its events."""
+        responses: list[httpx.Response] = []
+        readers: dict[int, Iterator[bytes]] = {}
+        value: Any = None
+        error: Exception | None = None
+        try:
+            client = self._sync_client()
+            while True:
+                try:
+                    op = logic.send(value) if error is None else logic.throw(error)
+                except StopIteration as stop:
+                    if result is not None:  # a whole reply's body
+                        result.append(stop.value)
+                    return
+                except LlmError as err:
+                    self._fail(err)
+                    raise
+                value = error = None
+                if isinstance(op, _Emit):
+                    yield from op.events
+                    continue
+                try:
+                    if isinstance(op, _Send):
+                        with deadline_scope(op.deadline):
+                            value = self._send(client, op)
+                        responses.append(value)
+                    elif isinstance(op, _Read):
+                        it = readers.get(id(op.response))
+                        if it is None:
+                            r = op.response
+                            it = readers[id(r)] = r.iter_raw() if op.raw else r.iter_bytes()
+                        with deadline_scope(op.deadline):
+                            value = next(it, b"")
+                    elif isinstance(op, _Close):
+                        op.response.close()
+                    else:
+                        self._sleep(op.seconds)
+                except Exception as exc:
+                    error = exc
+        finally:
+            logic.close()
+            for response in responses:
                 response.close()
-            logger.debug("%s: HTTP %d", self.name, response.status_code)
-            delay = self._retry_delay(err, attempt)
-            if delay is None:
-                raise self._fail(err)
-            self._sleep(delay)
-            attempt += 1
+
+    def _send(self, client: httpx.Client, op: _Send) -> httpx.Response:
+        request = client.build_request(
+            "POST", self._url, content=op.content, headers=op.headers, timeout=op.timeout
+        )
+        hops = 0
+        while True:
+            response = client.send(request, stream=True, follow_redirects=False)
+            nxt = redirect_request(client, response, hops, request.url, self._dialect.auth_header)
+            if nxt is None:
+                return response
+            response.close()
+            request, hops = nxt, hops + 1
 
     def complete(
         self,
@@ -555,12 +763,12 @@ class OpenAiCompatibleProvider:
         """The whole reply. ``timeout``, ``headers`` and ``extra_body`` apply to this
         call only (over the provider's own); bad input raises before any I/O."""
         body = self.build_request(request, stream=False, extra_body=extra_body)
+        result: list[bytes | None] = []
         call = self._call_options(timeout, headers)
-        response = self._open(body, stream=False, call=call)
-        try:
-            raw = self._read_body(response)
-        finally:
-            response.close()
+        for _ in self._pump(self._call(body, stream=False, call=call), result):
+            pass  # a whole reply emits no events: it is returned
+        raw = result[0]
+        assert raw is not None
         return self._json_response(raw, request)
 
     def stream(
@@ -574,36 +782,16 @@ class OpenAiCompatibleProvider:
         """Events as they arrive. ``timeout``, ``headers`` and ``extra_body`` apply to
         this call only. Bad input raises here, before any I/O."""
         body = self.build_request(request, stream=True, extra_body=extra_body)
-        return self._stream(body, self._call_options(timeout, headers))
-
-    def _stream(
-        self, body: Mapping[str, Any], call: tuple[httpx.Timeout, dict[str, str]] | None = None
-    ) -> Generator[StreamEvent, None, None]:
-        response = self._open(body, stream=True, call=call)
-        try:
-            yield Connected()
-            if _is_json(response):
-                yield from self._json_events(self._read_body(response))
-                return
-            parser = StreamParser(self._dialect, self._max_frame_bytes)
-            try:
-                for data in response.iter_bytes():
-                    yield from parser.feed(data)
-                    if parser.done:
-                        return
-                yield from parser.end()
-            except httpx.HTTPError as exc:
-                raise self._fail(self._transport_error(exc, mid_stream=True)) from exc
-            except LlmError as err:
-                self._fail(err)
-                raise
-        finally:
-            response.close()
+        call = self._call_options(timeout, headers)
+        return self._pump(self._call(body, stream=True, call=call))
 
     def close(self) -> None:
-        if self._client is not None and self._owns_client:
-            self._client.close()
-            self._client = None
+        if not self._owns_client:
+            return
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
 
     def __enter__(self: _P) -> _P:
         return self
@@ -614,60 +802,79 @@ class OpenAiCompatibleProvider:
     # -- async -------------------------------------------------------------
 
     def _async_client(self) -> httpx.AsyncClient:
+        if not self._owns_aclient:
+            assert self._aclient is not None
+            return self._aclient
+        # One client per event loop: pooled connections belong to the loop that
+        # opened them (after a second asyncio.run(), or with a loop per thread).
         loop = asyncio.get_running_loop()
-        if self._owns_aclient and self._aclient is not None and self._aclient_loop is not loop:
-            # Its pooled connections belong to another (likely closed) event loop,
-            # as after a second asyncio.run(); they cannot be used or closed from here.
-            self._aclient = None
-        if self._aclient is None:
-            self._aclient_loop = loop
-            self._aclient = httpx.AsyncClient(
-                timeout=self._timeout, verify=_default_ssl_context(), limits=DEFAULT_LIMITS
-            )
-        return self._aclient
+        with self._lock:
+            client = self._aclients.get(loop)
+            if client is None:
+                for old in [old for old in self._aclients if old.is_closed()]:
+                    del self._aclients[old]  # nothing can close those any more
+                client = self._aclients[loop] = self._make_client(httpx.AsyncClient)
+        return client
 
-    async def _aopen(
-        self,
-        body: Mapping[str, Any],
-        stream: bool,
-        call: tuple[httpx.Timeout, dict[str, str]] | None = None,
-    ) -> httpx.Response:
-        client = self._async_client()
-        content = self._encode(body)
-        attempt = 0
-        while True:
-            logger.debug("%s: POST %s attempt %d", self.name, self._url, attempt + 1)
-            request = client.build_request(
-                "POST",
-                self._url,
-                content=content,
-                headers=self._headers(stream, call[1] if call else None),
-                timeout=call[0] if call else self._timeout,
-            )
-            try:
-                response = await client.send(request, stream=True)
-            except httpx.HTTPError as exc:
-                err = self._transport_error(exc, mid_stream=False)
-                delay = self._retry_delay(err, attempt)
-                if delay is None:
-                    raise self._fail(err) from exc
-                await self._asleep(delay)
-                attempt += 1
-                continue
-            if response.is_success:
-                return response
-            try:
-                err = self._status_error(response, await response.aread())
-            except httpx.HTTPError as exc:
-                raise self._fail(self._transport_error(exc, mid_stream=False)) from exc
-            finally:
+    async def _apump(
+        self, logic: _Call, result: list[bytes | None] | None = None
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """Run ``logic`` with asyncio I/O, each step bounded by its deadline; yield its
+        events. A whole reply's body (the logic's return value) goes into ``result``."""
+        responses: list[httpx.Response] = []
+        readers: dict[int, AsyncIterator[bytes]] = {}
+        value: Any = None
+        error: Exception | None = None
+        try:
+            client = self._async_client()
+            while True:
+                try:
+                    op = logic.send(value) if error is None else logic.throw(error)
+                except StopIteration as stop:
+                    if result is not None:
+                        result.append(stop.value)
+                    return
+                except LlmError as err:
+                    self._fail(err)
+                    raise
+                value = error = None
+                if isinstance(op, _Emit):
+                    for event in op.events:
+                        yield event
+                    continue
+                try:
+                    if isinstance(op, _Send):
+                        value = await _within(op.deadline, self._asend(client, op))
+                        responses.append(value)
+                    elif isinstance(op, _Read):
+                        ait = readers.get(id(op.response))
+                        if ait is None:
+                            r = op.response
+                            ait = readers[id(r)] = r.aiter_raw() if op.raw else r.aiter_bytes()
+                        value = await _within(op.deadline, _anext(ait))
+                    elif isinstance(op, _Close):
+                        await op.response.aclose()
+                    else:
+                        await self._asleep(op.seconds)
+                except Exception as exc:
+                    error = exc
+        finally:
+            logic.close()
+            for response in responses:
                 await response.aclose()
-            logger.debug("%s: HTTP %d", self.name, response.status_code)
-            delay = self._retry_delay(err, attempt)
-            if delay is None:
-                raise self._fail(err)
-            await self._asleep(delay)
-            attempt += 1
+
+    async def _asend(self, client: httpx.AsyncClient, op: _Send) -> httpx.Response:
+        request = client.build_request(
+            "POST", self._url, content=op.content, headers=op.headers, timeout=op.timeout
+        )
+        hops = 0
+        while True:
+            response = await client.send(request, stream=True, follow_redirects=False)
+            nxt = redirect_request(client, response, hops, request.url, self._dialect.auth_header)
+            if nxt is None:
+                return response
+            await response.aclose()
+            request, hops = nxt, hops + 1
 
     async def acomplete(
         self,
@@ -679,12 +886,12 @@ class OpenAiCompatibleProvider:
     ) -> CompletionResponse:
         """``complete()``, async; the same per-call options."""
         body = self.build_request(request, stream=False, extra_body=extra_body)
+        result: list[bytes | None] = []
         call = self._call_options(timeout, headers)
-        response = await self._aopen(body, stream=False, call=call)
-        try:
-            raw = await self._aread_body(response)
-        finally:
-            await response.aclose()
+        async for _ in self._apump(self._call(body, stream=False, call=call), result):
+            pass  # a whole reply emits no events: it is returned
+        raw = result[0]
+        assert raw is not None
         return self._json_response(raw, request)
 
     def astream(
@@ -698,41 +905,20 @@ class OpenAiCompatibleProvider:
         """Async events as they arrive; the same per-call options as ``stream()``.
         Bad input raises here, before any I/O."""
         body = self.build_request(request, stream=True, extra_body=extra_body)
-        return self._astream(body, self._call_options(timeout, headers))
-
-    async def _astream(
-        self, body: Mapping[str, Any], call: tuple[httpx.Timeout, dict[str, str]] | None = None
-    ) -> AsyncGenerator[StreamEvent, None]:
-        response = await self._aopen(body, stream=True, call=call)
-        try:
-            yield Connected()
-            if _is_json(response):
-                for event in self._json_events(await self._aread_body(response)):
-                    yield event
-                return
-            parser = StreamParser(self._dialect, self._max_frame_bytes)
-            try:
-                async for data in response.aiter_bytes():
-                    for event in parser.feed(data):
-                        yield event
-                    if parser.done:
-                        return
-                for event in parser.end():
-                    yield event
-            except httpx.HTTPError as exc:
-                raise self._fail(self._transport_error(exc, mid_stream=True)) from exc
-            except LlmError as err:
-                self._fail(err)
-                raise
-        finally:
-            await response.aclose()
+        call = self._call_options(timeout, headers)
+        return self._apump(self._call(body, stream=True, call=call))
 
     async def aclose(self) -> None:
-        """Close the clients this provider created (async and sync)."""
-        if self._aclient is not None and self._owns_aclient:
-            if self._aclient_loop is asyncio.get_running_loop():
-                await self._aclient.aclose()
-            self._aclient = None
+        """Close this event loop's client (and the sync one) if this provider made them."""
+        client = None
+        if self._owns_aclient:
+            loop = asyncio.get_running_loop()
+            with self._lock:
+                client = self._aclients.pop(loop, None)
+                for old in [old for old in self._aclients if old.is_closed()]:
+                    del self._aclients[old]
+        if client is not None:
+            await client.aclose()
         self.close()
 
     async def __aenter__(self: _P) -> _P:
@@ -743,26 +929,9 @@ class OpenAiCompatibleProvider:
 
     # -- shared ------------------------------------------------------------
 
-    def _read_body(self, response: httpx.Response) -> bytes:
-        try:
-            return response.read()
-        except httpx.HTTPError as exc:
-            raise self._fail(self._transport_error(exc, mid_stream=True)) from exc
-
-    async def _aread_body(self, response: httpx.Response) -> bytes:
-        try:
-            return await response.aread()
-        except httpx.HTTPError as exc:
-            raise self._fail(self._transport_error(exc, mid_stream=True)) from exc
-
     def _json_response(self, raw: bytes, request: CompletionRequest) -> CompletionResponse:
         """A whole reply: every choice, logprobs, and the parsed JSON when asked for."""
-        try:
-            body = json.loads(raw)
-        except (ValueError, RecursionError):
-            raise self._fail(
-                DeserializationError(f"the response is not JSON: {raw[:200]!r}", provider=self.name)
-            ) from None
+        body = self._parse_json(raw)
         try:
             reply = response_from_json(body, self._dialect)
         except LlmError as err:
@@ -770,15 +939,138 @@ class OpenAiCompatibleProvider:
         rf = request.response_format
         return with_parsed_json(reply) if rf is not None and rf.type != "text" else reply
 
+    def _parse_json(self, raw: bytes) -> Any:
+        """A JSON body, or a typed error quoting its start with the key masked."""
+        try:
+            return json.loads(raw)
+        except (ValueError, RecursionError):
+            pass
+        # Raised outside the except: the JSON error (and the body it holds) is no
+        # context. Redacted before it is cut: a cut key would no longer match whole.
+        excerpt = self._redact(raw.decode("utf-8", "replace"))[:200]
+        raise self._fail(
+            DeserializationError(f"the response is not JSON: {excerpt!r}", provider=self.name)
+        )
+
     def _json_events(self, raw: bytes) -> list[StreamEvent]:
         """A whole JSON body's events; an error object in it raises its typed error."""
-        try:
-            body = json.loads(raw)
-        except (ValueError, RecursionError):
-            raise self._fail(
-                DeserializationError(f"the response is not JSON: {raw[:200]!r}", provider=self.name)
-            ) from None
+        body = self._parse_json(raw)
         try:
             return events_from_json(body, self._dialect)
         except LlmError as err:
             raise self._fail(err) from None
+
+
+# -- the steps ``_call`` asks a pump to take ---------------------------------------
+
+
+class _DeadlinePassed(httpx.ReadTimeout):
+    """An async step ran past its deadline (the asyncio timeout fired); a read
+    timeout, as the sync path's deadline-bounded socket read raises."""
+
+    def __init__(self) -> None:
+        super().__init__("the call's deadline passed")
+
+
+class _Send:
+    __slots__ = ("content", "deadline", "headers", "timeout")
+
+    def __init__(
+        self,
+        content: bytes,
+        headers: dict[str, str],
+        deadline: float | None,
+        timeout: httpx.Timeout,
+    ) -> None:
+        self.content = content
+        self.headers = headers
+        self.deadline = deadline
+        self.timeout = timeout
+
+
+class _Read:
+    """The next piece of the body (b"" at its end); ``raw``: not decoded by httpx."""
+
+    __slots__ = ("deadline", "raw", "response")
+
+    def __init__(self, response: httpx.Response, deadline: float | None, raw: bool) -> None:
+        self.response = response
+        self.deadline = deadline
+        self.raw = raw
+
+
+class _Close:
+    __slots__ = ("response",)
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+
+
+class _Sleep:
+    __slots__ = ("seconds",)
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+
+class _Emit:
+    __slots__ = ("events",)
+
+    def __init__(self, events: list[StreamEvent]) -> None:
+        self.events = events
+
+
+_Op = _Send | _Read | _Close | _Sleep | _Emit
+_Logic = Generator[_Op, Any, None]
+# A whole call's logic: asks for I/O steps; returns a whole reply's body (None for a stream).
+_Call = Generator[_Op, Any, "bytes | None"]
+_C = TypeVar("_C", httpx.Client, httpx.AsyncClient)
+# Not content: they do not restart the idle clock.
+_NOT_CONTENT = (Connected, MessageStart)
+# Configuration failures (client construction, URLs): never retried.
+_ENVIRONMENT = (ImportError, ValueError, TypeError, OSError, ssl.SSLError, httpx.InvalidURL)
+
+
+def _body_reader(response: httpx.Response) -> tuple[ContentDecoder, _Read]:
+    """How to read ``response``'s body: raw bytes through our bounded decoder, or
+    (a coding we do not know, or a body given whole and already read) httpx's."""
+    if response.is_stream_consumed:
+        return ContentDecoder(None), _Read(response, None, raw=False)
+    decoder = ContentDecoder(response.headers.get("content-encoding"))
+    return decoder, _Read(response, None, raw=decoder.supported)
+
+
+def _drain(events: Iterator[StreamEvent]) -> tuple[list[StreamEvent], LlmError | None]:
+    """The parser's events, and the error it raised after them (if any)."""
+    out: list[StreamEvent] = []
+    try:
+        for event in events:
+            out.append(event)
+    except LlmError as err:
+        return out, err
+    return out, None
+
+
+async def _anext(it: AsyncIterator[bytes]) -> bytes:
+    try:
+        return await it.__anext__()
+    except StopAsyncIteration:
+        return b""
+
+
+async def _within(deadline: float | None, step: Awaitable[_T]) -> _T:
+    """Await ``step``, cancelled when ``deadline`` (``time.monotonic()``) passes."""
+    if deadline is None:
+        return await step
+    left = deadline - time.monotonic()
+    try:
+        if left <= 0:
+            raise asyncio.TimeoutError
+        if sys.version_info >= (3, 11):
+            async with asyncio.timeout(left):
+                return await step
+        return await asyncio.wait_for(step, left)
+    except asyncio.TimeoutError:
+        if inspect.iscoroutine(step):
+            step.close()  # never started when the deadline had already passed
+        raise _DeadlinePassed() from None

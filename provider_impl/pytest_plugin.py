@@ -274,9 +274,11 @@ def provider_scenario(
                 cassette_dir=provider_cassettes,
                 api_key=key,
                 progress=lambda _line: None,
+                record_mode="all",  # this fixture has decided that it must record
             )
-            if not results or not results[0].path.is_file():
-                pytest.fail(f"recording {provider} × {scenario} wrote no cassette")
+            if not results or not results[0].ok:
+                outcome = results[0].outcome if results else "nothing recorded"
+                pytest.fail(f"recording {provider} × {scenario} failed: {outcome}")
         elif not path.is_file():
             pytest.fail(
                 f"missing cassette {path}; record it with --record-mode=once "

@@ -870,6 +870,10 @@ def test_fault_names_are_documented() -> None:
         "rate_limit",
         "unavailable_then_ok",
         "trickle",
+        "keepalive",
+        "trickle_head",
+        "trickle_bytes",
+        "gzip_bomb",
     }
     assert {"text", "tool_call", "error_in_stream", "unicode"} <= set(SCENARIOS)
 

@@ -472,6 +472,7 @@ def test_recording_refuses_to_write_when_scrubbing_fails(
 
 
 def test_rerecording_replaces_the_cassette(emulator: Emulator, tmp_path: Path) -> None:
+    actions = []
     for _ in range(2):
         (result,) = record_cassettes(
             "mistral",
@@ -480,8 +481,11 @@ def test_rerecording_replaces_the_cassette(emulator: Emulator, tmp_path: Path) -
             cassette_dir=tmp_path,
             api_key=KEYS["mistral"],
             progress=lambda line: None,
+            record_mode="all",
         )
         assert result.ok and result.response is not None
+        actions.append(result.action)
+    assert actions[0] == "written" and actions[1] in ("written", "unchanged")
     assert len(load_interactions(result.path)) == 1
     assert [p.name for p in result.path.parent.iterdir()] == ["text_nonstream.yaml"]
 

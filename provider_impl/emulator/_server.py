@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import gzip
 import hashlib
 import json
@@ -13,6 +14,7 @@ import socket
 import struct
 import sys
 import threading
+import zlib
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
@@ -61,7 +63,18 @@ FAULTS: dict[str, str] = {
     "unavailable_then_ok": "503 for the first x-emulator-fail-times (default 1) requests with "
     "the same x-emulator-request-key (default: a hash of the body), then the normal response",
     "trickle": "wait x-emulator-trickle-ms (default 50) between frames",
+    "keepalive": "after x-emulator-fault-after data frames (default 0), send only keep-alives "
+    "for x-emulator-stall-seconds (default 30): an SSE comment, or a space before a whole "
+    "JSON reply, every x-emulator-trickle-ms (default 300); then the rest",
+    "trickle_head": "send the status line and headers one byte every x-emulator-trickle-ms "
+    "(default 300), then the body",
+    "trickle_bytes": "send the body (every frame, or the whole reply) one byte every "
+    "x-emulator-trickle-ms (default 300)",
+    "gzip_bomb": "answer with status x-emulator-status (default 200) and a gzip body that "
+    "inflates to x-emulator-bomb-mib (default 200) MiB of spaces",
 }
+#: Faults whose x-emulator-trickle-ms defaults to 300 (a proxy's keep-alive pace).
+_SLOW_FAULTS = frozenset({"keepalive", "trickle_head", "trickle_bytes"})
 
 #: Server-wide changes of behaviour (``Emulator(drift=...)``, ``--drift``) that stand in
 #: for a provider changing its API, so that ``provider-impl drift`` has something to catch.
@@ -103,6 +116,8 @@ H_RETRY_AFTER = "x-emulator-retry-after"
 H_FAIL_TIMES = "x-emulator-fail-times"
 H_REQUEST_KEY = "x-emulator-request-key"
 H_TRICKLE_MS = "x-emulator-trickle-ms"
+H_STATUS = "x-emulator-status"
+H_BOMB_MIB = "x-emulator-bomb-mib"
 
 
 def _scenarios() -> Mapping[str, Scenario]:
@@ -201,6 +216,20 @@ def _int_header(req: Request, name: str, default: int) -> int:
 
 def _float_header(req: Request, name: str, default: float) -> float:
     return _number_header(req, name, default, float)
+
+
+def _trickle_seconds(req: Request, fault: str) -> float:
+    return _float_header(req, H_TRICKLE_MS, 300.0 if fault in _SLOW_FAULTS else 50.0) / 1000
+
+
+@functools.lru_cache(maxsize=4)
+def _gzip_bomb(mib: int) -> bytes:
+    """gzip of ``mib`` MiB of spaces, built a block at a time (about 1 KiB per MiB)."""
+    squash = zlib.compressobj(9, zlib.DEFLATED, 31)
+    block = b" " * (1 << 20)
+    parts = [squash.compress(block) for _ in range(mib)]
+    parts.append(squash.flush())
+    return b"".join(parts)
 
 
 class Emulator:
@@ -608,6 +637,9 @@ class Emulator:
                 return await self._send_error(req, writer, dialect, ctx, err)
             fault = ""
 
+        if fault == "gzip_bomb":
+            return await self._send_bomb(req, writer, dialect, ctx, body.get("stream") is True)
+
         if sc.emulated_error is not None:
             err = _EMULATED_ERRORS[sc.emulated_error](dialect, ctx, req)
             return await self._send_error(req, writer, dialect, ctx, err)
@@ -683,6 +715,59 @@ class Emulator:
         transport.abort()
         raise _Abort()
 
+    async def _dribble(
+        self,
+        data: bytes,
+        seconds: float,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        out: ChunkedBody | None = None,
+    ) -> None:
+        """Write ``data`` one byte at a time, ``seconds`` apart (as HTTP chunks with ``out``)."""
+        for i in range(len(data)):
+            if out is not None:
+                await out.send(data[i : i + 1])
+            else:
+                writer.write(data[i : i + 1])
+                await drain(writer)
+            await self._sleep_watch(seconds, reader, writer)
+
+    async def _keepalive(
+        self,
+        out: ChunkedBody,
+        seconds: float,
+        every: float,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        """SSE comments only, every ``every`` seconds for ``seconds``."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+        while loop.time() < end:
+            await out.send(b": keep-alive\n\n")
+            await self._sleep_watch(every, reader, writer)
+
+    async def _send_bomb(
+        self, req: Request, writer: asyncio.StreamWriter, dialect: Dialect, ctx: Ctx, sse: bool
+    ) -> bool:
+        try:
+            status = _int_header(req, H_STATUS, 200)
+            mib = _int_header(req, H_BOMB_MIB, 200)
+        except ValueError as exc:
+            return await self._send_error(
+                req, writer, dialect, ctx, dialect.bad_request(str(exc), ctx)
+            )
+        self.stats.incr("faults_injected")
+        body = _gzip_bomb(mib)
+        content_type = dialect.sse_content_type if sse else dialect.json_content_type
+        headers = self._base_headers(req, dialect, ctx, content_type)
+        headers.append(("content-encoding", "gzip"))
+        headers.append(("content-length", str(len(body))))
+        headers.append(("connection", "close"))
+        writer.write(response_head(status, headers) + body)
+        await drain(writer)
+        return False
+
     async def _send_completion(
         self,
         req: Request,
@@ -699,7 +784,7 @@ class Emulator:
         try:
             stall = _float_header(req, H_STALL_SECONDS, 30.0)
             after = _int_header(req, H_FAULT_AFTER, 0)
-            trickle_ms = _float_header(req, H_TRICKLE_MS, 50.0)
+            trickle = _trickle_seconds(req, fault)
         except ValueError as exc:
             return await self._send_error(
                 req, writer, dialect, ctx, dialect.bad_request(str(exc), ctx)
@@ -709,9 +794,11 @@ class Emulator:
             reply = _drift_json(reply, self.drift)
         body = dialect.dumps(reply, ctx).encode("utf-8")
         headers = self._base_headers(req, dialect, ctx, dialect.json_content_type)
-        if self._gzip(req, dialect):
+        pad = b" " * int(stall / trickle) if fault == "keepalive" and trickle > 0 else b""
+        if self._gzip(req, dialect) and not pad:
             body = gzip.compress(body, mtime=0)
             headers.append(("content-encoding", "gzip"))
+        body = pad + body  # JSON may start with whitespace: what a proxy sends meanwhile
         keep = req.keep_alive and not fault
         headers.append(("content-length", str(len(body))))
         headers.append(("connection", "keep-alive" if keep else "close"))
@@ -721,7 +808,15 @@ class Emulator:
         if fault == "stall":
             await self._sleep_watch(stall, reader, writer)
         elif fault == "trickle":
-            await self._sleep_watch(trickle_ms / 1000, reader, writer)
+            await self._sleep_watch(trickle, reader, writer)
+        elif fault == "trickle_head":
+            await self._dribble(head, trickle, reader, writer)
+            head = b""
+        elif fault in ("trickle_bytes", "keepalive"):
+            writer.write(head)
+            await drain(writer)
+            await self._dribble(body[: len(pad)] if pad else body, trickle, reader, writer)
+            head, body = b"", body[len(pad) :] if pad else b""
         elif fault == "reset":
             if after > 0:
                 writer.write(head + body[: len(body) // 2])
@@ -753,7 +848,8 @@ class Emulator:
             default_after = {"reset": 2, "error_frame": 2}.get(fault, 0)
             after = _int_header(req, H_FAULT_AFTER, default_after)
             stall = _float_header(req, H_STALL_SECONDS, 30.0)
-            trickle = _float_header(req, H_TRICKLE_MS, 50.0) / 1000 if fault == "trickle" else 0.0
+            every = _trickle_seconds(req, fault)
+            trickle = every if fault == "trickle" else 0.0
         except ValueError as exc:
             return await self._send_error(
                 req, writer, dialect, ctx, dialect.bad_request(str(exc), ctx)
@@ -784,11 +880,19 @@ class Emulator:
         try:
             if fault == "stall" and after == 0:
                 await self._sleep_watch(stall, reader, writer)
-            writer.write(response_head(200, headers))
-            await drain(writer)
+            if fault == "trickle_head":
+                await self._dribble(response_head(200, headers), every, reader, writer)
+            else:
+                writer.write(response_head(200, headers))
+                await drain(writer)
+            if fault == "trickle_bytes":
+                await self._dribble(b"".join(f.raw for f in frames), every, reader, writer, out)
+                frames = []
             sent = 0
             for i, frame in enumerate(frames):
                 if frame.kind != "comment":
+                    if fault == "keepalive" and sent == after:
+                        await self._keepalive(out, stall, every, reader, writer)
                     if fault == "reset" and sent == after:
                         await self._reset(writer)
                     if fault == "stall" and after > 0 and sent == after:

@@ -27,7 +27,7 @@ from vcr.errors import CannotOverwriteExistingCassetteException
 from vcr.persisters.filesystem import CassetteDecodeError, CassetteNotFoundError
 
 from provider_impl.recording.scrub import Scrubber
-from provider_impl.recording.secrets import SecretLeakError, find_secrets
+from provider_impl.recording.secrets import SecretLeakError, find_secrets_in_cassette
 from provider_impl.recording.serializer import SERIALIZER, SERIALIZER_NAME
 from provider_impl.recording.serializer import deserialize as _deserialize
 
@@ -125,10 +125,11 @@ class _WithProvenance:
 class SecretScanningPersister:
     """A vcrpy persister: UTF-8, scanned for secrets, written atomically.
 
-    ``save_cassette`` serializes, runs ``find_secrets`` over the text (with the
-    known keys), and raises ``SecretLeakError`` without touching the disk if
-    anything is found. Otherwise it writes a temporary file next to the
-    cassette and renames it into place, so a cassette is never half-written.
+    ``save_cassette`` serializes, runs ``find_secrets_in_cassette`` over the text
+    (with the known keys: the text, and each body decoded, SSE deltas joined), and
+    raises ``SecretLeakError`` without touching the disk if anything is found.
+    Otherwise it writes a temporary file next to the cassette and renames it into
+    place, so a cassette is never half-written.
     """
 
     def __init__(
@@ -137,11 +138,15 @@ class SecretScanningPersister:
         *,
         tolerate_corrupt: bool = False,
         provenance: Provenance | None = None,
+        on_refusal: Callable[[SecretLeakError], None] | None = None,
     ):
         self._known = [s for s in known_secrets if s]
         # When re-recording, an unreadable old cassette is simply replaced.
         self._tolerate_corrupt = tolerate_corrupt
         self._provenance = provenance
+        # vcrpy saves inside its __exit__; an exception there leaves httpx patched
+        # (its unpatching is skipped), so a recorder may take the refusal instead.
+        self._on_refusal = on_refusal
 
     def load_cassette(self, cassette_path: str | os.PathLike[str], serializer: Any) -> Any:
         path = Path(cassette_path)
@@ -167,8 +172,11 @@ class SecretScanningPersister:
         if self._provenance is not None:
             serializer = _WithProvenance(serializer, self._provenance)
         text = vcr.serialize.serialize(cassette_dict, serializer)
-        findings = find_secrets(text, self._known)
+        findings = find_secrets_in_cassette(text, self._known)
         if findings:
+            if self._on_refusal is not None:
+                self._on_refusal(SecretLeakError(path, findings))
+                return
             raise SecretLeakError(path, findings)
         write_atomically(path, text.encode("utf-8"))
 
@@ -195,6 +203,7 @@ def make_vcr(
     secrets: Iterable[str] = (),
     rewrite_base_urls: Mapping[str, str] | None = None,
     provenance: Provenance | None = None,
+    on_refusal: Callable[[SecretLeakError], None] | None = None,
 ) -> vcr.VCR:
     """A ``vcr.VCR`` for the project's cassettes.
 
@@ -203,7 +212,9 @@ def make_vcr(
     scrubbed from everything recorded and searched for before writing.
     ``rewrite_base_urls`` maps a stand-in base URL to the provider's real one
     (the emulator's layout is recognised without it). ``provenance`` builds
-    the block each written cassette carries (docs/PROVENANCE.md).
+    the block each written cassette carries (docs/PROVENANCE.md). ``on_refusal``
+    receives the ``SecretLeakError`` of a cassette that was not written, instead
+    of it being raised from the cassette's ``__exit__``.
     """
     if record_mode not in RECORD_MODES:
         raise ValueError(f"unknown record mode {record_mode!r}; known: {', '.join(RECORD_MODES)}")
@@ -226,7 +237,10 @@ def make_vcr(
     recorder.register_matcher("json_body", json_body)
     recorder.register_persister(
         SecretScanningPersister(
-            secrets, tolerate_corrupt=record_mode != "none", provenance=provenance
+            secrets,
+            tolerate_corrupt=record_mode != "none",
+            provenance=provenance,
+            on_refusal=on_refusal,
         )
     )
     return recorder

@@ -5,12 +5,16 @@ from __future__ import annotations
 import datetime
 import functools
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
+from vcr.errors import CannotOverwriteExistingCassetteException
 from vcr.filters import AVAILABLE_DECOMPRESSORS
 
 from provider_impl.dialects import DIALECTS
@@ -19,12 +23,15 @@ from provider_impl.errors import LlmError, TransportError
 from provider_impl.events import MessageDelta, StreamEvent
 from provider_impl.harness import run_turns
 from provider_impl.provider import OpenAiCompatibleProvider
-from provider_impl.recording.config import make_vcr
+from provider_impl.recording.config import make_vcr, write_atomically
+from provider_impl.recording.secrets import SecretLeakError
+from provider_impl.recording.serializer import deserialize
 from provider_impl.scenarios import SCENARIO_HEADER, SCENARIOS, Scenario
 from provider_impl.types import CompletionResponse, StopReason
 
 __all__ = [
     "ACCEPT_ENCODING",
+    "RECORD_MODES",
     "RecordResult",
     "cassette_path",
     "record_cassettes",
@@ -41,7 +48,7 @@ class RecordResult:
     """What recording one scenario for one provider did.
 
     ``ok`` is False when the outcome differed from the scenario's expectation or
-    no cassette was written; ``outcome`` says what happened in one line. The
+    no cassette was recorded; ``outcome`` says what happened in one line. The
     events, response or error seen while recording are kept for inspection.
     """
 
@@ -50,6 +57,12 @@ class RecordResult:
     path: Path
     outcome: str
     ok: bool
+    #: What happened to the cassette at ``path``: ``written`` (new or replaced),
+    #: ``unchanged`` (the new recording equals it: left byte-identical), ``kept``
+    #: (it exists and the record mode did not ask to rewrite it), ``refused`` (the
+    #: new exchange was not the expected outcome: nothing written, any old file
+    #: left as it was), ``replayed`` (record mode ``none``) or ``missing``.
+    action: str = "written"
     events: tuple[StreamEvent, ...] = field(default=(), compare=False, repr=False)
     response: CompletionResponse | None = field(default=None, compare=False, repr=False)
     error: LlmError | None = field(default=None, compare=False, repr=False)
@@ -79,6 +92,9 @@ def _version() -> str:
     from provider_impl import __version__
 
     return __version__
+
+
+_ACTIONS = ("written", "unchanged", "kept", "replayed", "refused", "missing")
 
 
 def cassette_path(cassette_dir: Path, provider: str, scenario: str) -> Path:
@@ -117,12 +133,18 @@ def _resolve_key(provider: str, api_key: str | None) -> str | None:
     return None  # the dialect's default (a proxy that ignores auth)
 
 
-def _file_state(path: Path) -> tuple[int, int] | None:
+RECORD_MODES = ("none", "once", "new_episodes", "all")
+_NO_SUCH_ROUTE = frozenset({404, 405})
+
+
+def _same_interactions(a: Path, b: Path) -> bool:
+    """Whether two cassettes hold the same exchanges (the provenance date aside)."""
     try:
-        st = path.stat()
-    except FileNotFoundError:
-        return None
-    return (st.st_ino, st.st_mtime_ns)
+        old = deserialize(a.read_bytes().decode("utf-8"))
+        new = deserialize(b.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, yaml.YAMLError):
+        return False
+    return bool(old["interactions"] == new["interactions"])
 
 
 def _judge(
@@ -138,6 +160,10 @@ def _judge(
             status = f"HTTP {error.status_code}"
         else:  # no HTTP status: an error inside a 200 reply, or no reply at all
             status = "no reply" if isinstance(error, TransportError) else "in-band"
+        if error.status_code in _NO_SUCH_ROUTE:
+            # No scenario asks for a missing route: the base URL is wrong, whatever
+            # class the 404 maps to (InvalidRequest would pass error_invalid_param).
+            return f"UNEXPECTED {name} ({status}): no such route, check --base-url", False
         if scenario.expect_error is not None and isinstance(error, scenario.expect_error):
             after = f" after {len(events)} events" if events else ""
             return f"{name} ({status}){after}, as expected", True
@@ -174,49 +200,86 @@ def _record_one(
     key: str | None,
     base_url: str | None,
     http_client: httpx.Client,
+    record_mode: str,
+    keep_unexpected: bool,
 ) -> RecordResult:
+    def result(outcome: str, ok: bool, action: str) -> RecordResult:
+        return RecordResult(
+            provider,
+            scenario.name,
+            path,
+            outcome,
+            ok,
+            action,
+            events=tuple(events),
+            response=response,
+            error=error,
+        )
+
+    events: list[StreamEvent] = []
+    response: CompletionResponse | None = None
+    error: LlmError | None = None
+    exists = path.is_file()
+    if record_mode == "once" and exists:
+        return result("cassette exists, kept (--record-mode all rewrites it)", True, "kept")
+    if record_mode == "none" and not exists:
+        return result("NO CASSETTE (record mode none records nothing)", False, "missing")
     dialect = DIALECTS[provider]
     secrets = [k for k in (key, scenario.api_key) if k]
     rewrite = {base_url: dialect.base_url} if base_url else None
-    recorder = make_vcr(
-        "all",
-        secrets=secrets,
-        rewrite_base_urls=rewrite,
-        provenance=functools.partial(recorded_provenance, live=base_url is None),
-    )
-    client = OpenAiCompatibleProvider(
-        dialect,
-        api_key=scenario.api_key or key,
-        base_url=base_url,
-        max_retries=scenario.max_retries,
-        headers={SCENARIO_HEADER: scenario.name, "accept-encoding": ACCEPT_ENCODING},
-        http_client=http_client,
-    )
-    before = _file_state(path)
-    with recorder.use_cassette(str(path)), client:
-        turns = run_turns(client, scenario, provider)
-    events, response, error = turns.events, turns.response, turns.error
-    outcome, ok = _judge(scenario, events, response, error)
-    if scenario.tool_results is not None and error is None:
-        calls = turns.first.tool_calls if turns.first is not None else ()
-        if not calls:
-            outcome, ok = "UNEXPECTED: the first turn made no tool call to send back", False
-        else:
-            outcome = f"2 turns ({len(calls)} tool call(s) sent back), {outcome}"
-    after = _file_state(path)
-    if after is None or after == before:
-        outcome += "; NO CASSETTE WRITTEN (nothing was recorded)"
-        ok = False
-    return RecordResult(
-        provider,
-        scenario.name,
-        path,
-        outcome,
-        ok,
-        events=tuple(events),
-        response=response,
-        error=error,
-    )
+    with tempfile.TemporaryDirectory(prefix="provider-impl-record-") as tmp:
+        # Recorded beside, never over, the cassette: it replaces the old one only
+        # once the exchange is known to be the expected one.
+        target = path if record_mode == "none" else Path(tmp) / path.name
+        if record_mode == "new_episodes" and exists:
+            shutil.copyfile(path, target)
+        refusals: list[SecretLeakError] = []
+        recorder = make_vcr(
+            "all" if record_mode == "once" else record_mode,
+            secrets=secrets,
+            rewrite_base_urls=rewrite,
+            provenance=functools.partial(recorded_provenance, live=base_url is None),
+            on_refusal=refusals.append,
+        )
+        client = OpenAiCompatibleProvider(
+            dialect,
+            api_key=scenario.api_key or key,
+            base_url=base_url,
+            max_retries=scenario.max_retries,
+            headers={SCENARIO_HEADER: scenario.name, "accept-encoding": ACCEPT_ENCODING},
+            http_client=http_client,
+        )
+        with recorder.use_cassette(str(target)), client:
+            try:
+                turns = run_turns(client, scenario, provider)
+            except CannotOverwriteExistingCassetteException as exc:
+                if record_mode != "none":
+                    raise
+                first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                return result(f"REPLAY FAILED: {first}", False, "replayed")
+        if refusals:  # name the cassette, not the temporary file
+            raise SecretLeakError(path, refusals[0].findings)
+        events, response, error = turns.events, turns.response, turns.error
+        outcome, ok = _judge(scenario, events, response, error)
+        if scenario.tool_results is not None and error is None:
+            calls = turns.first.tool_calls if turns.first is not None else ()
+            if not calls:
+                outcome, ok = "UNEXPECTED: the first turn made no tool call to send back", False
+            else:
+                outcome = f"2 turns ({len(calls)} tool call(s) sent back), {outcome}"
+        if record_mode == "none":
+            return result(outcome + "; replayed, nothing recorded", ok, "replayed")
+        if not target.is_file():
+            return result(
+                outcome + "; NO CASSETTE WRITTEN (nothing was recorded)", False, "missing"
+            )
+        if not ok and not keep_unexpected:
+            old = "the existing cassette is untouched" if exists else "no cassette written"
+            return result(f"{outcome}; REFUSED: {old}", False, "refused")
+        if exists and _same_interactions(path, target):
+            return result(outcome + "; unchanged (the file is left as it was)", ok, "unchanged")
+        write_atomically(path, target.read_bytes())
+        return result(outcome + ("; replaced" if exists else "; written"), ok, "written")
 
 
 def record_cassettes(
@@ -227,6 +290,8 @@ def record_cassettes(
     cassette_dir: Path = Path("cassettes"),
     api_key: str | None = None,
     progress: Callable[[str], None] = print,
+    record_mode: str = "once",
+    keep_unexpected: bool = False,
 ) -> list[RecordResult]:
     """Run each applicable scenario against ``base_url`` and write its cassette.
 
@@ -235,9 +300,20 @@ def record_cassettes(
     cassette lands at ``<cassette_dir>/<provider>/<scenario>.yaml``, scrubbed,
     its URI showing the provider's real base URL, and is written only if no
     secret survives (else ``SecretLeakError`` is raised and recording stops).
-    An unexpected outcome is reported (``ok=False``); its cassette is still
-    written. Unknown names raise ``ValueError`` before anything is recorded.
+
+    ``record_mode`` follows pytest-recording's names: ``once`` (the default)
+    records only the cassettes that are missing; ``all`` records every scenario
+    again; ``new_episodes`` keeps the recorded interactions and adds new ones;
+    ``none`` records nothing and replays the existing cassettes. A recording
+    goes to a temporary file first and replaces the cassette only when the
+    exchange has the scenario's expected outcome (``ok``); an unexpected one
+    (a wrong base URL answering 404s) is refused and leaves the old file
+    byte-identical, unless ``keep_unexpected`` (the drift check, which records
+    into an empty folder to compare). Unknown names raise ``ValueError`` before
+    anything is recorded.
     """
+    if record_mode not in RECORD_MODES:
+        raise ValueError(f"unknown record mode {record_mode!r}; known: {', '.join(RECORD_MODES)}")
     chosen = _check_names(provider, scenarios)
     key = _resolve_key(provider, api_key)
     cassette_dir = Path(cassette_dir)
@@ -251,20 +327,31 @@ def record_cassettes(
                 continue
             path = cassette_path(cassette_dir, provider, scenario.name)
             result = _record_one(
-                provider, scenario, path, key=key, base_url=base_url, http_client=http_client
+                provider,
+                scenario,
+                path,
+                key=key,
+                base_url=base_url,
+                http_client=http_client,
+                record_mode=record_mode,
+                keep_unexpected=keep_unexpected,
             )
             results.append(result)
             progress(f"{label} → {result.outcome}  [{path}]")
     if results:
-        bad = sum(not r.ok for r in results)
-        written = sum(r.path.is_file() and "NO CASSETTE WRITTEN" not in r.outcome for r in results)
-        summary = (
-            f"Recorded {written} of {len(results)} cassette(s) for {provider} under {cassette_dir}"
-        )
+        counts = {a: sum(r.action == a for r in results) for a in _ACTIONS}
+        said = ", ".join(f"{n} {a}" for a, n in counts.items() if n)
+        summary = f"{provider} under {cassette_dir}: {said}"
+        bad = [r for r in results if not r.ok]
         if bad:
-            summary += f"; {bad} with an unexpected outcome (see above)"
+            summary += f"; {len(bad)} FAILED ({', '.join(r.scenario for r in bad)}; see above)"
         progress(summary + ".")
-        if written:
+        if counts["refused"]:
+            progress(
+                "Refused recordings were not written: check --base-url and the key; "
+                "the existing cassettes are as they were."
+            )
+        if counts["written"]:
             progress(
                 f"Next: run `provider-impl conformance --cassette-dir {cassette_dir} "
                 f"--provider {provider} -- --snapshot-update` and review the snapshot diff "

@@ -2,10 +2,13 @@
 
 Credentials go by name (auth headers masked; cookies, organization/project
 headers and a ``key=`` query parameter dropped) and by value (any occurrence of
-a known key, raw, percent-encoded or JSON-escaped, in the URI, a header or a
-body). The URI of a request made to a stand-in (the emulator, a proxy) is
-rewritten to the provider's real endpoint, so the cassette shows where the
-request belongs and replays with a default-constructed provider.
+a known key, whole or a piece of 12 characters or more, raw, percent-encoded,
+JSON-escaped or in base64, in the URI, a header or a body; JSON bodies and SSE
+frames are also walked after decoding their strings, and a body that is not
+UTF-8 is scrubbed in each text encoding it decodes in). The URI of a request
+made to a stand-in (the emulator, a proxy) is rewritten to the provider's real
+endpoint, so the cassette shows where the request belongs and replays with a
+default-constructed provider.
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from provider_impl.dialects import DIALECTS
-from provider_impl.recording.secrets import known_secret_forms
 from provider_impl.recording.serializer import encode_json_body
+from provider_impl.redaction import Redactor
 
 __all__ = [
     "DROPPED_HEADERS",
@@ -65,21 +68,18 @@ def real_uri(uri: str, rewrite: Mapping[str, str] | None = None) -> str:
     return uri
 
 
-def _replace_all(text: str, forms: Iterable[str]) -> str:
-    for form in forms:
-        if form in text:
-            text = text.replace(form, REDACTED)
-    return text
-
-
-def _walk(value: Any, forms: list[str]) -> Any:
+def _walk(value: Any, redact: Redactor) -> Any:
     if isinstance(value, str):
-        return _replace_all(value, forms)
+        return redact(value, REDACTED)
     if isinstance(value, list):
-        return [_walk(v, forms) for v in value]
+        return [_walk(v, redact) for v in value]
     if isinstance(value, dict):
-        return {_replace_all(k, forms): _walk(v, forms) for k, v in value.items()}
+        return {redact(k, REDACTED): _walk(v, redact) for k, v in value.items()}
     return value
+
+
+# Other encodings a body that is not UTF-8 may be text in (strict: no guessing).
+NON_UTF8_TEXT_ENCODINGS = ("utf-16", "utf-16-le", "utf-16-be", "utf-32", "latin-1")
 
 
 class UnscrubbableResponse(Exception):
@@ -92,33 +92,66 @@ class Scrubber:
     def __init__(
         self, secrets: Iterable[str] = (), rewrite_base_urls: Mapping[str, str] | None = None
     ) -> None:
-        self._forms = known_secret_forms(secrets)
+        self._redact = Redactor(secrets)
         self._rewrite = dict(rewrite_base_urls or {})
 
     # -- pieces ---------------------------------------------------------------
 
     def scrub_text(self, text: str) -> str:
-        return _replace_all(text, self._forms)
+        """Known keys out of ``text``: whole, in pieces, behind percent or JSON escapes,
+        in base64 (``provider_impl.redaction.Redactor``)."""
+        return self._redact(text, REDACTED)
 
     def scrub_bytes(self, data: bytes) -> bytes:
-        """Known secrets out of a body; a JSON body is walked, so escaped forms go too."""
-        if not self._forms:
+        """Known secrets out of a body. JSON bodies and each SSE ``data:`` frame are
+        also scrubbed after decoding their strings; a body that is not UTF-8 is
+        scrubbed in each text encoding it decodes in."""
+        if not self._redact:
             return data
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
-            for form in self._forms:
-                data = data.replace(form.encode("utf-8"), REDACTED.encode())
-            return data
-        scrubbed = self.scrub_text(text)
-        try:
-            parsed = json.loads(scrubbed)
-        except ValueError:
-            return scrubbed.encode("utf-8")
-        walked = _walk(parsed, self._forms)
-        if walked != parsed:  # a secret was hiding behind JSON escapes
-            return encode_json_body(walked)
+            return self._scrub_non_utf8(data)
+        text = self.scrub_text(text)
+        scrubbed = self._scrub_json(text)
+        if scrubbed is None:  # an SSE body, or other text
+            scrubbed = "\n".join(self._scrub_frame(line) for line in text.split("\n"))
         return scrubbed.encode("utf-8")
+
+    def _scrub_json(self, text: str) -> str | None:
+        """``text`` as JSON with every decoded string scrubbed; None if not JSON."""
+        if text[:1] not in ("{", "["):
+            return None
+        try:
+            parsed = json.loads(text)
+            walked = _walk(parsed, self._redact)
+        except (ValueError, RecursionError):
+            return None
+        if walked != parsed:  # a secret was hiding behind JSON escapes
+            return encode_json_body(walked).decode("utf-8")
+        return text
+
+    def _scrub_frame(self, line: str) -> str:
+        if not line.startswith("data:"):
+            return line
+        payload = line[5:].lstrip(" ")
+        scrubbed = self._scrub_json(payload)
+        if scrubbed is None or scrubbed is payload:
+            return line
+        return "data: " + scrubbed
+
+    def _scrub_non_utf8(self, data: bytes) -> bytes:
+        for encoding in NON_UTF8_TEXT_ENCODINGS:
+            try:
+                text = data.decode(encoding)
+            except UnicodeDecodeError:
+                continue
+            if text.encode(encoding) != data:
+                continue  # not a faithful round trip: leave it to the final scan
+            scrubbed = self.scrub_text(text)
+            if scrubbed != text:
+                data = scrubbed.encode(encoding)
+        return data
 
     def scrub_uri(self, uri: str) -> str:
         parts = urllib.parse.urlsplit(uri)

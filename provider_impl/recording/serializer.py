@@ -328,9 +328,46 @@ def serialize(cassette: Mapping[str, Any]) -> str:
     raise ValueError("the cassette cannot be written as YAML that reads back identically")
 
 
+#: The largest cassette text read (characters); the biggest shipped one is far smaller.
+MAX_CASSETTE_CHARS = 64 * 1024 * 1024
+
+
+def _load(text: str) -> Any:
+    """``yaml.load`` that refuses anchors and aliases (this serializer never writes
+    them; a "billion laughs" document would expand to gigabytes) and oversized text."""
+    if len(text) > MAX_CASSETTE_CHARS:
+        raise ValueError(
+            f"the cassette is {len(text):,} characters, more than {MAX_CASSETTE_CHARS:,}"
+        )
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        seen: set[int] = set()
+        todo: list[yaml.Node] = [node]
+        while todo:  # each node object once: an alias is a node met twice
+            current = todo.pop()
+            if id(current) in seen:
+                mark = current.start_mark
+                raise ValueError(
+                    f"the cassette uses a YAML alias (line {mark.line + 1}); "
+                    "cassettes never need one"
+                )
+            seen.add(id(current))
+            if isinstance(current, yaml.MappingNode):
+                for key, value in current.value:
+                    todo += (key, value)
+            elif isinstance(current, yaml.SequenceNode):
+                todo += current.value
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def deserialize(text: str) -> dict[str, Any]:
     """The vcrpy cassette dict, every body as the exact recorded bytes."""
-    doc = yaml.load(text, Loader=_Loader)
+    doc = _load(text)
     if not isinstance(doc, Mapping) or not isinstance(doc.get("interactions"), list):
         raise ValueError("not a provider_impl cassette: no interactions list")
     out = {k: v for k, v in doc.items() if k != "interactions"}
