@@ -12,6 +12,9 @@ from claude_proxy import ClaudeProxy, ProxyUnavailable, install_proxy
 from provider_impl.dialects import _REGISTRY
 from provider_impl.provider import ASYNC_TRANSPORT_ENV
 
+# tests/test_pytest_plugin.py runs throwaway projects.
+pytest_plugins = ["pytester"]
+
 
 @pytest.fixture(autouse=True)
 def _registry_restored() -> Iterator[None]:

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from conformance.independent import read_reply
 from provider_impl import (
     CompletionResponse,
     DeserializationError,
@@ -22,6 +21,7 @@ from provider_impl import (
     get_dialect,
     response_from_events,
 )
+from provider_impl.conformance.independent import read_reply
 from provider_impl.harness import RecordedExchange, load_exchange
 
 ROOT = Path(__file__).resolve().parent.parent
