@@ -18,7 +18,16 @@ from types import MappingProxyType
 from typing import Any
 
 from provider_impl.dialects import DIALECTS, ProviderDialect, get_dialect
-from provider_impl.emulator._script import (
+from provider_impl.errors import (
+    AuthenticationFailed,
+    ContextLengthExceeded,
+    InvalidRequest,
+    LlmError,
+    Overloaded,
+    RateLimited,
+    StreamError,
+)
+from provider_impl.reply_script import (
     UNICODE_SAMPLE,
     Script,
     ToolCallSpec,
@@ -31,15 +40,6 @@ from provider_impl.emulator._script import (
     sample_arguments,
     split_words,
     stop_strings,
-)
-from provider_impl.errors import (
-    AuthenticationFailed,
-    ContextLengthExceeded,
-    InvalidRequest,
-    LlmError,
-    Overloaded,
-    RateLimited,
-    StreamError,
 )
 from provider_impl.types import (
     CompletionRequest,

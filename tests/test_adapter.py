@@ -24,30 +24,32 @@ from wire import (
 )
 
 from provider_impl import (
-    DIALECTS,
-    Connected,
-    ContentBlockStart,
-    ContentBlockStop,
     DeserializationError,
-    Done,
     LlmError,
-    MessageDelta,
-    MessageStart,
     OpenAiCompatibleProvider,
     RateLimited,
     StopReason,
-    StreamAdapter,
     StreamError,
+    Usage,
+    decode_stream,
+)
+from provider_impl.adapter import StreamAdapter
+from provider_impl.dialects import DIALECTS, GEMINI
+from provider_impl.errors import AuthenticationFailed, ContextLengthExceeded, Overloaded
+from provider_impl.events import (
+    Connected,
+    ContentBlockStart,
+    ContentBlockStop,
+    Done,
+    MessageDelta,
+    MessageStart,
     TextDelta,
     ThinkingDelta,
     ToolUseComplete,
     ToolUseInputDelta,
-    Usage,
-    decode_stream,
-    response_from_events,
 )
-from provider_impl.dialects import GEMINI
-from provider_impl.errors import AuthenticationFailed, ContextLengthExceeded, Overloaded
+from provider_impl.response import response_from_events
+from provider_impl.sse import ServerSentEvent
 
 PROVIDERS = sorted(DIALECTS)
 
@@ -1049,14 +1051,29 @@ def test_decode_stream_is_lazy_and_incremental() -> None:
     assert isinstance(rest[-1], Done)
 
 
-def test_stream_adapter_can_be_fed_chunks_directly() -> None:
+def test_stream_adapter_takes_decoded_events_one_way_in_one_way_out() -> None:
     adapter = StreamAdapter(DIALECTS["openai"])
-    out = adapter.feed_chunk(chunk({"content": "hi"}))
-    out += adapter.feed_chunk(chunk({}, "length"))
-    out += adapter.end()
+    adapter.receive_event(ServerSentEvent(json.dumps(chunk({"content": "hi"}))))
+    adapter.receive_event(ServerSentEvent(json.dumps(chunk({}, "length"))))
+    out = adapter.next_events()
+    assert adapter.next_events() == []  # taken once
+    adapter.receive_event(None)  # the end
+    out += adapter.next_events()
     assert_invariants(out, connected=False)
     assert stop_of(out).stop_reason is StopReason.MAX_TOKENS
-    assert adapter.end() == []  # already done
+    adapter.receive_event(None)
+    assert adapter.next_events() == []  # already done
+
+
+def test_stream_adapter_gives_the_events_before_a_bad_frame_then_raises() -> None:
+    adapter = StreamAdapter(DIALECTS["openai"])
+    adapter.receive_event(ServerSentEvent(json.dumps(chunk({"content": "hi"}))))
+    adapter.receive_event(ServerSentEvent("{not json"))
+    adapter.receive_event(ServerSentEvent(json.dumps(chunk({"content": "lost"}))))
+    assert [e.text for e in adapter.next_events() if isinstance(e, TextDelta)] == ["hi"]
+    for _ in range(2):  # the error stays
+        with pytest.raises(DeserializationError, match="not valid JSON"):
+            adapter.next_events()
 
 
 # -- the invariants helper can fail -------------------------------------------------------

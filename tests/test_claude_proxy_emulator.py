@@ -20,9 +20,10 @@ import httpx
 import pytest
 from claude_proxy import ClaudeProxy
 
-from provider_impl import LlmError, TextDelta, decode_response, decode_stream
+from provider_impl import LlmError, decode_response, decode_stream
 from provider_impl.emulator import Emulator
 from provider_impl.emulator._dialects import USAGE_LIMIT_RESET
+from provider_impl.events import TextDelta
 from provider_impl.scenarios import SCENARIO_HEADER
 
 PROVIDER = "claude_subscription"

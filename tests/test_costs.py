@@ -7,8 +7,9 @@ from datetime import date
 
 import pytest
 
-from provider_impl import COST_TABLE, DIALECTS, CostEstimate, ModelCost, Usage, estimate_cost
-from provider_impl.costs import lookup_cost
+from provider_impl import Usage
+from provider_impl.costs import COST_TABLE, CostEstimate, ModelCost, estimate_cost, lookup_cost
+from provider_impl.dialects import DIALECTS
 
 REQUIRED = {
     "anthropic:claude-sonnet-4-20250514": (3.0, 15.0),

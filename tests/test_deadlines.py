@@ -24,25 +24,21 @@ import httpx
 import pytest
 
 from provider_impl import (
-    DIALECTS,
     CompletionRequest,
-    ConnectionFailed,
     DeserializationError,
-    Done,
     InvalidRequest,
     LlmError,
     Message,
     OpenAiCompatibleProvider,
     RateLimited,
-    RequestTimeout,
-    ResponseTooLarge,
     StreamError,
-    TextDelta,
 )
 from provider_impl.body import PIECE_BYTES, ContentDecoder
+from provider_impl.dialects import DIALECTS
 from provider_impl.emulator import Emulator
 from provider_impl.emulator._server import _gzip_bomb
-from provider_impl.events import StreamEvent
+from provider_impl.errors import ConnectionFailed, RequestTimeout, ResponseTooLarge
+from provider_impl.events import Done, StreamEvent, TextDelta
 from provider_impl.policy import CallPolicy
 from provider_impl.provider import _default_ssl_context
 

@@ -22,21 +22,18 @@ import httpx
 import pytest
 
 from provider_impl import (
-    DIALECTS,
     CompletionRequest,
-    ConnectionFailed,
-    Done,
     LlmError,
     Message,
     OpenAiCompatibleProvider,
     Overloaded,
     RateLimited,
-    RequestTimeout,
     StreamError,
-    TextDelta,
 )
+from provider_impl.dialects import DIALECTS
 from provider_impl.emulator import Emulator
-from provider_impl.events import StreamEvent
+from provider_impl.errors import ConnectionFailed, RequestTimeout
+from provider_impl.events import Done, StreamEvent, TextDelta
 from provider_impl.invariants import check_invariants
 
 PROVIDERS = tuple(sorted(DIALECTS))

@@ -1,6 +1,5 @@
-"""Fuzzing the sans-I/O core: ``SSEDecoder``, ``StreamAdapter.feed_chunk`` /
-``feed_event``, ``StreamParser``/``decode_stream`` for every provider, and
-``classify_error``.
+"""Fuzzing the sans-I/O core: ``SSEDecoder``, ``StreamAdapter``, ``events_of_reply``,
+``StreamParser``/``decode_stream`` for every provider, and ``classify_error``.
 
 The oracle (tests/fuzz/engine.py): only ``LlmError`` subclasses escape; with a
 small ``max_frame_bytes`` no unterminated line longer than the limit is ever
@@ -49,8 +48,12 @@ from fuzz.engine import (
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from wire import drain
 
-from provider_impl import DIALECTS, StreamAdapter, classify_error, decode_stream
+from provider_impl import decode_stream
+from provider_impl.adapter import StreamAdapter
+from provider_impl.classify import classify_error
+from provider_impl.dialects import DIALECTS
 from provider_impl.errors import DeserializationError, LlmError, RateLimited, StreamError
 from provider_impl.invariants import check_invariants
 from provider_impl.sse import ServerSentEvent
@@ -275,7 +278,7 @@ def test_an_enormous_line_is_refused_in_bounded_memory(provider: str) -> None:
         with pytest.raises(StreamError, match="limit"):
             for data in _enormous(64 << 20, piece):
                 fed += len(data)
-                list(parser.feed(data))
+                drain(parser, data)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -296,7 +299,7 @@ def test_a_frame_that_never_ends_is_refused(unit: bytes) -> None:
     with pytest.raises(StreamError):
         for _ in range(1_000_000):
             fed += len(unit)
-            list(parser.feed(unit))
+            drain(parser, unit)
     # The limit counts each line's bytes, not its line end.
     assert fed <= limit * len(unit) / (len(unit) - 1) + 2 * len(unit)
 
@@ -307,7 +310,7 @@ def test_comments_and_blank_lines_do_not_accumulate() -> None:
     tracemalloc.start()
     try:
         for _ in range(20_000):
-            assert list(parser.feed(b": keep-alive\n\n")) == []
+            assert drain(parser, b": keep-alive\n\n") == []
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -391,14 +394,17 @@ def test_invalid_utf8_and_lone_surrogates_in_frames() -> None:
         run_decode_stream(provider, [escaped, b"data: [DONE]\n\n"])
 
 
-def test_feed_event_and_feed_chunk_reject_non_objects_with_a_typed_error() -> None:
-    adapter = StreamAdapter(DIALECTS["openai"])
+def test_the_adapter_refuses_frames_that_are_not_objects_with_a_typed_error() -> None:
     for value in (None, 1, "x", [1], [[]], 1.5, True):
+        adapter = StreamAdapter(DIALECTS["openai"])
+        adapter.receive_event(ServerSentEvent(json.dumps(value)))
         with pytest.raises(DeserializationError):
-            adapter.feed_chunk(value)
+            adapter.next_events()
     for data in ("null", "1", '"x"', "[1]", "{", "NaN"):
+        adapter = StreamAdapter(DIALECTS["gemini"])
+        adapter.receive_event(ServerSentEvent(data))
         with pytest.raises(LlmError):
-            StreamAdapter(DIALECTS["gemini"]).feed_event(ServerSentEvent(data))
+            adapter.next_events()
     with pytest.raises(StreamError, match="truncated"):  # an empty body is no clean end
         list(decode_stream(b"", "mistral"))
 

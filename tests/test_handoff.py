@@ -12,19 +12,17 @@ from pathlib import Path
 import pytest
 
 from provider_impl import (
-    DIALECTS,
     CompletionRequest,
     InvalidRequest,
     Message,
     OpenAiCompatibleProvider,
     ToolCall,
     ToolDefinition,
-    hand_off,
-    hand_off_request,
 )
 from provider_impl.dialect_file import dialect_from_toml, dialect_to_toml
-from provider_impl.dialects import CLAUDE_SUBSCRIPTION, GEMINI, GLM, MISTRAL, OPENAI
+from provider_impl.dialects import CLAUDE_SUBSCRIPTION, DIALECTS, GEMINI, GLM, MISTRAL, OPENAI
 from provider_impl.emulator import Emulator
+from provider_impl.handoff import hand_off, hand_off_request
 from provider_impl.schemas import schema_errors
 
 WEATHER = ToolDefinition("get_weather", "Weather.", {"type": "object", "properties": {}})

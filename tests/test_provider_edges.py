@@ -11,16 +11,16 @@ import httpx
 import pytest
 
 from provider_impl import (
-    AuthenticationFailed,
     CompletionRequest,
     ContextLengthExceeded,
     Message,
     OpenAiCompatibleProvider,
     TransportError,
-    response_from_events,
 )
 from provider_impl.emulator import Emulator
+from provider_impl.errors import UsageError
 from provider_impl.invariants import check_invariants
+from provider_impl.response import response_from_events
 
 REQ = CompletionRequest(messages=[Message.user("hi")], max_tokens=10)
 
@@ -55,7 +55,7 @@ def test_a_key_read_from_a_file_with_its_newline_works() -> None:
     "bad", ["sk-test\nKEYKEYKEY1234", "sk-tést-KEYKEYKEY1234", "   ", "sk-\x00KEY12345678"]
 )
 def test_a_key_with_control_or_non_ascii_characters_is_refused_without_echo(bad: str) -> None:
-    with pytest.raises(AuthenticationFailed) as info:
+    with pytest.raises(UsageError) as info:
         OpenAiCompatibleProvider.mistral(api_key=bad)
     text = str(info.value) + "".join(traceback.format_exception(info.value))
     if bad.strip():

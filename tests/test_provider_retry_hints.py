@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from provider_impl import CompletionRequest, Message, OpenAiCompatibleProvider, Overloaded
-from provider_impl.errors import classify_error
+from provider_impl.classify import classify_error
 
 
 def test_overloaded_carries_retry_after() -> None:

@@ -7,23 +7,20 @@ import dataclasses
 
 import pytest
 
-from provider_impl import (
+from provider_impl import OpenAiCompatibleProvider, StopReason, Usage
+from provider_impl.costs import estimate_cost
+from provider_impl.dialects import _REGISTRY, DIALECTS, get_dialect, register_dialect
+from provider_impl.events import (
     Connected,
     ContentBlockStart,
     ContentBlockStop,
     Done,
     MessageDelta,
     MessageStart,
-    OpenAiCompatibleProvider,
-    StopReason,
     TextDelta,
     ToolUseComplete,
     ToolUseInputDelta,
-    Usage,
-    estimate_cost,
-    get_dialect,
 )
-from provider_impl.dialects import _REGISTRY, DIALECTS, register_dialect
 from provider_impl.harness import rechunk_splits
 from provider_impl.invariants import check_invariants
 from provider_impl.scenarios import SCENARIOS

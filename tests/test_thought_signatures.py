@@ -24,17 +24,16 @@ from provider_impl import (
     Message,
     OpenAiCompatibleProvider,
     ToolCall,
-    ToolUseComplete,
     decode_response,
     decode_stream,
-    get_dialect,
-    response_from_events,
 )
-from provider_impl.dialects import BUILTIN
+from provider_impl.dialects import BUILTIN, get_dialect
 from provider_impl.emulator import Emulator
 from provider_impl.emulator._dialects import unsigned_call
+from provider_impl.events import ToolUseComplete
 from provider_impl.harness import load_exchange
 from provider_impl.payload import build_payload
+from provider_impl.response import response_from_events
 from provider_impl.scenarios import SCENARIO_HEADER, WEATHER
 from provider_impl.schemas import rule_errors, schema_errors
 
