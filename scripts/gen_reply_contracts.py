@@ -104,8 +104,9 @@ def _finish(values: Iterable[str], chunk: bool) -> JSON:
     return {"enum": [*allowed, None]} if chunk else {"enum": allowed}
 
 
-# Documented finish reasons (docs/… and DESIGN §4: OpenAI's API reference; Mistral's
-# and Z.ai's chat-completion references; the proxy's own OpenAIChatChunkChoice type).
+# Documented finish reasons (docs/ARCHITECTURE.md, "Where the facts come from"): OpenAI's
+# API reference; Mistral's and Z.ai's chat-completion references; the proxy's own
+# OpenAIChatChunkChoice type.
 FINISH_REASONS: dict[str, tuple[str, ...]] = {
     "openai": ("stop", "length", "tool_calls", "content_filter", "function_call"),
     "mistral": ("stop", "length", "model_length", "error", "tool_calls"),
@@ -207,7 +208,7 @@ FACTS: dict[str, dict[str, list[JSON]]] = {
             }
         ]
     },
-    # Mistral streams (its chat-completion reference; DESIGN §4): the first chunk
+    # Mistral streams (its chat-completion reference; docs/ARCHITECTURE.md): the first chunk
     # has role and empty content, text comes as content strings or thinking
     # parts, tool calls whole without index/type, usage on the last chunk.
     "mistral": {
@@ -265,7 +266,7 @@ FACTS: dict[str, dict[str, list[JSON]]] = {
             },
         ]
     },
-    # GLM streams (Z.ai's chat-completion reference; DESIGN §4): every delta has
+    # GLM streams (Z.ai's chat-completion reference; docs/ARCHITECTURE.md): every delta has
     # role, reasoning in reasoning_content, finish_reason only on the last
     # choice chunk, which carries usage with cached and reasoning details.
     "glm": {

@@ -10,6 +10,9 @@ from claude_proxy import ClaudeProxy, ProxyUnavailable, install_proxy
 
 from provider_impl.dialects import _REGISTRY
 
+# tests/test_pytest_plugin.py runs throwaway projects.
+pytest_plugins = ["pytester"]
+
 
 @pytest.fixture(autouse=True)
 def _registry_restored() -> Iterator[None]:

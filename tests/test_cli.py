@@ -27,10 +27,8 @@ def test_costs_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_unknown_names_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exc:
-        main(["conformance", "--provider", "nope"])
-    assert "unknown provider 'nope'" in str(exc.value.code)
-    capsys.readouterr()
+    assert main(["conformance", "--provider", "nope"]) == 2
+    assert "unknown provider 'nope'" in capsys.readouterr().err
     assert main(["record", "--provider", "nope"]) == 2
     assert "unknown provider 'nope'" in capsys.readouterr().err
 

@@ -25,7 +25,7 @@ from provider_impl.schemas import schema_errors
 
 ROOT = Path(__file__).resolve().parent.parent
 CASSETTES = ROOT / "cassettes"
-SNAPSHOTS = ROOT / "conformance" / "__snapshots__" / "test_conformance"
+SNAPSHOTS = CASSETTES / "__snapshots__" / "test_conformance"
 
 
 def _snapshot(provider: str, scenario: str) -> Any:
@@ -131,6 +131,7 @@ def _edit(path: Path, old: str, new: str, *, after: str = "") -> None:
 def test_the_conformance_command_fails_exactly_the_damaged_cells(tmp_path: Path) -> None:
     cassettes = tmp_path / "cassettes"
     shutil.copytree(CASSETTES / "mistral", cassettes / "mistral")
+    shutil.copytree(CASSETTES / "__snapshots__", cassettes / "__snapshots__")  # the reviewed ones
     # 1. A content line deleted from a streamed body.
     text = cassettes / "mistral" / "text.yaml"
     body = text.read_text(encoding="utf-8")
@@ -153,7 +154,6 @@ def test_the_conformance_command_fails_exactly_the_damaged_cells(tmp_path: Path)
             "--scenario", "text", "--scenario", "system_multi_turn",
             "--scenario", "tool_call", "--scenario", "parallel_tool_calls",
             "--cassette-dir", str(cassettes),
-            "--suite", str(ROOT / "conformance"),
             "--json", str(report),
             "--junit", str(tmp_path / "junit.xml"),
         ],

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from conformance.independent import read_reply
 from provider_impl import (
     CompletionResponse,
     DeserializationError,
@@ -20,6 +19,7 @@ from provider_impl import (
     decode_stream,
 )
 from provider_impl.classify import classify_error
+from provider_impl.conformance.independent import read_reply
 from provider_impl.dialects import get_dialect
 from provider_impl.harness import RecordedExchange, load_exchange
 from provider_impl.response import response_from_events

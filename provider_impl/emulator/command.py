@@ -63,6 +63,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()
         await emulator.serve()
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run())
+    if not 0 <= args.port <= 65535:
+        print(
+            f"error: port {args.port} is out of range (0-65535; 0: any free one)", file=sys.stderr
+        )
+        return 2
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run())
+    except OSError as err:  # the port in use, an address not on this machine, a bad name
+        print(
+            f"error: cannot serve on {args.host}:{args.port}: {err.strerror or err}",
+            file=sys.stderr,
+        )
+        return 2
     return 0

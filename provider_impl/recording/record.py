@@ -19,7 +19,7 @@ from vcr.filters import AVAILABLE_DECOMPRESSORS
 
 from provider_impl.dialects import DIALECTS
 from provider_impl.emulator._http import EMULATOR_HEADER
-from provider_impl.errors import LlmError
+from provider_impl.errors import LlmError, TransportError
 from provider_impl.events import MessageDelta, StreamEvent
 from provider_impl.provider import OpenAiCompatibleProvider
 from provider_impl.recording.config import make_vcr, write_atomically
@@ -156,7 +156,10 @@ def _judge(
     """A one-line outcome and whether it is what the scenario expects."""
     if error is not None:
         name = type(error).__name__
-        status = f"HTTP {error.status_code}" if error.status_code is not None else "in-band"
+        if error.status_code is not None:
+            status = f"HTTP {error.status_code}"
+        else:  # no HTTP status: an error inside a 200 reply, or no reply at all
+            status = "no reply" if isinstance(error, TransportError) else "in-band"
         if error.status_code in _NO_SUCH_ROUTE:
             # No scenario asks for a missing route: the base URL is wrong, whatever
             # class the 404 maps to (InvalidRequest would pass error_invalid_param).
@@ -349,9 +352,9 @@ def record_cassettes(
                 "the existing cassettes are as they were."
             )
         if counts["written"]:
-            option = "" if cassette_dir == Path("cassettes") else f" --cassette-dir {cassette_dir}"
             progress(
-                f"Next: run `pytest conformance --snapshot-update{option}` and review the "
-                "snapshot diff (git diff) before committing the cassettes."
+                f"Next: run `provider-impl conformance --cassette-dir {cassette_dir} "
+                f"--provider {provider} -- --snapshot-update` and review the snapshot diff "
+                "(git diff) before committing the cassettes."
             )
     return results

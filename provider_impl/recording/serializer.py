@@ -17,6 +17,12 @@ body; response: status, headers, body.string). This one writes:
 Every cassette is loaded back right after it is dumped and compared with the
 input; a body that did not survive is demoted to the next, safer form, so the
 written text always deserializes to exactly the recorded bytes.
+
+This module is a vcrpy serializer (``serialize``/``deserialize`` at module
+level) under the name ``provider-impl``: ``register(my_vcr)`` (or
+``my_vcr.register_serializer("provider-impl", this_module)``) and then
+``my_vcr.use_cassette(path, serializer="provider-impl")`` plays a shipped
+cassette in plain vcrpy; with pytest-recording the plugin registers it.
 """
 
 from __future__ import annotations
@@ -35,10 +41,11 @@ __all__ = [
     "block_safe",
     "deserialize",
     "encode_json_body",
+    "register",
     "serialize",
 ]
 
-SERIALIZER_NAME = "provider_impl_yaml"
+SERIALIZER_NAME = "provider-impl"
 
 try:  # the C loader when libyaml is there; it parses what the Python dumper writes
     _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
@@ -386,3 +393,9 @@ class CassetteSerializer:
 
 
 SERIALIZER = CassetteSerializer()
+
+
+def register(recorder: Any) -> Any:
+    """Register this serializer on a ``vcr.VCR`` as ``"provider-impl"``; returns it."""
+    recorder.register_serializer(SERIALIZER_NAME, SERIALIZER)
+    return recorder

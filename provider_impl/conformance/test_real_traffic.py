@@ -15,8 +15,8 @@ import zlib
 import pytest
 from syrupy.assertion import SnapshotAssertion
 
-from conformance.conftest import RealCase
-from conformance.independent import read_reply
+from provider_impl.conformance.cases import RealCase
+from provider_impl.conformance.independent import read_reply
 from provider_impl.dialects import DIALECTS
 from provider_impl.errors import LlmError
 from provider_impl.harness import (
@@ -123,14 +123,16 @@ def test_real_reply_gives_the_same_events_in_any_split(real_case: RealCase) -> N
         assert got.to_dict() == expected, f"split #{i} ({len(pieces)} pieces) differs"
 
 
-def test_real_reply_matches_snapshot(real_case: RealCase, snapshot: SnapshotAssertion) -> None:
+def test_real_reply_matches_snapshot(
+    real_case: RealCase, snapshot_amber: SnapshotAssertion
+) -> None:
     """The normalized events (or response, or error) are exactly the reviewed ones.
 
     All in one snapshot file (syrupy's amber format): one file per exchange would
     make syrupy's end-of-run bookkeeping quadratic in the number of files.
     """
     _, out = _decoded(real_case)
-    assert out.to_dict() == snapshot
+    assert out.to_dict() == snapshot_amber
 
 
 def test_real_reply_fits_its_reply_contract(real_case: RealCase) -> None:

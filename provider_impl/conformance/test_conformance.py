@@ -7,9 +7,7 @@ from typing import Any
 
 import pytest
 from syrupy.assertion import SnapshotAssertion
-from syrupy.extensions.json import JSONSnapshotExtension
 
-from conformance.conftest import Case
 from provider_impl import (
     AuthenticationFailed,
     ContextLengthExceeded,
@@ -17,6 +15,7 @@ from provider_impl import (
     StreamError,
     Usage,
 )
+from provider_impl.conformance.cases import Case
 from provider_impl.dialects import get_dialect
 from provider_impl.events import MessageStart, TextDelta, ThinkingDelta, ToolUseComplete
 from provider_impl.harness import (
@@ -46,11 +45,6 @@ def _replayed(case: Case) -> Outcome:
     if key not in _REPLAYS:
         _REPLAYS[key] = replay_scenario(case.provider, case.scenario, case.cassette)
     return _REPLAYS[key]
-
-
-@pytest.fixture
-def snapshot_json(snapshot: SnapshotAssertion) -> SnapshotAssertion:
-    return snapshot.use_extension(JSONSnapshotExtension)
 
 
 def test_events_match_snapshot(case: Case, snapshot_json: SnapshotAssertion) -> None:
@@ -109,7 +103,7 @@ def test_expected_outcome(case: Case) -> None:
     assert (start.id is not None) == features.message_id
     stop = next(e for e in events if e.type == "message_delta")
     if sc.expect_stop_reason is not None:
-        assert stop.stop_reason is sc.expect_stop_reason  # type: ignore[union-attr]
+        assert stop.stop_reason is sc.expect_stop_reason
     usage = next(e for e in events if isinstance(e, Usage))
     if features.stream_usage:
         assert usage.input_tokens and usage.output_tokens, "usage must be reported"

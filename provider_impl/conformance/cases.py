@@ -1,0 +1,82 @@
+"""The suite's parameters: one ``Case`` per provider × scenario cassette, one
+``RealCase`` per real exchange, chosen from the pytest options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from provider_impl.conformance import shipped_cassettes
+from provider_impl.scenarios import SCENARIOS, Scenario, providers
+
+__all__ = ["Case", "RealCase", "cases", "cassette_dir", "real_cases"]
+
+
+@dataclass(frozen=True)
+class Case:
+    provider: str
+    scenario: Scenario
+    cassette: Path
+
+    @property
+    def id(self) -> str:
+        return f"{self.provider}-{self.scenario.name}"
+
+    @property
+    def key(self) -> str:
+        return f"{self.provider}/{self.scenario.name}"
+
+
+@dataclass(frozen=True)
+class RealCase:
+    """One real exchange (``<cassette-dir>/real/<provider>/<name>.yaml``)."""
+
+    provider: str
+    cassette: Path
+
+    @property
+    def id(self) -> str:
+        return f"{self.provider}-{self.cassette.stem}"
+
+    @property
+    def key(self) -> str:
+        return f"real:{self.provider}/{self.cassette.stem}"
+
+
+def cassette_dir(config: pytest.Config) -> Path:
+    """``--provider-cassettes`` (the pytest plugin's option), else the shipped cassettes."""
+    given = config.getoption("provider_cassettes", None)
+    return Path(given) if given else shipped_cassettes()
+
+
+def chosen_providers(config: pytest.Config) -> list[str]:
+    """``--provider`` filters, else every known provider with a folder of cassettes."""
+    chosen: list[str] = list(dict.fromkeys(config.getoption("--provider")))
+    if chosen:
+        return chosen
+    folder = cassette_dir(config)
+    return [p for p in providers() if (folder / p).is_dir()]
+
+
+def cases(config: pytest.Config) -> list[Case]:
+    folder = cassette_dir(config)
+    scenarios = list(dict.fromkeys(config.getoption("--scenario"))) or list(SCENARIOS)
+    return [
+        Case(p, SCENARIOS[s], folder / p / f"{s}.yaml")
+        for s in scenarios
+        for p in chosen_providers(config)
+    ]
+
+
+def real_cases(config: pytest.Config) -> list[RealCase]:
+    real = cassette_dir(config) / "real"
+    chosen = set(config.getoption("--provider"))
+    if config.getoption("--scenario") and not chosen:
+        return []  # a scenario filter selects emulator cassettes only
+    return [
+        RealCase(path.parent.name, path)
+        for path in sorted(real.glob("*/*.yaml"))
+        if not chosen or path.parent.name in chosen
+    ]
