@@ -145,35 +145,27 @@ def _detail_message(details: list[Any]) -> str:
     return "; ".join(parts)
 
 
-def _detail_type(details: Any) -> str | None:
+def _detail(details: Any, key: str) -> str | None:
+    """The first string ``key`` among a list of detail objects: FastAPI's ``type``
+    (Mistral's 422), Google's ``ErrorInfo`` ``reason`` ("API_KEY_INVALID") and
+    ``RetryInfo`` ``retryDelay`` ("13s")."""
     if isinstance(details, list):
         for item in details:
-            if isinstance(item, dict) and isinstance(item.get("type"), str):
-                return str(item["type"])
+            if isinstance(item, dict) and isinstance(item.get(key), str):
+                return str(item[key])
     return None
 
 
 def _retry_delay_from_details(details: Any) -> float | None:
-    """Google's ``RetryInfo`` detail: ``{"retryDelay": "13s"}``."""
-    if not isinstance(details, list):
+    """Google's ``RetryInfo`` delay in seconds, when it is a finite, non-negative one."""
+    delay = _detail(details, "retryDelay")
+    if delay is None:
         return None
-    for item in details:
-        if isinstance(item, dict) and isinstance(item.get("retryDelay"), str):
-            try:
-                value = float(item["retryDelay"].rstrip("s"))
-            except ValueError:
-                return None
-            return value if 0 <= value < float("inf") else None
-    return None
-
-
-def _reason_from_details(details: Any) -> str | None:
-    """Google's ``ErrorInfo`` detail: ``{"reason": "API_KEY_INVALID", ...}``."""
-    if isinstance(details, list):
-        for item in details:
-            if isinstance(item, dict) and isinstance(item.get("reason"), str):
-                return str(item["reason"])
-    return None
+    try:
+        value = float(delay.rstrip("s"))
+    except ValueError:
+        return None
+    return value if 0 <= value < float("inf") else None
 
 
 class _Fields:
@@ -206,7 +198,7 @@ def _extract(payload: Any) -> _Fields:
         f.status = _as_str(err.get("status"))
         f.details = err.get("details")
         f.param = _as_str(err.get("param")) or None
-        f.reason = _reason_from_details(f.details)
+        f.reason = _detail(f.details, "reason")
         if f.request_id is None:
             f.request_id = _as_str(err.get("request_id"))
     elif isinstance(err, str):
@@ -214,7 +206,7 @@ def _extract(payload: Any) -> _Fields:
     elif "detail" in payload:  # FastAPI-style 422 (Mistral)
         detail = payload["detail"]
         f.message = _detail_message(detail) if isinstance(detail, list) else _message_of(detail)
-        f.type = _detail_type(detail)
+        f.type = _detail(detail, "type")
         f.details = detail
     else:  # Mistral: {"object": "error", "message": ..., "type": ..., "code": ...}
         f.message = _message_of(payload.get("message"))
@@ -223,7 +215,7 @@ def _extract(payload: Any) -> _Fields:
         msg = payload.get("message")
         if isinstance(msg, dict):
             f.details = msg.get("detail")
-            f.type = _detail_type(f.details) or f.type
+            f.type = _detail(f.details, "type") or f.type
     return f
 
 

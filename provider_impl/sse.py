@@ -157,12 +157,13 @@ class SSEDecoder(Outbox[ServerSentEvent]):
         size = self._data_size
         limit = self._max
         parts = self._data
+        new, cls = _new_event, ServerSentEvent  # locals: one frame each
         for raw in lines:
             if not raw:  # a blank line dispatches the frame
                 if parts:
                     data = parts[0] if len(parts) == 1 else "\n".join(parts)
                     event = self._event or "message"
-                    out.append(_new_event(ServerSentEvent, (data, event, self._id, self._retry)))
+                    out.append(new(cls, (data, event, self._id, self._retry)))
                     parts = self._data = []
                 elif self._event == "error" and self._empty_error:
                     out.append(ServerSentEvent("", "error", self._id, self._retry))

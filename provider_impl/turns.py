@@ -14,7 +14,7 @@ from provider_impl.events import StreamEvent
 from provider_impl.provider import OpenAiCompatibleProvider
 from provider_impl.response import response_from_events
 from provider_impl.scenarios import SCENARIO_HEADER, Scenario
-from provider_impl.types import CompletionResponse
+from provider_impl.types import CompletionRequest, CompletionResponse
 
 __all__ = ["REPLAY_KEY", "Turns", "arun_turns", "run_turns", "scenario_client"]
 
@@ -44,35 +44,45 @@ class Turns:
     first: CompletionResponse | None = None
 
 
+def _next_request(
+    scenario: Scenario, request: CompletionRequest, out: Turns, turn: int
+) -> CompletionRequest | None:
+    """The request of the turn after ``turn``, or None when the scenario is over:
+    it failed, it has one turn, or the first reply made no call to send back."""
+    if out.error is not None or turn > 0 or scenario.tool_results is None:
+        return None
+    out.first = out.response or response_from_events(out.events)
+    if not out.first.tool_calls:
+        return None  # no call to send back: the checks report it
+    return scenario.followup(request, out.first)
+
+
 def run_turns(client: OpenAiCompatibleProvider, scenario: Scenario, provider: str) -> Turns:
     """Run ``scenario`` through the sync client: one request, or two when the
     scenario sends the first reply's tool calls back (``tool_results``)."""
-    request = scenario.request_for(provider)
+    request: CompletionRequest | None = scenario.request_for(provider)
     out = Turns()
-    for turn in range(1 if scenario.tool_results is None else 2):
+    turn = 0
+    while request is not None:
         out.events, out.response = [], None
         try:
             if scenario.stream:
-                for ev in client.stream(request):
+                for ev in client.stream(request):  # the events before an error stay
                     out.events.append(ev)
             else:
                 out.response = client.complete(request)
         except LlmError as err:
             out.error = err
-            return out
-        if turn == 0 and scenario.tool_results is not None:
-            out.first = out.response or response_from_events(out.events)
-            if not out.first.tool_calls:
-                return out  # no call to send back: the checks report it
-            request = scenario.followup(request, out.first)
+        request, turn = _next_request(scenario, request, out, turn), turn + 1
     return out
 
 
 async def arun_turns(client: OpenAiCompatibleProvider, scenario: Scenario, provider: str) -> Turns:
     """``run_turns`` through the async client."""
-    request = scenario.request_for(provider)
+    request: CompletionRequest | None = scenario.request_for(provider)
     out = Turns()
-    for turn in range(1 if scenario.tool_results is None else 2):
+    turn = 0
+    while request is not None:
         out.events, out.response = [], None
         try:
             if scenario.stream:
@@ -82,10 +92,5 @@ async def arun_turns(client: OpenAiCompatibleProvider, scenario: Scenario, provi
                 out.response = await client.acomplete(request)
         except LlmError as err:
             out.error = err
-            return out
-        if turn == 0 and scenario.tool_results is not None:
-            out.first = out.response or response_from_events(out.events)
-            if not out.first.tool_calls:
-                return out
-            request = scenario.followup(request, out.first)
+        request, turn = _next_request(scenario, request, out, turn), turn + 1
     return out

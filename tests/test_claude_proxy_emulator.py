@@ -12,7 +12,6 @@ counted as one run.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,12 +26,6 @@ from provider_impl.events import TextDelta
 from provider_impl.scenarios import SCENARIO_HEADER
 
 PROVIDER = "claude_subscription"
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    with Emulator() as emu:
-        yield emu
 
 
 @dataclass(frozen=True)

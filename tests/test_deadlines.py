@@ -48,12 +48,6 @@ BOUND = 4.0  # the issue's bound for a typed error with timeout=1
 MIB = 1024 * 1024
 
 
-@pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    with Emulator() as emulator:
-        yield emulator
-
-
 def _request(words: int = 2) -> CompletionRequest:
     tag = uuid.uuid4().hex[:8]
     text = " ".join(f"w{i}-{tag}" for i in range(words))

@@ -54,12 +54,6 @@ TIME_TOOL: dict[str, Any] = {
 WEATHER_ARGS = {"city": "Paris", "days": 3, "metric": True, "tags": [], "extra": {}}
 
 
-@pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    with Emulator() as emulator:
-        yield emulator
-
-
 @pytest.fixture()
 def client() -> Iterator[httpx.Client]:
     with httpx.Client(timeout=10) as c:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -41,12 +41,6 @@ MODES = ("sync", "async")
 READ_TIMEOUT = 0.5
 # Upper margin for timing on a loaded 2-core machine; lower bounds stay exact.
 MARGIN = 2.0
-
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    with Emulator() as emulator:
-        yield emulator
 
 
 def _request(words: int = 12) -> CompletionRequest:

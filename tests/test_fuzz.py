@@ -176,15 +176,60 @@ def test_adapter_takes_any_json_values(chunks: list[Any], provider: str) -> None
         check_events(provider, [ServerSentEvent(json.dumps(c), "error") for c in chunks[:1]])
 
 
+# Error-shaped JSON (the keys the classifier reads) and retry/request-id headers.
+_ERROR_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "error",
+                    "message",
+                    "code",
+                    "type",
+                    "status",
+                    "details",
+                    "detail",
+                    "loc",
+                    "msg",
+                    "retryDelay",
+                    "reason",
+                    "request_id",
+                    "object",
+                ]
+            )
+            | st.text(max_size=5),
+            inner,
+            max_size=5,
+        )
+    ),
+    max_leaves=20,
+)
+_ERROR_HEADERS = st.dictionaries(
+    st.sampled_from(
+        ["retry-after", "retry-after-ms", "Retry-After", "x-request-id", "request-id", "cf-ray"]
+    ),
+    st.text(max_size=40)
+    | st.sampled_from(
+        [
+            "1",
+            "-1",
+            "nan",
+            "inf",
+            "1e999",
+            "Wed, 21 Oct 2015 07:28:00 GMT",
+            "Mon, 99 Foo 99999 99:99:99 GMT",
+        ]
+    ),
+)
+
+
 @settings(FUZZ, max_examples=200)
 @given(
     status=st.one_of(st.none(), st.integers(-1, 999)),
-    headers=st.dictionaries(
-        st.sampled_from(["retry-after", "Retry-After", "retry-after-ms", "x-request-id"]),
-        st.text(max_size=30),
-        max_size=3,
-    ),
-    body=_json,
+    headers=_ERROR_HEADERS,
+    body=_json | _ERROR_JSON,
     form=st.sampled_from(["parsed", "text", "bytes"]),
     provider=st.sampled_from(PROVIDERS),
 )

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -130,12 +129,6 @@ def test_tool_call_id_format_survives_a_dialect_file() -> None:
     assert dialect_from_toml(dialect_to_toml(GEMINI)).foreign_thought_signature == (
         GEMINI.foreign_thought_signature
     )
-
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    with Emulator() as emulator:
-        yield emulator
 
 
 def test_the_emulated_mistral_refuses_other_ids_as_mistral_does(emu: Emulator) -> None:

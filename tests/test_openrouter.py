@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -102,12 +101,6 @@ def real_keys() -> Keys:
         else:
             _reply_keys(json.loads(ex.body), keys)
     return keys
-
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    with Emulator() as emulator:
-        yield emulator
 
 
 def _emulated(emu: Emulator, scenario: str, *, stream: bool) -> httpx.Response:

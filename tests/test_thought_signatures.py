@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +39,6 @@ from provider_impl.schemas import rule_errors, schema_errors
 ROOT = Path(__file__).resolve().parent.parent
 REAL_GEMINI = sorted((ROOT / "cassettes" / "real" / "gemini").glob("*.yaml"))
 GEMINI_3 = "gemini-3-flash-preview"
-
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    with Emulator() as emulator:
-        yield emulator
 
 
 def _gemini(emu: Emulator) -> OpenAiCompatibleProvider:
