@@ -11,26 +11,39 @@ fail exactly those cells.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
+from syrupy.data import SnapshotCollection
+from syrupy.extensions.amber.serializer import AmberDataSerializer
 
-from provider_impl.harness import decode_recorded, load_exchange, rechunk_splits
+from provider_impl.harness import RecordedExchange, decode_recorded, load_exchange, rechunk_splits
 from provider_impl.schemas import schema_errors
 
 ROOT = Path(__file__).resolve().parent.parent
 CASSETTES = ROOT / "cassettes"
-SNAPSHOTS = CASSETTES / "__snapshots__" / "test_conformance"
+SNAPSHOTS = CASSETTES / "__snapshots__" / "test_conformance.ambr"
 
 
-def _snapshot(provider: str, scenario: str) -> Any:
-    path = SNAPSHOTS / f"test_events_match_snapshot[{provider}-{scenario}].json"
-    return json.loads(path.read_text(encoding="utf-8"))
+@functools.cache
+def _reviewed() -> SnapshotCollection:
+    return AmberDataSerializer.read_file(SNAPSHOTS)
+
+
+def _snapshot(provider: str, scenario: str) -> str:
+    """The reviewed outcome, as the amber text syrupy stores."""
+    found = _reviewed().get(f"test_events_match_snapshot[{provider}-{scenario}]")
+    assert found is not None, f"no reviewed snapshot for {provider}-{scenario}"
+    return str(found.data)
+
+
+def _outcome(exchange: RecordedExchange, provider: str) -> str:
+    return str(AmberDataSerializer.serialize(decode_recorded(exchange, provider).to_dict()))
 
 
 def _content_bearing(frame: bytes) -> bool:
@@ -96,7 +109,7 @@ def test_deleting_any_content_line_changes_the_outcome(cassette: Path) -> None:
     provider, scenario = cassette.parent.name, cassette.stem
     exchange = load_exchange(cassette)
     expected = _snapshot(provider, scenario)
-    assert decode_recorded(exchange, provider).to_dict() == expected  # the control
+    assert _outcome(exchange, provider) == expected  # the control
     frames = exchange.body.split(b"\n\n")
     checked = 0
     for i, frame in enumerate(frames):
@@ -108,8 +121,8 @@ def test_deleting_any_content_line_changes_the_outcome(cassette: Path) -> None:
             damaged = b"\n\n".join(
                 [*frames[:i], b"\n".join(lines[:j] + lines[j + 1 :]), *frames[i + 1 :]]
             )
-            got = decode_recorded(dataclasses.replace(exchange, body=damaged), provider)
-            assert got.to_dict() != expected, f"deleting frame {i} of {cassette} went unnoticed"
+            got = _outcome(dataclasses.replace(exchange, body=damaged), provider)
+            assert got != expected, f"deleting frame {i} of {cassette} went unnoticed"
             checked += 1
     assert checked >= 1
 

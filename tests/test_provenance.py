@@ -72,3 +72,19 @@ def test_the_emulator_identifies_itself_on_every_reply() -> None:
         missing = httpx.get(emu.url + "/nowhere")
     assert ok.headers["x-provider-impl-emulator"] == "1"
     assert missing.headers["x-provider-impl-emulator"] == "1"
+
+
+def test_every_emulator_cassette_is_for_a_scenario_its_provider_can_run() -> None:
+    """No stale cassette: each one's scenario exists and applies to its provider."""
+    from provider_impl.dialects import DIALECTS
+    from provider_impl.scenarios import SCENARIOS
+
+    stale = []
+    for path in CASSETTES:
+        provider = path.relative_to(ROOT / "cassettes").parts[0]
+        if provider in ("real", "__snapshots__"):
+            continue
+        scenario = SCENARIOS.get(path.stem)
+        if provider not in DIALECTS or scenario is None or not scenario.applies_to(provider):
+            stale.append(str(path.relative_to(ROOT)))
+    assert stale == []

@@ -8,6 +8,7 @@ conformance``). Snapshots are read from, and written to, ``DIR/__snapshots__``.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,6 @@ from typing import Any
 import pytest
 from syrupy.assertion import SnapshotAssertion
 from syrupy.extensions.amber import AmberSnapshotExtension
-from syrupy.extensions.base import AbstractSyrupyExtension
-from syrupy.extensions.json import JSONSnapshotExtension
 from syrupy.location import PyTestLocation
 
 from provider_impl.conformance import snapshot_dir
@@ -60,33 +59,29 @@ def _snapshot_root(pytestconfig: pytest.Config) -> Path:
     return snapshot_dir(cassette_dir(pytestconfig)).resolve()
 
 
-class _BesideCassettes:
-    """A syrupy extension whose snapshots live under ``root`` (set per run)."""
+class _AmberBesideCassettes(AmberSnapshotExtension):
+    """Amber snapshot files under ``root`` (the cassettes' ``__snapshots__``)."""
 
     root: Path
-    per_test_file: bool  # one folder per test file (single-file snapshots)
 
     @classmethod
     def dirname(cls, *, test_location: PyTestLocation) -> str:
-        root = cls.root / test_location.basename if cls.per_test_file else cls.root
-        return str(root)
+        return str(cls.root)
 
 
-def _beside(base: type[AbstractSyrupyExtension], root: Path, per_file: bool) -> type[Any]:
-    attrs = {"root": root, "per_test_file": per_file}
-    return type(f"{base.__name__}BesideCassettes", (_BesideCassettes, base), attrs)
+@functools.cache
+def _beside(root: Path) -> type[AmberSnapshotExtension]:
+    # One class per run, not per test: syrupy keys its bookkeeping by the
+    # extension class, and a fresh class per test made its end-of-run pass
+    # over every snapshot location quadratic.
+    return type("AmberBesideCassettes", (_AmberBesideCassettes,), {"root": root})
 
 
 @pytest.fixture
 def snapshot_amber(snapshot: SnapshotAssertion, _snapshot_root: Path) -> SnapshotAssertion:
-    """All of a test file's snapshots in one amber file, ``DIR/__snapshots__/<file>.ambr``."""
-    return snapshot.use_extension(_beside(AmberSnapshotExtension, _snapshot_root, False))
-
-
-@pytest.fixture
-def snapshot_json(snapshot: SnapshotAssertion, _snapshot_root: Path) -> SnapshotAssertion:
-    """One JSON file per snapshot, ``DIR/__snapshots__/<file>/<test>.json``."""
-    return snapshot.use_extension(_beside(JSONSnapshotExtension, _snapshot_root, True))
+    """All of a test file's snapshots in one amber file, ``DIR/__snapshots__/<file>.ambr``
+    (one file, not one per snapshot: syrupy's end-of-run pass is quadratic in files)."""
+    return snapshot.use_extension(_beside(_snapshot_root))
 
 
 # -- the provider × scenario matrix ------------------------------------------
