@@ -1,76 +1,52 @@
-"""provider_impl: one OpenAI-compatible client for OpenAI, Gemini, Mistral, GLM and
-Claude (through a subscription proxy), with one normalized stream of events.
+"""provider_impl: one OpenAI-compatible client for OpenAI, Gemini, Mistral, GLM,
+OpenRouter and Claude (through a subscription proxy), with one normalized
+stream of events.
 
-The public API is re-exported here; everything else is private.
+The top level holds what a caller needs to make calls and handle their results
+and failures. The rest lives in documented submodules:
+
+* ``provider_impl.events`` — each stream event class (``TextDelta``, ``Done``, …);
+* ``provider_impl.errors`` — the whole ``LlmError`` hierarchy (``ConnectionFailed``,
+  ``RequestTimeout``, ``ResponseTooLarge``, ``ProviderError``, ``ErrorKind``);
+* ``provider_impl.classify`` — ``classify_error``: an error body to its class;
+* ``provider_impl.types`` — ``Choice``, ``TokenLogprob``, ``ContentPart``, ``ReasoningEffort``;
+* ``provider_impl.dialects`` — ``ProviderDialect`` records, ``get_dialect``, ``resolve_dialect``;
+* ``provider_impl.response`` — ``response_from_events``, ``with_parsed_json``;
+* ``provider_impl.stream`` / ``provider_impl.sse`` / ``provider_impl.adapter`` — the
+  sans-I/O core (``StreamParser``, ``SSEDecoder``, ``StreamAdapter``);
+* ``provider_impl.fallback`` — ``CircuitBreaker``, ``ProviderSwitched``, budget errors;
+* ``provider_impl.handoff`` — ``hand_off``, ``hand_off_request``;
+* ``provider_impl.costs`` — ``estimate_cost``, ``COST_TABLE``;
+* ``provider_impl.provider`` — ``ProviderOptions``, ``CustomOptions``.
 """
 
-from provider_impl.adapter import StreamAdapter
-from provider_impl.costs import COST_TABLE, CostEstimate, ModelCost, estimate_cost
-from provider_impl.dialects import (
-    DIALECTS,
-    ModelLimits,
-    ProviderCapabilities,
-    ProviderDialect,
-    ReasoningControl,
-    get_dialect,
-)
 from provider_impl.errors import (
     AuthenticationFailed,
-    ConnectionFailed,
     ContextLengthExceeded,
     DeserializationError,
-    ErrorKind,
     InvalidRequest,
     LlmError,
     Overloaded,
-    ProviderError,
     RateLimited,
-    RequestTimeout,
-    ResponseTooLarge,
     StreamError,
     TransportError,
-    classify_error,
+    UsageError,
 )
-from provider_impl.events import (
-    Connected,
-    ContentBlockStart,
-    ContentBlockStop,
-    Done,
-    MessageDelta,
-    MessageStart,
-    StreamEvent,
-    TextDelta,
-    ThinkingDelta,
-    ToolUseComplete,
-    ToolUseInputDelta,
-)
-from provider_impl.fallback import (
-    CircuitBreaker,
-    FallbackBudgetExceeded,
-    FallbackProvider,
-    NoProviderAvailable,
-    ProviderSwitched,
-)
-from provider_impl.handoff import hand_off, hand_off_request
-from provider_impl.provider import CustomOptions, OpenAiCompatibleProvider, ProviderOptions
-from provider_impl.response import decode_response, response_from_events, with_parsed_json
-from provider_impl.sse import ServerSentEvent, SSEDecoder
-from provider_impl.stream import StreamParser, decode_stream
+from provider_impl.events import StreamEvent
+from provider_impl.fallback import FallbackProvider
+from provider_impl.provider import OpenAiCompatibleProvider
+from provider_impl.response import decode_response
+from provider_impl.stream import decode_stream
 from provider_impl.types import (
-    REASONING_EFFORTS,
     AudioPart,
-    Choice,
     CompletionRequest,
     CompletionResponse,
-    ContentPart,
     FilePart,
     ImagePart,
     Message,
-    ReasoningEffort,
     ResponseFormat,
     StopReason,
     TextPart,
-    TokenLogprob,
     ToolCall,
     ToolDefinition,
     Usage,
@@ -79,76 +55,32 @@ from provider_impl.types import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "COST_TABLE",
-    "DIALECTS",
-    "REASONING_EFFORTS",
     "AudioPart",
     "AuthenticationFailed",
-    "Choice",
-    "CircuitBreaker",
     "CompletionRequest",
     "CompletionResponse",
-    "Connected",
-    "ConnectionFailed",
-    "ContentBlockStart",
-    "ContentBlockStop",
-    "ContentPart",
     "ContextLengthExceeded",
-    "CostEstimate",
-    "CustomOptions",
     "DeserializationError",
-    "Done",
-    "ErrorKind",
-    "FallbackBudgetExceeded",
     "FallbackProvider",
     "FilePart",
     "ImagePart",
     "InvalidRequest",
     "LlmError",
     "Message",
-    "MessageDelta",
-    "MessageStart",
-    "ModelCost",
-    "ModelLimits",
-    "NoProviderAvailable",
     "OpenAiCompatibleProvider",
     "Overloaded",
-    "ProviderCapabilities",
-    "ProviderDialect",
-    "ProviderError",
-    "ProviderOptions",
-    "ProviderSwitched",
     "RateLimited",
-    "ReasoningControl",
-    "ReasoningEffort",
-    "RequestTimeout",
     "ResponseFormat",
-    "ResponseTooLarge",
-    "SSEDecoder",
-    "ServerSentEvent",
     "StopReason",
-    "StreamAdapter",
     "StreamError",
     "StreamEvent",
-    "StreamParser",
-    "TextDelta",
     "TextPart",
-    "ThinkingDelta",
-    "TokenLogprob",
     "ToolCall",
     "ToolDefinition",
-    "ToolUseComplete",
-    "ToolUseInputDelta",
     "TransportError",
     "Usage",
+    "UsageError",
     "__version__",
-    "classify_error",
     "decode_response",
     "decode_stream",
-    "estimate_cost",
-    "get_dialect",
-    "hand_off",
-    "hand_off_request",
-    "response_from_events",
-    "with_parsed_json",
 ]

@@ -19,12 +19,14 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
+from provider_impl._outbox import Outbox
+from provider_impl.classify import error_from_payload
 from provider_impl.dialects import ProviderDialect
 from provider_impl.errors import (
     DeserializationError,
+    LlmError,
     RateLimited,
     StreamError,
-    error_from_payload,
 )
 from provider_impl.events import (
     ContentBlockStart,
@@ -41,7 +43,13 @@ from provider_impl.events import (
 from provider_impl.sse import ServerSentEvent
 from provider_impl.types import StopReason, Usage
 
-__all__ = ["FINISH_REASONS", "StreamAdapter", "map_finish_reason", "usage_from_json"]
+__all__ = [
+    "FINISH_REASONS",
+    "StreamAdapter",
+    "events_of_reply",
+    "map_finish_reason",
+    "usage_from_json",
+]
 
 FINISH_REASONS: Mapping[str, StopReason] = {
     "stop": StopReason.END_TURN,
@@ -177,8 +185,9 @@ def _index_of(item: Mapping[str, Any], what: str, adapter: StreamAdapter) -> int
     )
 
 
-class StreamAdapter:
-    """Feed it decoded SSE events (or parsed chunks); it returns normalized events."""
+class StreamAdapter(Outbox[StreamEvent]):
+    """Decoded SSE events in through ``receive_event``, normalized events out of
+    ``next_events`` (the shape of ``SSEDecoder`` and ``StreamParser``)."""
 
     __slots__ = (
         "_calls",
@@ -198,6 +207,7 @@ class StreamAdapter:
     )
 
     def __init__(self, dialect: ProviderDialect) -> None:
+        super().__init__()
         self._dialect = dialect
         self._started = False
         self._next_index = 0
@@ -217,16 +227,27 @@ class StreamAdapter:
         self._held: list[str] | None = [] if dialect.usage_limit_prefix else None
         self.done = False
 
-    # -- input -------------------------------------------------------------
+    # -- input and output ----------------------------------------------------
 
-    def feed_event(self, sse: ServerSentEvent) -> list[StreamEvent]:
-        out: list[StreamEvent] = []
-        self.feed_data(sse.data, sse.event, out)
-        return out
+    def receive_event(self, event: ServerSentEvent | None) -> None:
+        """Take the next decoded SSE event; ``None`` says the body is over (a clean
+        end needs ``[DONE]`` or a finish reason before it)."""
+        if self.done or self._error is not None:
+            return
+        out = self._pending
+        mark = len(out)  # a failing frame adds nothing
+        try:
+            if event is None:
+                self._end(out)
+            else:
+                self._frame(event[0], event[1], out)
+        except LlmError as err:
+            del out[mark:]
+            self._error = err
 
-    def feed_data(self, data: str, event: str, out: list[StreamEvent]) -> None:
-        """``feed_event`` without the wrapper: one frame's data and event type; the
-        events are appended to ``out`` (what ``StreamParser`` drives, frame by frame)."""
+    def _frame(self, data: str, event: str, out: list[StreamEvent]) -> None:
+        """One frame's data and event type; the events are appended to ``out``.
+        Raises the frame's error (``StreamParser`` drives this, frame by frame)."""
         if self.done:
             return
         if data == "[DONE]":
@@ -243,12 +264,6 @@ class StreamAdapter:
                 f"a stream frame is not valid JSON: {data[:200]!r}", provider=self._dialect.name
             ) from None
         self._chunk(chunk, out)
-
-    def feed_chunk(self, chunk: Any) -> list[StreamEvent]:
-        out: list[StreamEvent] = []
-        if not self.done:
-            self._chunk(chunk, out)
-        return out
 
     def _chunk(self, chunk: Any, out: list[StreamEvent]) -> None:
         if isinstance(chunk, list):  # Gemini sends errors as [{"error": ...}]
@@ -296,16 +311,16 @@ class StreamAdapter:
                 "a chunk's 'choices' is not a list", provider=self._dialect.name
             )
 
-    def end(self) -> list[StreamEvent]:
+    def _end(self, out: list[StreamEvent]) -> None:
         """The body is over. A clean end needs ``[DONE]`` or a finish reason first."""
         if self.done:
-            return []
+            return
         if self._finish is None:
             raise StreamError(
                 "the stream ended without [DONE] or a finish reason (truncated)",
                 provider=self._dialect.name,
             )
-        return self._complete([])
+        self._complete(out)
 
     # -- content -----------------------------------------------------------
 
@@ -618,9 +633,17 @@ class StreamAdapter:
         return out
 
     def _in_band_error(self, payload: Any) -> Exception:
-        return error_from_payload(
-            payload, provider=self._dialect.name, error_codes=self._dialect.error_codes
-        )
+        return error_from_payload(payload, self._dialect)
+
+
+def events_of_reply(chunk: Mapping[str, Any], dialect: ProviderDialect) -> list[StreamEvent]:
+    """The events of a whole reply already shaped as one chunk (its message as the
+    delta), ended as by ``[DONE]``; a bad chunk raises at once."""
+    adapter = StreamAdapter(dialect)
+    out: list[StreamEvent] = []
+    adapter._chunk(chunk, out)
+    adapter._complete(out)
+    return out
 
 
 def _may_be_limit(text: str, prefix: str) -> bool:

@@ -445,7 +445,7 @@ def _cmd_scan_secrets(args: argparse.Namespace) -> int:
 
 
 def _cmd_emulator(args: argparse.Namespace) -> int:
-    from provider_impl.emulator import main as emulator_main
+    from provider_impl.emulator.command import main as emulator_main
 
     files = [f"--dialect-file={f}" for f in args.dialect_file]
     return emulator_main(["--host", args.host, "--port", str(args.port), *files]) or 0

@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields
 from types import MappingProxyType
 from typing import Literal
 
+from provider_impl.errors import UsageError
 from provider_impl.types import Usage
 
 __all__ = ["COST_TABLE", "CostEstimate", "ModelCost", "estimate_cost", "lookup_cost"]
@@ -135,7 +136,7 @@ def _counts(usage: object) -> dict[str, int]:
         elif isinstance(value, bool) or not isinstance(value, int):
             raise TypeError(f"usage.{f.name} must be an integer or None, got {value!r}")
         elif not 0 <= value <= MAX_TOKENS:
-            raise ValueError(
+            raise UsageError(
                 f"usage.{f.name} must be a token count from 0 to {MAX_TOKENS:.0e}, got {value}"
             )
         else:
@@ -197,7 +198,7 @@ def estimate_cost(
     if not isinstance(model, str) or not model:
         raise TypeError(f"model must be a non-empty model name, got {model!r}")
     if prices not in ("auto", "genai-prices", "table"):
-        raise ValueError(f"prices must be 'auto', 'genai-prices' or 'table', got {prices!r}")
+        raise UsageError(f"prices must be 'auto', 'genai-prices' or 'table', got {prices!r}")
     _, provider_id, reasoning_outside = _keys(provider)
     if reasoning_outside:  # thinking is billed as output, though not counted in it
         counts["output_tokens"] += counts["reasoning_tokens"]

@@ -11,9 +11,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
-from provider_impl.errors import ErrorKind
+from provider_impl.errors import ErrorKind, UsageError
 from provider_impl.types import REASONING_EFFORTS
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "OPENROUTER",
     "REQUEST_OPTIONS",
     "ConformanceFeatures",
+    "HasDialect",
     "ModelLimits",
     "ProviderCapabilities",
     "ProviderDialect",
@@ -35,6 +36,8 @@ __all__ = [
     "ToolCallIdFormat",
     "get_dialect",
     "register_dialect",
+    "resolve_dialect",
+    "thawed",
 ]
 
 
@@ -94,6 +97,32 @@ def _frozen(value: Any) -> Any:
     return value
 
 
+def thawed(value: Any) -> Any:
+    """``value`` with every mapping that is not a dict made one, at any depth: a
+    record's frozen value (``_frozen``) as the JSON data a body holds.
+
+    Containers with nothing to change are returned as they are, so a body built
+    from plain JSON data is the same objects as before.
+    """
+    if isinstance(value, dict):
+        out: dict[Any, Any] | None = None
+        for k, v in value.items():
+            p = thawed(v)
+            if p is not v:
+                if out is None:
+                    out = dict(value)
+                out[k] = p
+        return value if out is None else out
+    if isinstance(value, Mapping):
+        return {k: thawed(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = [thawed(v) for v in value]
+        if all(a is b for a, b in zip(items, value, strict=True)):
+            return value
+        return items if isinstance(value, list) else tuple(items)
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class ReasoningControl:
     """How ``CompletionRequest.reasoning_effort`` goes on the wire for some models.
@@ -110,14 +139,14 @@ class ReasoningControl:
 
     def __post_init__(self) -> None:
         if not isinstance(self.param, str) or not self.param:
-            raise ValueError(
+            raise UsageError(
                 f"ReasoningControl.param must be a non-empty string, got {self.param!r}"
             )
         if not isinstance(self.values, Mapping) or not self.values:
-            raise ValueError("ReasoningControl.values must map at least one effort to a value")
+            raise UsageError("ReasoningControl.values must map at least one effort to a value")
         unknown = sorted(str(k) for k in self.values if k not in REASONING_EFFORTS)
         if unknown:
-            raise ValueError(
+            raise UsageError(
                 f"ReasoningControl.values: unknown effort(s) {', '.join(unknown)}; "
                 f"known: {', '.join(REASONING_EFFORTS)}"
             )
@@ -125,7 +154,7 @@ class ReasoningControl:
             try:
                 re.compile(self.models)
             except re.error as err:
-                raise ValueError(
+                raise UsageError(
                     f"ReasoningControl.models: not a regular expression: {err}"
                 ) from None
         object.__setattr__(self, "values", _frozen(self.values))
@@ -153,11 +182,11 @@ class ModelLimits:
         try:
             re.compile(self.models)
         except (re.error, TypeError) as err:
-            raise ValueError(f"ModelLimits.models: not a regular expression: {err}") from None
+            raise UsageError(f"ModelLimits.models: not a regular expression: {err}") from None
         for name in ("max_output_tokens", "max_context_tokens"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"ModelLimits.{name} must be a positive integer, got {value!r}")
+                raise UsageError(f"ModelLimits.{name} must be a positive integer, got {value!r}")
 
     def matches(self, model: str) -> bool:
         return re.match(self.models, model) is not None
@@ -194,9 +223,9 @@ class ToolCallIdFormat:
 
     def __post_init__(self) -> None:
         if not isinstance(self.alphabet, str) or len(set(self.alphabet)) < 2:
-            raise ValueError("ToolCallIdFormat.alphabet must hold at least two distinct characters")
+            raise UsageError("ToolCallIdFormat.alphabet must hold at least two distinct characters")
         if not isinstance(self.length, int) or isinstance(self.length, bool) or self.length < 1:
-            raise ValueError(
+            raise UsageError(
                 f"ToolCallIdFormat.length must be a positive integer, got {self.length!r}"
             )
 
@@ -641,9 +670,32 @@ def register_dialect(dialect: ProviderDialect) -> ProviderDialect:
 
 
 def get_dialect(name: str) -> ProviderDialect:
-    """The dialect record for a provider name; a clear error for an unknown one."""
+    """The dialect record for a provider name; ``UsageError`` for an unknown one."""
     try:
         return DIALECTS[name]
     except KeyError:
         known = ", ".join(sorted(DIALECTS))
-        raise ValueError(f"unknown provider {name!r}; known providers: {known}") from None
+        raise UsageError(
+            f"unknown provider {name!r}; known providers: {known}", field="provider"
+        ) from None
+
+
+class HasDialect(Protocol):
+    """Anything that speaks one dialect, e.g. an ``OpenAiCompatibleProvider``."""
+
+    @property
+    def dialect(self) -> ProviderDialect: ...
+
+
+def resolve_dialect(provider: str | ProviderDialect | HasDialect) -> ProviderDialect:
+    """A dialect from a name, a dialect or a provider instance."""
+    if isinstance(provider, ProviderDialect):
+        return provider
+    if isinstance(provider, str):
+        return get_dialect(provider)
+    dialect = getattr(provider, "dialect", None)
+    if isinstance(dialect, ProviderDialect):
+        return dialect
+    raise TypeError(
+        f"provider must be a name, a ProviderDialect or a provider, not {type(provider).__name__}"
+    )

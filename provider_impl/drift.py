@@ -37,7 +37,7 @@ from provider_impl.harness import Outcome, RecordedExchange, decode_recorded, lo
 from provider_impl.recording import SecretLeakError, record_cassettes
 from provider_impl.recording.record import RecordResult
 from provider_impl.scenarios import SCENARIOS
-from provider_impl.sse import SSEDecoder
+from provider_impl.sse import parse_sse
 
 __all__ = [
     "LAYERS",
@@ -146,8 +146,7 @@ def reply_shape(exchange: RecordedExchange) -> Shape:
     out: dict[str, set[str]] = {}
     if exchange.is_sse:
         out[_FORMAT] = {"sse"}
-        decoder = SSEDecoder()
-        for event in [*decoder.feed(exchange.body), *decoder.end()]:
+        for event in parse_sse(exchange.body):
             if event.event != "message":
                 out.setdefault(f"(event: {event.event})", set()).add("present")
             try:

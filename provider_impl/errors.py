@@ -1,22 +1,20 @@
-"""The ``LlmError`` hierarchy and the one classifier for every provider's error bodies.
+"""The ``LlmError`` hierarchy: every failure a caller of this library can see.
 
-Classification looks at the HTTP status, the body's shape and the provider's
-raw code. Per-provider code tables are data carried by each
-dialect (``ProviderDialect.error_codes``); this module only knows the shapes.
+Two families, as h11 separates its own errors: ``UsageError`` says the library
+was misused here, before anything was sent (a request its dialect cannot
+carry, a missing key, a bad option); every other class says what the provider
+or the network did. ``provider_impl.classify`` turns error bodies into them.
 """
 
 from __future__ import annotations
 
-import email.utils
-import json
-import re
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from provider_impl.redaction import Redactor, redact_exception
 
 __all__ = [
+    "ERROR_CLASSES",
     "AuthenticationFailed",
     "ConnectionFailed",
     "ContextLengthExceeded",
@@ -31,9 +29,7 @@ __all__ = [
     "ResponseTooLarge",
     "StreamError",
     "TransportError",
-    "classify_error",
-    "error_from_payload",
-    "parse_retry_after",
+    "UsageError",
 ]
 
 
@@ -134,7 +130,8 @@ class Overloaded(LlmError):
 
 
 class AuthenticationFailed(LlmError):
-    """The key is missing, wrong or not allowed."""
+    """The provider refused the key: wrong, revoked or not allowed (a key that is
+    missing or malformed here is a ``UsageError``, before any I/O)."""
 
 
 class ContextLengthExceeded(LlmError):
@@ -154,11 +151,26 @@ class ContextLengthExceeded(LlmError):
 
 
 class InvalidRequest(LlmError):
-    """The request was refused as malformed; ``field`` names what was wrong when known."""
+    """The request was refused as malformed; ``field`` names what was wrong when known.
+
+    Raised as itself for a provider's refusal (a 4xx), and as its subclass
+    ``UsageError`` when the library refused the request before sending it."""
 
     def __init__(self, message: str, *, field: str | None = None, **kw: Any) -> None:
         super().__init__(message, **kw)
         self.field = field
+
+
+class UsageError(InvalidRequest, ValueError):
+    """The library was misused here, before any I/O: a request the dialect cannot
+    carry (a part, an option, a tool list), a missing or malformed API key, an
+    unknown provider, a bad option or per-call argument, a URL or proxy variable
+    that cannot be used. Never a provider's answer: a 4xx stays ``InvalidRequest``.
+
+    It is an ``InvalidRequest`` (code written for local validation keeps working)
+    and a ``ValueError`` (the Python convention for a bad argument); a wrong
+    *type* of argument still raises ``TypeError``.
+    """
 
 
 class TransportError(LlmError):
@@ -177,7 +189,9 @@ ErrorKind = Literal[
     "auth", "rate_limited", "overloaded", "context_length", "invalid_request", "provider"
 ]
 
-_KIND_CLASSES: dict[str, type[LlmError]] = {
+#: The class each kind of provider failure becomes (``ProviderDialect.error_codes``
+#: maps a provider's raw codes to these kinds).
+ERROR_CLASSES: Mapping[ErrorKind, type[LlmError]] = {
     "auth": AuthenticationFailed,
     "rate_limited": RateLimited,
     "overloaded": Overloaded,
@@ -185,345 +199,3 @@ _KIND_CLASSES: dict[str, type[LlmError]] = {
     "invalid_request": InvalidRequest,
     "provider": ProviderError,
 }
-
-# Codes and statuses whose meaning does not depend on the provider: OpenAI's
-# string codes and types, Google's RPC status names, Anthropic's error types.
-_GENERIC_CODES: dict[str, ErrorKind] = {
-    "context_length_exceeded": "context_length",
-    "string_above_max_length": "context_length",
-    "rate_limit_exceeded": "rate_limited",
-    "rate_limit_error": "rate_limited",
-    "rate_limited": "rate_limited",
-    "insufficient_quota": "provider",
-    "invalid_api_key": "auth",
-    "authentication_error": "auth",
-    "permission_error": "auth",
-    "UNAUTHENTICATED": "auth",
-    "PERMISSION_DENIED": "auth",
-    "API_KEY_INVALID": "auth",
-    "RESOURCE_EXHAUSTED": "rate_limited",
-    "UNAVAILABLE": "overloaded",
-    "overloaded_error": "overloaded",
-    "INVALID_ARGUMENT": "invalid_request",
-    "NOT_FOUND": "invalid_request",
-    "FAILED_PRECONDITION": "invalid_request",
-    "model_not_found": "invalid_request",
-    "invalid_request_error": "invalid_request",
-    "extra_forbidden": "invalid_request",
-}
-
-_CONTEXT_PATTERNS = (
-    # OpenAI: "maximum context length is 128000 tokens. However, your messages resulted in N"
-    re.compile(r"maximum context length is (?P<max>\d+).*?resulted in (?P<req>\d+)", re.S),
-    # Gemini: "The input token count (N) exceeds the maximum number of tokens allowed (M)"
-    re.compile(r"input token count \((?P<req>\d+)\) exceeds the maximum.*?\((?P<max>\d+)\)", re.S),
-    # Mistral: "Prompt contains N tokens ... too large for model with M maximum context length"
-    re.compile(r"[Pp]rompt contains (?P<req>\d+) tokens.*?with (?P<max>\d+) maximum context", re.S),
-    # Anthropic / Claude proxies: "prompt is too long: N tokens > M maximum"
-    re.compile(r"prompt is too long: (?P<req>\d+) tokens > (?P<max>\d+)", re.S),
-    # OpenRouter: "maximum context length is M tokens. However, you requested about N tokens"
-    re.compile(r"maximum context length is (?P<max>\d+).*?you requested about (?P<req>\d+)", re.S),
-)
-_CONTEXT_HINT = re.compile(
-    r"context length|context window|prompt is too long|too many tokens|input token count"
-    r"|exceeds the maximum number of tokens|prompt exceeds max length|超长",
-    re.I,
-)
-
-_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-goog-request-id", "cf-ray")
-
-
-def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds to wait, from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date)."""
-    lowered = {k.lower(): v for k, v in headers.items()}
-    ms = lowered.get("retry-after-ms")
-    if ms is not None:
-        try:
-            value = float(ms) / 1000.0
-            if 0 <= value < float("inf"):  # "inf", "1e400" or "nan" are no wait
-                return value
-        except ValueError:
-            pass
-    raw = lowered.get("retry-after")
-    if raw is None:
-        return None
-    raw = raw.strip()
-    try:
-        value = float(raw)
-        return value if 0 <= value < float("inf") else None
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    current = time.time() if now is None else now
-    return max(0.0, when.timestamp() - current)
-
-
-def _as_str(value: Any) -> str | None:
-    if value is None or isinstance(value, (dict, list)):
-        return None
-    return str(value)
-
-
-def _message_of(value: Any) -> str | None:
-    """A readable message from a string, or Mistral's ``{"detail": [...]}`` validation list."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict) and isinstance(value.get("detail"), list):
-        return _detail_message(value["detail"])
-    if value is not None:
-        return json.dumps(value, ensure_ascii=False)[:500]
-    return None
-
-
-def _detail_message(details: list[Any]) -> str:
-    parts = []
-    for item in details:
-        if isinstance(item, dict):
-            loc = item.get("loc")
-            where = ".".join(str(p) for p in loc) if isinstance(loc, list) else ""
-            parts.append(f"{where}: {item.get('msg', '')} ({item.get('type', '')})".strip())
-        else:
-            parts.append(str(item))
-    return "; ".join(parts)
-
-
-def _detail_type(details: Any) -> str | None:
-    if isinstance(details, list):
-        for item in details:
-            if isinstance(item, dict) and isinstance(item.get("type"), str):
-                return str(item["type"])
-    return None
-
-
-def _retry_delay_from_details(details: Any) -> float | None:
-    """Google's ``RetryInfo`` detail: ``{"retryDelay": "13s"}``."""
-    if not isinstance(details, list):
-        return None
-    for item in details:
-        if isinstance(item, dict) and isinstance(item.get("retryDelay"), str):
-            try:
-                value = float(item["retryDelay"].rstrip("s"))
-            except ValueError:
-                return None
-            return value if 0 <= value < float("inf") else None
-    return None
-
-
-def _reason_from_details(details: Any) -> str | None:
-    """Google's ``ErrorInfo`` detail: ``{"reason": "API_KEY_INVALID", ...}``."""
-    if isinstance(details, list):
-        for item in details:
-            if isinstance(item, dict) and isinstance(item.get("reason"), str):
-                return str(item["reason"])
-    return None
-
-
-class _Fields:
-    __slots__ = ("code", "details", "message", "param", "reason", "request_id", "status", "type")
-
-    def __init__(self) -> None:
-        self.message: str | None = None
-        self.code: str | None = None
-        self.type: str | None = None
-        self.status: str | None = None
-        self.reason: str | None = None  # Google's ErrorInfo reason, e.g. API_KEY_INVALID
-        self.request_id: str | None = None
-        self.details: Any = None
-        self.param: str | None = None  # OpenAI's "param": the request field refused
-
-
-def _extract(payload: Any) -> _Fields:
-    """Pull message, code, type and status out of any of the five body shapes."""
-    f = _Fields()
-    if isinstance(payload, list):  # Gemini: [{"error": {...}}]
-        payload = next((p for p in payload if isinstance(p, dict)), None)
-    if not isinstance(payload, dict):
-        return f
-    f.request_id = _as_str(payload.get("request_id"))
-    err = payload.get("error")
-    if isinstance(err, dict):  # OpenAI, Gemini, GLM, Anthropic
-        f.message = _message_of(err.get("message"))
-        f.code = _as_str(err.get("code"))
-        f.type = _as_str(err.get("type"))
-        f.status = _as_str(err.get("status"))
-        f.details = err.get("details")
-        f.param = _as_str(err.get("param")) or None
-        f.reason = _reason_from_details(f.details)
-        if f.request_id is None:
-            f.request_id = _as_str(err.get("request_id"))
-    elif isinstance(err, str):
-        f.message = err
-    elif "detail" in payload:  # FastAPI-style 422 (Mistral)
-        detail = payload["detail"]
-        f.message = _detail_message(detail) if isinstance(detail, list) else _message_of(detail)
-        f.type = _detail_type(detail)
-        f.details = detail
-    else:  # Mistral: {"object": "error", "message": ..., "type": ..., "code": ...}
-        f.message = _message_of(payload.get("message"))
-        f.code = _as_str(payload.get("code"))
-        f.type = _as_str(payload.get("type"))
-        msg = payload.get("message")
-        if isinstance(msg, dict):
-            f.details = msg.get("detail")
-            f.type = _detail_type(f.details) or f.type
-    return f
-
-
-def _kind_for(
-    fields: _Fields, status: int | None, codes: Mapping[str, ErrorKind]
-) -> ErrorKind | None:
-    for key in (fields.code, fields.reason, fields.status, fields.type):
-        if key is not None:
-            kind = codes.get(key) or _GENERIC_CODES.get(key)
-            if kind is not None:
-                if kind == "invalid_request":
-                    # "invalid_request_error" also covers context overflows: the message decides.
-                    if _looks_like_context(fields.message):
-                        return "context_length"
-                    # ...and OpenAI's 401s ("code": null): a broad type does not
-                    # override what 401/403/429 say.
-                    if status in (401, 403):
-                        return "auth"
-                    if status == 429:
-                        return "rate_limited"
-                return kind
-    if _looks_like_context(fields.message):
-        return "context_length"
-    if status is None:
-        return None
-    if status in (401, 403):
-        return "auth"
-    if status == 429:
-        return "rate_limited"
-    if status == 413:
-        return "context_length"
-    if status in (400, 404, 405, 409, 415, 422):
-        return "invalid_request"
-    if status in (500, 502, 503, 504, 529):
-        return "overloaded"
-    return None
-
-
-def _looks_like_context(message: str | None) -> bool:
-    return bool(message and _CONTEXT_HINT.search(message))
-
-
-def _parse_body(body: bytes | str | Any) -> Any:
-    if isinstance(body, (bytes, bytearray)):
-        try:
-            body = bytes(body).decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-    if isinstance(body, str):
-        try:
-            return json.loads(body)
-        except (ValueError, RecursionError):  # deep nesting too
-            return body.strip() or None
-    return body
-
-
-def classify_error(
-    status_code: int | None,
-    headers: Mapping[str, str],
-    body: bytes | str | Any,
-    *,
-    provider: str | None = None,
-    error_codes: Mapping[str, ErrorKind] | None = None,
-    default: type[LlmError] = ProviderError,
-    redact: Callable[[str], str] | None = None,
-) -> LlmError:
-    """Turn an HTTP error (or an in-band error frame) into the narrowest ``LlmError``.
-
-    ``body`` may be raw bytes, text or already-parsed JSON; a body of any shape,
-    or none, gives an error rather than raising.
-    """
-    payload = _parse_body(body)
-    if redact is not None:
-        # Before anything is cut short: a cut key would no longer match whole.
-        try:
-            payload = _redact_all(payload, redact)
-        except RecursionError:  # nested deeper than the interpreter can walk
-            payload = None
-        headers = {k: redact(v) for k, v in headers.items()}
-    try:
-        fields = _extract(payload)
-    except RecursionError:  # parsed JSON nested deeper than the interpreter can walk
-        fields = _Fields()
-    kind = _kind_for(fields, status_code, error_codes or {})
-    cls = _KIND_CLASSES[kind] if kind is not None else default
-    message = fields.message
-    if message is None:
-        message = payload if isinstance(payload, str) else None
-    if not message:
-        message = f"HTTP {status_code}" if status_code is not None else "provider error"
-    if redact is not None:
-        message = redact(message)
-    lowered = {k.lower(): v for k, v in headers.items()}
-    request_id = fields.request_id or next(
-        (lowered[h] for h in _REQUEST_ID_HEADERS if h in lowered), None
-    )
-    # Gemini's int code only repeats the HTTP status; its status name is the real code.
-    code = fields.status or fields.code or fields.type
-    kw: dict[str, Any] = {
-        "provider": provider,
-        "status_code": status_code,
-        "code": code,
-        "request_id": request_id,
-    }
-    if cls is RateLimited:
-        retry_after = parse_retry_after(headers)
-        if retry_after is None:
-            retry_after = _retry_delay_from_details(fields.details)
-        return RateLimited(message, retry_after=retry_after, **kw)
-    if cls is Overloaded:
-        return Overloaded(message, retry_after=parse_retry_after(headers), **kw)
-    if cls is ContextLengthExceeded:
-        max_tokens = requested = None
-        for pattern in _CONTEXT_PATTERNS:
-            m = pattern.search(message)
-            if m:
-                max_tokens, requested = int(m.group("max")), int(m.group("req"))
-                break
-        return ContextLengthExceeded(
-            message, max_tokens=max_tokens, requested_tokens=requested, **kw
-        )
-    if cls is InvalidRequest:
-        return InvalidRequest(message, field=_field_of(fields), **kw)
-    return cls(message, **kw)
-
-
-def _redact_all(value: Any, redact: Callable[[str], str]) -> Any:
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, list):
-        return [_redact_all(v, redact) for v in value]
-    if isinstance(value, dict):
-        return {k: _redact_all(v, redact) for k, v in value.items()}
-    return value
-
-
-def _field_of(fields: _Fields) -> str | None:
-    details = fields.details
-    if isinstance(details, list):
-        for item in details:
-            if isinstance(item, dict) and isinstance(item.get("loc"), list):
-                loc = [str(p) for p in item["loc"] if p != "body"]
-                return ".".join(loc) or None
-    return fields.param
-
-
-def error_from_payload(
-    payload: Any,
-    *,
-    provider: str | None = None,
-    error_codes: Mapping[str, ErrorKind] | None = None,
-) -> LlmError:
-    """An in-band error frame inside a 200 stream: typed by its code, else ``StreamError``."""
-    return classify_error(
-        None, {}, payload, provider=provider, error_codes=error_codes, default=StreamError
-    )

@@ -40,6 +40,7 @@ from provider_impl.errors import (
     Overloaded,
     RateLimited,
     RequestTimeout,
+    UsageError,
 )
 from provider_impl.events import Connected, MessageStart, StreamEvent
 from provider_impl.handoff import hand_off_request
@@ -155,10 +156,10 @@ class CircuitBreaker:
     def __post_init__(self) -> None:
         n = self.failure_threshold
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise ValueError(f"failure_threshold must be a positive integer, got {n!r}")
+            raise UsageError(f"failure_threshold must be a positive integer, got {n!r}")
         c = self.cool_down
         if not isinstance(c, (int, float)) or isinstance(c, bool) or not c >= 0:
-            raise ValueError(f"cool_down must be a non-negative number of seconds, got {c!r}")
+            raise UsageError(f"cool_down must be a non-negative number of seconds, got {c!r}")
 
 
 CircuitState = Literal["closed", "open", "half_open"]
@@ -258,13 +259,13 @@ class FallbackPolicy:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not names:
-            raise ValueError("a fallback chain needs at least one provider")
+            raise UsageError("a fallback chain needs at least one provider")
         r = max_cost_ratio
         if not isinstance(r, (int, float)) or isinstance(r, bool) or not r > 0:
-            raise ValueError(f"max_cost_ratio must be a positive number, got {r!r}")
+            raise UsageError(f"max_cost_ratio must be a positive number, got {r!r}")
         b = budget
         if b is not None and (not isinstance(b, (int, float)) or isinstance(b, bool) or not b >= 0):
-            raise ValueError(f"budget must be a non-negative number of USD or None, got {b!r}")
+            raise UsageError(f"budget must be a non-negative number of USD or None, got {b!r}")
         if breaker is not None and not isinstance(breaker, CircuitBreaker):
             raise TypeError(f"breaker must be a CircuitBreaker, got {type(breaker).__name__}")
         self.names = tuple(names)

@@ -23,9 +23,9 @@ import dataclasses
 import hashlib
 from collections.abc import Sequence
 
-from provider_impl.dialects import ProviderDialect, ToolCallIdFormat
-from provider_impl.errors import InvalidRequest
-from provider_impl.provider import OpenAiCompatibleProvider, resolve_dialect
+from provider_impl.dialects import ProviderDialect, ToolCallIdFormat, resolve_dialect
+from provider_impl.errors import UsageError
+from provider_impl.provider import OpenAiCompatibleProvider
 from provider_impl.types import CompletionRequest, Message, ToolCall
 
 __all__ = ["hand_off", "hand_off_request"]
@@ -70,14 +70,14 @@ def hand_off(messages: Sequence[Message], target: Target) -> tuple[Message, ...]
     history = tuple(messages)
     for i, m in enumerate(history):
         if not isinstance(m, Message):
-            raise InvalidRequest(
+            raise UsageError(
                 f"messages[{i}]: must be a Message, got {type(m).__name__}",
                 field=f"messages[{i}]",
                 provider=dialect.name,
             )
         if not dialect.capabilities.tool_calling and (m.tool_calls or m.role == "tool"):
             where = f"messages[{i}].tool_calls" if m.tool_calls else f"messages[{i}].tool_call_id"
-            raise InvalidRequest(
+            raise UsageError(
                 f"{where}: {dialect.name} has no tool calling, so it cannot take a "
                 "conversation with tool calls or results",
                 field=where,
@@ -111,7 +111,7 @@ def hand_off_request(request: CompletionRequest, target: Target) -> CompletionRe
     cannot call them are refused (``InvalidRequest`` naming ``tools``)."""
     dialect = resolve_dialect(target)
     if not dialect.capabilities.tool_calling and request.tools:
-        raise InvalidRequest(
+        raise UsageError(
             f"tools: {dialect.name} has no tool calling",
             field="tools",
             provider=dialect.name,

@@ -17,26 +17,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from provider_impl.classify import classify_error
 from provider_impl.dialects import get_dialect
 from provider_impl.errors import (
     ContextLengthExceeded,
     InvalidRequest,
     LlmError,
     RateLimited,
-    classify_error,
 )
 from provider_impl.events import StreamEvent
-from provider_impl.provider import OpenAiCompatibleProvider
 from provider_impl.response import response_from_events, response_from_json
-from provider_impl.scenarios import SCENARIO_HEADER, Scenario
+from provider_impl.scenarios import Scenario
 from provider_impl.stream import decode_stream
+from provider_impl.turns import Turns, arun_turns, run_turns, scenario_client
 from provider_impl.types import CompletionResponse
 
 __all__ = [
     "Outcome",
     "RecordedExchange",
-    "Turns",
-    "arun_turns",
     "decode_recorded",
     "error_to_dict",
     "load_exchange",
@@ -46,11 +44,7 @@ __all__ = [
     "replay_scenario",
     "replay_scenario_async",
     "reply_of",
-    "run_turns",
 ]
-
-# Any key: replay never reaches a provider, and the cassette holds none.
-REPLAY_KEY = "replay-key"
 
 
 @dataclass
@@ -97,74 +91,6 @@ def error_to_dict(err: LlmError) -> dict[str, Any]:
     return d
 
 
-def provider_for(provider: str, scenario: Scenario, **kw: Any) -> OpenAiCompatibleProvider:
-    return OpenAiCompatibleProvider(
-        get_dialect(provider),
-        api_key=scenario.api_key or REPLAY_KEY,
-        max_retries=scenario.max_retries,
-        headers={SCENARIO_HEADER: scenario.name},
-        **kw,
-    )
-
-
-@dataclass
-class Turns:
-    """What a scenario's call (or calls) produced: the last turn's events or
-    response or error, and a two-turn scenario's first reply."""
-
-    events: list[StreamEvent] = field(default_factory=list)
-    response: CompletionResponse | None = None
-    error: LlmError | None = None
-    first: CompletionResponse | None = None
-
-
-def run_turns(client: OpenAiCompatibleProvider, scenario: Scenario, provider: str) -> Turns:
-    """Run ``scenario`` through the sync client: one request, or two when the
-    scenario sends the first reply's tool calls back (``tool_results``)."""
-    request = scenario.request_for(provider)
-    out = Turns()
-    for turn in range(1 if scenario.tool_results is None else 2):
-        out.events, out.response = [], None
-        try:
-            if scenario.stream:
-                for ev in client.stream(request):
-                    out.events.append(ev)
-            else:
-                out.response = client.complete(request)
-        except LlmError as err:
-            out.error = err
-            return out
-        if turn == 0 and scenario.tool_results is not None:
-            out.first = out.response or response_from_events(out.events)
-            if not out.first.tool_calls:
-                return out  # no call to send back: the checks report it
-            request = scenario.followup(request, out.first)
-    return out
-
-
-async def arun_turns(client: OpenAiCompatibleProvider, scenario: Scenario, provider: str) -> Turns:
-    """``run_turns`` through the async client."""
-    request = scenario.request_for(provider)
-    out = Turns()
-    for turn in range(1 if scenario.tool_results is None else 2):
-        out.events, out.response = [], None
-        try:
-            if scenario.stream:
-                async for ev in client.astream(request):
-                    out.events.append(ev)
-            else:
-                out.response = await client.acomplete(request)
-        except LlmError as err:
-            out.error = err
-            return out
-        if turn == 0 and scenario.tool_results is not None:
-            out.first = out.response or response_from_events(out.events)
-            if not out.first.tool_calls:
-                return out
-            request = scenario.followup(request, out.first)
-    return out
-
-
 def _outcome(turns: Turns) -> Outcome:
     out = Outcome(
         response=turns.response.to_dict() if turns.response is not None else None,
@@ -177,19 +103,19 @@ def _outcome(turns: Turns) -> Outcome:
 
 def replay_scenario(provider: str, scenario: Scenario, cassette: Path) -> Outcome:
     """Run the scenario through the sync client against the cassette only."""
-    from provider_impl.recording import make_vcr
+    from provider_impl.recording.config import make_vcr
 
-    client = provider_for(provider, scenario)
+    client = scenario_client(provider, scenario)
     with make_vcr("none").use_cassette(str(cassette)), client:
         return _outcome(run_turns(client, scenario, provider))
 
 
 def replay_scenario_async(provider: str, scenario: Scenario, cassette: Path) -> Outcome:
     """The same through the async client (its own event loop)."""
-    from provider_impl.recording import make_vcr
+    from provider_impl.recording.config import make_vcr
 
     async def run() -> Turns:
-        client = provider_for(provider, scenario)
+        client = scenario_client(provider, scenario)
         async with client:
             return await arun_turns(client, scenario, provider)
 
@@ -262,8 +188,7 @@ def decode_recorded(
                 exchange.status,
                 exchange.headers,
                 exchange.body,
-                provider=provider,
-                error_codes=dialect.error_codes,
+                dialect,
             )
         if exchange.is_sse:
             for ev in decode_stream(pieces if pieces is not None else exchange.body, dialect):

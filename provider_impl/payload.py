@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterable, Mapping, Set
 from dataclasses import dataclass
 from typing import Any
 
-from provider_impl.dialects import ProviderDialect
-from provider_impl.errors import InvalidRequest
+from provider_impl.dialects import ProviderDialect, thawed
+from provider_impl.errors import InvalidRequest, UsageError
 from provider_impl.types import (
     REASONING_EFFORTS,
     AudioPart,
@@ -44,7 +44,8 @@ _NO_TOOLS = "{} cannot call tools (its record says tool_calling=False); it would
 
 
 def _invalid(dialect: ProviderDialect, field: str, message: str) -> InvalidRequest:
-    return InvalidRequest(f"{field}: {message}", field=field, provider=dialect.name)
+    """A request this dialect cannot carry, refused before any I/O: local misuse."""
+    return UsageError(f"{field}: {message}", field=field, provider=dialect.name)
 
 
 def _is_number(value: object) -> bool:
@@ -78,31 +79,6 @@ def _items(
     return tuple(value)
 
 
-def _plain(value: Any) -> Any:
-    """``value`` with every mapping that is not a dict made one, at any depth.
-
-    Containers with nothing to change are returned as they are, so a body built
-    from plain JSON data is the same objects as before.
-    """
-    if isinstance(value, dict):
-        out: dict[Any, Any] | None = None
-        for k, v in value.items():
-            p = _plain(v)
-            if p is not v:
-                if out is None:
-                    out = dict(value)
-                out[k] = p
-        return value if out is None else out
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        items = [_plain(v) for v in value]
-        if all(a is b for a, b in zip(items, value, strict=True)):
-            return value
-        return items if isinstance(value, list) else tuple(items)
-    return value
-
-
 def _dumps(value: Any) -> str:
     """Strict JSON (no NaN or Infinity, which no provider parses)."""
     return json.dumps(value, ensure_ascii=False, allow_nan=False)
@@ -111,7 +87,7 @@ def _dumps(value: Any) -> str:
 def _json_value(dialect: ProviderDialect, field: str, value: Any) -> Any:
     """``value`` as plain JSON data, or ``InvalidRequest`` naming ``field``."""
     try:
-        plain = _plain(value)
+        plain = thawed(value)
         _dumps(plain)
     except (TypeError, ValueError, RecursionError) as exc:
         raise _invalid(dialect, field, _not_json(exc)) from None
@@ -167,7 +143,7 @@ def _check_arguments(dialect: ProviderDialect, field: str, raw: object) -> str:
     else:
         raise _invalid(dialect, field, f"must be a mapping or JSON object text, got {_kind(raw)}")
     try:
-        return _dumps(_plain(dict(args)))
+        return _dumps(thawed(dict(args)))
     except (TypeError, ValueError, RecursionError) as exc:
         raise _invalid(dialect, field, _not_json(exc)) from None
 
@@ -654,7 +630,7 @@ def _reasoning(effort: object, dialect: ProviderDialect, model: str) -> tuple[st
             f"{effort!r} is not accepted by {dialect.name} for model {model!r}; "
             f"accepted: {', '.join(control.efforts)}",
         )
-    return control.param, _plain(control.values[effort])
+    return control.param, thawed(control.values[effort])
 
 
 _SCHEMA_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")

@@ -38,6 +38,7 @@ from provider_impl.errors import (
     Overloaded,
     RateLimited,
     RequestTimeout,
+    UsageError,
 )
 
 __all__ = ["CallPolicy", "CallState", "is_retryable"]
@@ -62,7 +63,7 @@ def _check_limit(label: str, value: float | None) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{label} must be a positive number of seconds or None, got {value!r}")
+        raise UsageError(f"{label} must be a positive number of seconds or None, got {value!r}")
     return None if math.isinf(value) else float(value)
 
 
@@ -88,13 +89,13 @@ class CallPolicy:
             or isinstance(self.max_retries, bool)
             or self.max_retries < 0
         ):
-            raise ValueError(
+            raise UsageError(
                 f"max_retries must be a non-negative integer, got {self.max_retries!r}"
             )
         for label in ("backoff_base", "backoff_max", "max_retry_wait"):
             value = getattr(self, label)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
-                raise ValueError(f"{label} must be a non-negative number, got {value!r}")
+                raise UsageError(f"{label} must be a non-negative number, got {value!r}")
         object.__setattr__(self, "idle_timeout", _check_limit("idle_timeout", self.idle_timeout))
         object.__setattr__(self, "total_timeout", _check_limit("total_timeout", self.total_timeout))
 

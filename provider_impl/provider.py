@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar
 import httpx
 
 from provider_impl.body import ACCEPT_ENCODING, DEFAULT_MAX_BODY_BYTES, ContentDecoder
+from provider_impl.classify import classify_error
 from provider_impl.dialects import (
     CLAUDE_SUBSCRIPTION,
     GEMINI,
@@ -45,10 +46,8 @@ from provider_impl.dialects import (
     OPENROUTER,
     ProviderCapabilities,
     ProviderDialect,
-    get_dialect,
 )
 from provider_impl.errors import (
-    AuthenticationFailed,
     ConnectionFailed,
     DeserializationError,
     ErrorKind,
@@ -57,7 +56,7 @@ from provider_impl.errors import (
     ResponseTooLarge,
     StreamError,
     TransportError,
-    classify_error,
+    UsageError,
 )
 from provider_impl.events import Connected, MessageStart, StreamEvent
 from provider_impl.payload import build_payload
@@ -94,7 +93,6 @@ __all__ = [
     "CustomOptions",
     "OpenAiCompatibleProvider",
     "ProviderOptions",
-    "resolve_dialect",
 ]
 
 logger = logging.getLogger("provider_impl")
@@ -168,19 +166,6 @@ def _default_ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def resolve_dialect(provider: str | ProviderDialect | OpenAiCompatibleProvider) -> ProviderDialect:
-    """A dialect from a name, a dialect or a provider instance."""
-    if isinstance(provider, ProviderDialect):
-        return provider
-    if isinstance(provider, OpenAiCompatibleProvider):
-        return provider.dialect
-    if isinstance(provider, str):
-        return get_dialect(provider)
-    raise TypeError(
-        f"provider must be a name, a ProviderDialect or a provider, not {type(provider).__name__}"
-    )
-
-
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
@@ -189,9 +174,9 @@ def _checked_headers(headers: Mapping[str, str]) -> dict[str, str]:
     out = {}
     for name, value in headers.items():
         if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
-            raise ValueError(f"extra header name {name!r} is not a valid HTTP token")
+            raise UsageError(f"extra header name {name!r} is not a valid HTTP token")
         if not isinstance(value, str) or not value.isascii() or not value.isprintable():
-            raise ValueError(f"extra header {name!r} needs a printable ASCII string value")
+            raise UsageError(f"extra header {name!r} needs a printable ASCII string value")
         out[name] = value
     return out
 
@@ -260,15 +245,15 @@ class OpenAiCompatibleProvider:
         if not isinstance(dialect, ProviderDialect):
             raise TypeError("dialect must be a ProviderDialect")
         if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
-            raise ValueError(f"max_retries must be a non-negative integer, got {max_retries!r}")
+            raise UsageError(f"max_retries must be a non-negative integer, got {max_retries!r}")
         if max_frame_bytes < 1:
-            raise ValueError("max_frame_bytes must be positive")
+            raise UsageError("max_frame_bytes must be positive")
         if (
             not isinstance(max_body_bytes, int)
             or isinstance(max_body_bytes, bool)
             or max_body_bytes < 1
         ):
-            raise ValueError(f"max_body_bytes must be a positive integer, got {max_body_bytes!r}")
+            raise UsageError(f"max_body_bytes must be a positive integer, got {max_body_bytes!r}")
         key = api_key
         if key is None and dialect.api_key_env:
             key = os.environ.get(dialect.api_key_env) or None
@@ -280,8 +265,8 @@ class OpenAiCompatibleProvider:
                 if dialect.api_key_env
                 else "pass api_key="
             )
-            raise AuthenticationFailed(
-                f"no API key for {dialect.name}: {where}", provider=dialect.name
+            raise UsageError(
+                f"no API key for {dialect.name}: {where}", provider=dialect.name, field="api_key"
             )
         if not isinstance(key, str):
             raise TypeError(f"api_key must be a str, not {type(key).__name__}")
@@ -289,10 +274,11 @@ class OpenAiCompatibleProvider:
         # ASCII, or the HTTP layer rejects the header and echoes the key in its error.
         key = key.strip()
         if not key or not key.isascii() or not key.isprintable():
-            raise AuthenticationFailed(
+            raise UsageError(
                 f"the API key for {dialect.name} is empty or holds whitespace, control or "
                 "non-ASCII characters",
                 provider=dialect.name,
+                field="api_key",
             )
         for label, value in (
             ("backoff_base", backoff_base),
@@ -300,13 +286,13 @@ class OpenAiCompatibleProvider:
             ("max_retry_wait", max_retry_wait),
         ):
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
-                raise ValueError(f"{label} must be a non-negative number, got {value!r}")
+                raise UsageError(f"{label} must be a non-negative number, got {value!r}")
         self._dialect = dialect
         self._key = _Secret(key)
         self._model = model or dialect.default_model
         url = (base_url or dialect.base_url).rstrip("/")
         if not url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url must start with http:// or https://, got {url!r}")
+            raise UsageError(f"base_url must start with http:// or https://, got {url!r}")
         self._base_url = url
         self._url = url + "/chat/completions"
         try:
@@ -489,7 +475,7 @@ class OpenAiCompatibleProvider:
         ):
             resolved = httpx.Timeout(float(timeout), connect=min(float(timeout), 10.0))
         else:
-            raise ValueError(
+            raise UsageError(
                 f"timeout must be a positive number of seconds or an httpx.Timeout, got {timeout!r}"
             )
         if headers is not None and not isinstance(headers, Mapping):
@@ -537,8 +523,7 @@ class OpenAiCompatibleProvider:
             response.status_code,
             response.headers,
             body,
-            provider=self.name,
-            error_codes=self._dialect.error_codes,
+            self._dialect,
             redact=self._redact,
         )
 
@@ -629,7 +614,7 @@ class OpenAiCompatibleProvider:
         decoder, read = _body_reader(response)
         # The per-chunk loop: what _deliver does, inlined, and one step object reused.
         inflate = None if decoder.identity else decoder.feed
-        feed = parser.feed_list
+        receive, take = parser.receive_data, parser.next_events
         emit = _Emit([])
         clock = time.monotonic
         while True:
@@ -641,8 +626,8 @@ class OpenAiCompatibleProvider:
             if not chunk:
                 break
             for piece in (chunk,) if inflate is None else inflate(chunk):
-                events, error = feed(piece)
-                if events:
+                receive(piece)
+                while events := take():  # raises after the events before it
                     emit.events = events
                     if type(events[-1]) not in _NOT_CONTENT_TYPES or _has_content(events):
                         yield emit
@@ -651,18 +636,15 @@ class OpenAiCompatibleProvider:
                         started = clock()
                         yield emit
                         state.extend(clock() - started)
-                if error is not None:
-                    raise error
                 if parser.done:
                     return None
             if state.passed():
                 expired = state.timeout_error(self.name)
                 if expired is not None:
                     raise expired
-        events, error = _drain(parser.end())
-        yield from self._deliver(state, events)
-        if error is not None:
-            raise error
+        parser.receive_data(b"")
+        while events := parser.next_events():
+            yield from self._deliver(state, events)
         return None
 
     def _deliver(self, state: CallState, events: list[StreamEvent]) -> _Logic:
@@ -1122,17 +1104,6 @@ def _body_reader(response: httpx.Response) -> tuple[ContentDecoder, _Read]:
 def _has_content(events: list[StreamEvent]) -> bool:
     """Whether any of ``events`` is content (restarts the idle clock)."""
     return any(type(event) not in _NOT_CONTENT_TYPES for event in events)
-
-
-def _drain(events: Iterator[StreamEvent]) -> tuple[list[StreamEvent], LlmError | None]:
-    """The parser's events, and the error it raised after them (if any)."""
-    out: list[StreamEvent] = []
-    try:
-        for event in events:
-            out.append(event)
-    except LlmError as err:
-        return out, err
-    return out, None
 
 
 def _sync_reader(response: httpx.Response, raw: bool) -> Iterator[bytes]:

@@ -218,13 +218,14 @@ def _provider_emulator() -> Iterator[Callable[[], Emulator]]:
 
 def _stale(provider: str, scenario: Scenario, cassette: Path) -> bool:
     """Whether the cassette's first request is no longer what the client would send."""
-    from provider_impl.harness import load_exchanges, provider_for
+    from provider_impl.harness import load_exchanges
+    from provider_impl.turns import scenario_client
 
     try:
         recorded = load_exchanges(cassette)[0].request_body
     except (OSError, ValueError):
         return True
-    built = provider_for(provider, scenario).build_request(
+    built = scenario_client(provider, scenario).build_request(
         scenario.request_for(provider), stream=scenario.stream
     )
     return bool(recorded != built)

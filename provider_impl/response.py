@@ -7,11 +7,12 @@ import dataclasses
 import json
 import math
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from provider_impl.adapter import StreamAdapter
-from provider_impl.dialects import ProviderDialect
-from provider_impl.errors import DeserializationError, classify_error
+from provider_impl.adapter import events_of_reply
+from provider_impl.classify import classify_error
+from provider_impl.dialects import HasDialect, ProviderDialect, resolve_dialect
+from provider_impl.errors import DeserializationError
 from provider_impl.events import (
     ContentBlockStart,
     MessageDelta,
@@ -21,7 +22,6 @@ from provider_impl.events import (
     ThinkingDelta,
     ToolUseComplete,
 )
-from provider_impl.sse import ServerSentEvent
 from provider_impl.types import (
     Choice,
     CompletionRequest,
@@ -31,9 +31,6 @@ from provider_impl.types import (
     ToolCall,
     Usage,
 )
-
-if TYPE_CHECKING:  # the provider module imports this one
-    from provider_impl.provider import OpenAiCompatibleProvider
 
 __all__ = [
     "decode_response",
@@ -170,7 +167,7 @@ def _wants_json(request: CompletionRequest) -> bool:
 
 def decode_response(
     body: bytes | bytearray | memoryview | str | Mapping[str, Any] | list[Any],
-    provider: str | ProviderDialect | OpenAiCompatibleProvider,
+    provider: str | ProviderDialect | HasDialect,
 ) -> CompletionResponse:
     """Decode a captured non-streaming ``chat.completion`` reply, as ``complete()`` does.
 
@@ -179,8 +176,6 @@ def decode_response(
     body (``{"error": ...}``, Gemini's ``[{"error": ...}]``) raises the typed
     ``LlmError`` the client raises for it in a 2xx response.
     """
-    from provider_impl.provider import resolve_dialect
-
     dialect = resolve_dialect(provider)
     parsed: Any = body
     if isinstance(body, (bytes, bytearray, memoryview, str)):
@@ -207,7 +202,7 @@ def events_from_json(body: Any, dialect: ProviderDialect) -> list[StreamEvent]:
     if (isinstance(body, dict) and body.get("error")) or (
         isinstance(body, list) and any(isinstance(b, dict) and b.get("error") for b in body)
     ):  # Gemini's errors come as [{"error": ...}]
-        raise classify_error(200, {}, body, provider=dialect.name, error_codes=dialect.error_codes)
+        raise classify_error(200, {}, body, dialect)
     if not isinstance(body, dict):
         raise DeserializationError(
             f"the response is {type(body).__name__}, expected a JSON object",
@@ -242,7 +237,4 @@ def _events_of_choice(
         ],
         "usage": body.get("usage"),
     }
-    adapter = StreamAdapter(dialect)
-    events = adapter.feed_chunk(chunk)
-    events.extend(adapter.feed_event(ServerSentEvent("[DONE]")))
-    return events
+    return events_of_reply(chunk, dialect)

@@ -18,7 +18,16 @@ from types import MappingProxyType
 from typing import Any
 
 from provider_impl.dialects import DIALECTS, ProviderDialect, get_dialect
-from provider_impl.emulator._script import (
+from provider_impl.errors import (
+    AuthenticationFailed,
+    ContextLengthExceeded,
+    InvalidRequest,
+    LlmError,
+    Overloaded,
+    RateLimited,
+    StreamError,
+)
+from provider_impl.reply_script import (
     UNICODE_SAMPLE,
     Script,
     ToolCallSpec,
@@ -31,15 +40,6 @@ from provider_impl.emulator._script import (
     sample_arguments,
     split_words,
     stop_strings,
-)
-from provider_impl.errors import (
-    AuthenticationFailed,
-    ContextLengthExceeded,
-    InvalidRequest,
-    LlmError,
-    Overloaded,
-    RateLimited,
-    StreamError,
 )
 from provider_impl.types import (
     CompletionRequest,
@@ -348,6 +348,19 @@ _SIGNING_MODEL = {"gemini": "gemini-3-flash-preview"}
 _WEATHER_RESULT = {"get_weather": "18 degrees and sunny"}
 
 
+_ROUND_TRIP = Scenario(
+    "tool_round_trip",
+    "Two turns: a tool call, then the call sent back as it came (Gemini 3: with its "
+    "thought signature) with the tool's result; the reply uses the result.",
+    _ask("What is the weather in Paris?", tools=[WEATHER], tool_choice="auto"),
+    applies=_calls_tools,
+    model=_SIGNING_MODEL,
+    tool_results=_WEATHER_RESULT,
+    expect_stop_reason=StopReason.END_TURN,
+    reply=_round_trip_reply,
+    expect_text=("18",),
+)
+
 _SCENARIOS = (
     Scenario(
         "text",
@@ -423,29 +436,15 @@ _SCENARIOS = (
         reply=_tool_result_reply,
         expect_text=("18",),
     ),
-    Scenario(
-        "tool_round_trip",
-        "Two turns: a tool call, then the call sent back as it came (Gemini 3: with its "
-        "thought signature) with the tool's result; the reply uses the result.",
-        _ask("What is the weather in Paris?", tools=[WEATHER], tool_choice="auto"),
-        applies=_calls_tools,
-        model=_SIGNING_MODEL,
-        tool_results=_WEATHER_RESULT,
-        expect_stop_reason=StopReason.END_TURN,
-        reply=_round_trip_reply,
-        expect_text=("18",),
-    ),
-    Scenario(
-        "tool_round_trip_nonstream",
-        "The same two turns through complete().",
-        _ask("What is the weather in Paris? Use the tool.", tools=[WEATHER], tool_choice="auto"),
+    _ROUND_TRIP,
+    dataclasses.replace(
+        _ROUND_TRIP,
+        name="tool_round_trip_nonstream",
+        description="The same two turns through complete().",
+        request=_ask(
+            "What is the weather in Paris? Use the tool.", tools=[WEATHER], tool_choice="auto"
+        ),
         stream=False,
-        applies=_calls_tools,
-        model=_SIGNING_MODEL,
-        tool_results=_WEATHER_RESULT,
-        expect_stop_reason=StopReason.END_TURN,
-        reply=_round_trip_reply,
-        expect_text=("18",),
     ),
     Scenario(
         "max_tokens_length",

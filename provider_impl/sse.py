@@ -19,37 +19,44 @@ they were split into reads, the same input either decodes fully or fails at
 the same frame with the same error, whatever the split; and the decoder never
 holds more than the limit plus one read.
 
-Events completed before the oversized frame are not lost: ``feed`` returns
-them and the error is raised by the next call to ``feed`` or ``end`` (or at
-once when there are none); ``error`` shows it at once.
+One way in, one way out (the shape of h11's ``receive_data`` / ``next_event``):
+``receive_data(data)`` takes bytes in any split (``b""`` means the input is
+over: a last frame without its blank line still counts), and ``next_events()``
+returns the events completed and not yet taken, ``[]`` when it needs more
+data. Nothing is lost and nothing is lazy: after an oversized frame,
+``next_events()`` first returns the events completed before it, then raises
+the ``StreamError`` (on every later call too).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
+from provider_impl._outbox import Outbox
 from provider_impl.errors import StreamError
 
-__all__ = ["DEFAULT_MAX_FRAME_BYTES", "RawEvent", "SSEDecoder", "ServerSentEvent"]
+__all__ = ["DEFAULT_MAX_FRAME_BYTES", "SSEDecoder", "ServerSentEvent", "parse_sse"]
 
 DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024
+# WHATWG HTML, "Interpreting an event stream": one leading U+FEFF is skipped.
 _BOM = b"\xef\xbb\xbf"
 
 
-#: ``(data, event, id, retry)``: a ``ServerSentEvent``'s fields, for the hot path.
-RawEvent = tuple[str, str, str | None, int | None]
+class ServerSentEvent(NamedTuple):
+    """One dispatched event (WHATWG: the ``data`` buffer, the event type, the last
+    event ID and ``retry``). A tuple, so the decoder builds it without a call."""
 
-
-@dataclass(frozen=True, slots=True)
-class ServerSentEvent:
     data: str
     event: str = "message"
     id: str | None = None
     retry: int | None = None
 
 
-class SSEDecoder:
-    """Feed it bytes in any split; it returns the events completed so far.
+_new_event = tuple.__new__  # ServerSentEvent's fields without its Python __new__
+
+
+class SSEDecoder(Outbox[ServerSentEvent]):
+    """Bytes in any split through ``receive_data``, events out of ``next_events``.
 
     ``error_without_data``: dispatch an ``event: error`` frame that has no
     ``data:`` line (as data ``""``) instead of dropping it as the WHATWG rules
@@ -62,7 +69,7 @@ class SSEDecoder:
         "_data",
         "_data_size",
         "_empty_error",
-        "_error",
+        "_ended",
         "_event",
         "_id",
         "_max",
@@ -73,6 +80,7 @@ class SSEDecoder:
     def __init__(
         self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES, *, error_without_data: bool = False
     ) -> None:
+        super().__init__()  # _pending, _error: an oversized frame's StreamError
         self._max = max_frame_bytes
         self._empty_error = error_without_data
         self._buf = bytearray()  # the incomplete last line
@@ -80,43 +88,31 @@ class SSEDecoder:
         self._at_start = True  # one leading U+FEFF (BOM) is ignored, even if split
         self._data: list[str] = []
         self._data_size = 0  # the bytes of the pending frame's completed lines
-        self._error: StreamError | None = None  # the frame limit was passed
         self._event = ""
         self._id: str | None = None
         self._retry: int | None = None
+        self._ended = False
 
-    @property
-    def error(self) -> StreamError | None:
-        """The ``StreamError`` of an oversized frame, once one was seen; then
-        every later ``feed`` or ``end`` raises it."""
-        return self._error
-
-    def feed(self, data: bytes) -> list[ServerSentEvent]:
-        return [ServerSentEvent(*raw) for raw in self.feed_raw(data)]
-
-    def end(self) -> list[ServerSentEvent]:
-        """The input is over: a last line or frame without its blank line still counts."""
-        return [ServerSentEvent(*raw) for raw in self.end_raw()]
-
-    # The same two steps without the ``ServerSentEvent`` wrapper, for ``StreamParser``.
-
-    def feed_raw(self, data: bytes) -> list[RawEvent]:
-        """Like ``feed``, as ``(data, event, id, retry)`` tuples: nothing built per frame."""
-        if self._error is not None:
-            raise self._error
+    def receive_data(self, data: bytes) -> None:
+        """Take the next bytes of the stream; ``b""`` says the input is over."""
+        if self._error is not None or self._ended:
+            return
+        if not data:
+            self._ended = True
+            self._pending += self._frames(self._rest())
+            return
         lines = self._split(data)
-        out = self._frames(lines) if lines else []
+        if lines:
+            self._pending += self._frames(lines)
         if len(self._buf) + self._data_size > self._max and not self._at_start:
             self._overflow()  # with its incomplete last line the frame is too big
-        if self._error is not None and not out:
-            raise self._error
-        return out
 
-    def feed_lone(self, data: bytes) -> str | None:
+    def lone_data(self, data: bytes) -> str | None:
         """The data of ``data`` when it is exactly one whole ``data: ...`` frame (one
         line, then the blank line) and nothing is pending: the usual read of a
-        stream flushed frame by frame. Otherwise None, and nothing was consumed
-        (call ``feed_raw``). The result is what ``feed_raw`` would give."""
+        stream flushed frame by frame. Otherwise None, and nothing was taken (use
+        ``receive_data``). The data is what ``receive_data`` would dispatch, as a
+        ``message`` event."""
         if (
             self._buf
             or self._at_start
@@ -124,6 +120,8 @@ class SSEDecoder:
             or self._data_size
             or self._data
             or self._event
+            or self._pending
+            or self._ended
             or self._error is not None
         ):
             return None
@@ -137,14 +135,6 @@ class SSEDecoder:
         ):
             return None
         return data[6:end].decode("utf-8", "replace")
-
-    def end_raw(self) -> list[RawEvent]:
-        if self._error is not None:
-            raise self._error
-        out = self._frames(self._rest())
-        if self._error is not None and not out:
-            raise self._error
-        return out
 
     # -- the machinery ----------------------------------------------------------
 
@@ -191,19 +181,21 @@ class SSEDecoder:
         self._buf.clear()
         return [line, b""]
 
-    def _frames(self, lines: list[bytes]) -> list[RawEvent]:
-        out: list[RawEvent] = []
+    def _frames(self, lines: list[bytes]) -> list[ServerSentEvent]:
+        out: list[ServerSentEvent] = []
         size = self._data_size
         limit = self._max
         parts = self._data
+        new, cls = _new_event, ServerSentEvent  # locals: one frame each
         for raw in lines:
             if not raw:  # a blank line dispatches the frame
                 if parts:
                     data = parts[0] if len(parts) == 1 else "\n".join(parts)
-                    out.append((data, self._event or "message", self._id, self._retry))
+                    event = self._event or "message"
+                    out.append(new(cls, (data, event, self._id, self._retry)))
                     parts = self._data = []
                 elif self._event == "error" and self._empty_error:
-                    out.append(("", "error", self._id, self._retry))
+                    out.append(ServerSentEvent("", "error", self._id, self._retry))
                 self._event = ""
                 size = 0
                 continue
@@ -241,7 +233,19 @@ class SSEDecoder:
         elif name == "event":
             self._event = value
         elif name == "id":
-            if "\0" not in value:
+            if "\0" not in value:  # WHATWG: an id with U+0000 is ignored
                 self._id = value
-        elif name == "retry" and value.isascii() and value.isdigit():
+        elif name == "retry" and value.isascii() and value.isdigit():  # WHATWG: digits only
             self._retry = int(value)
+
+
+def parse_sse(body: bytes, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> list[ServerSentEvent]:
+    """Every event of a whole captured body (a last frame without its blank line
+    counts); an oversized frame raises ``StreamError``."""
+    decoder = SSEDecoder(max_frame_bytes)
+    decoder.receive_data(body)
+    decoder.receive_data(b"")
+    events: list[ServerSentEvent] = []
+    while batch := decoder.next_events():
+        events += batch
+    return events

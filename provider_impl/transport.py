@@ -25,7 +25,7 @@ from typing import Any
 import httpcore
 import httpx
 
-from provider_impl.errors import ConnectionFailed, InvalidRequest, LlmError
+from provider_impl.errors import ConnectionFailed, LlmError, UsageError
 
 __all__ = [
     "DEADLINE",
@@ -198,7 +198,7 @@ def environment_error(
     detail = f"{type(exc).__name__}: {exc}"
     err: LlmError
     if isinstance(exc, httpx.InvalidURL):
-        err = InvalidRequest(
+        err = UsageError(
             f"a URL for {provider} is malformed (base_url, or a proxy from the environment): "
             f"{detail}",
             provider=provider,
@@ -215,7 +215,7 @@ def environment_error(
             provider=provider,
         )
     elif isinstance(exc, (ValueError, TypeError)):
-        err = InvalidRequest(
+        err = UsageError(
             f"the HTTP client for {provider} cannot be configured (a proxy variable?): {detail}",
             provider=provider,
             field="proxy",

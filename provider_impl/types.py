@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from provider_impl.errors import UsageError
+
 __all__ = [
     "REASONING_EFFORTS",
     "AudioPart",
@@ -58,7 +60,7 @@ class StopReason(str, enum.Enum):
 
 
 def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+    raise UsageError(f"{name} is not JSON")
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,15 +166,15 @@ class Message:
 
     def __post_init__(self) -> None:
         if self.role not in _ROLES:
-            raise ValueError(f"Message.role must be one of {sorted(_ROLES)}, got {self.role!r}")
+            raise UsageError(f"Message.role must be one of {sorted(_ROLES)}, got {self.role!r}")
         if self.tool_calls and self.role != "assistant":
-            raise ValueError("Message.tool_calls is only allowed on assistant messages")
+            raise UsageError("Message.tool_calls is only allowed on assistant messages")
         if self.role == "tool" and not self.tool_call_id:
-            raise ValueError("a tool message needs tool_call_id")
+            raise UsageError("a tool message needs tool_call_id")
         if self.tool_call_id is not None and self.role != "tool":
-            raise ValueError("Message.tool_call_id is only allowed on tool messages")
+            raise UsageError("Message.tool_call_id is only allowed on tool messages")
         if self.reasoning is not None and self.role != "assistant":
-            raise ValueError("Message.reasoning is only allowed on assistant messages")
+            raise UsageError("Message.reasoning is only allowed on assistant messages")
 
     @classmethod
     def system(cls, content: str) -> Message:

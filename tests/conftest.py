@@ -10,6 +10,7 @@ import pytest
 from claude_proxy import ClaudeProxy, ProxyUnavailable, install_proxy
 
 from provider_impl.dialects import _REGISTRY
+from provider_impl.emulator import Emulator
 from provider_impl.provider import ASYNC_TRANSPORT_ENV
 
 # tests/test_pytest_plugin.py runs throwaway projects.
@@ -57,3 +58,17 @@ def claude_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClaudePro
         pytest.skip(f"the real Claude proxy is unavailable: {err}")
     yield proxy
     proxy.stop()
+
+
+@pytest.fixture(scope="module")
+def emu() -> Iterator[Emulator]:
+    """One loopback emulator per test module (its counters and connections stay
+    that module's)."""
+    with Emulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture(scope="module")
+def emulator(emu: Emulator) -> Emulator:
+    """``emu`` under the name some modules use."""
+    return emu

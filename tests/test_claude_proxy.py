@@ -20,7 +20,6 @@ from fake_claude_cli import MODELS
 
 from provider_impl import (
     CompletionRequest,
-    Done,
     InvalidRequest,
     LlmError,
     Message,
@@ -28,13 +27,13 @@ from provider_impl import (
     Overloaded,
     RateLimited,
     StreamError,
-    TextDelta,
     ToolCall,
     ToolDefinition,
-    get_dialect,
-    response_from_events,
 )
+from provider_impl.dialects import get_dialect
+from provider_impl.events import Done, TextDelta
 from provider_impl.invariants import check_invariants
+from provider_impl.response import response_from_events
 
 DIALECT = get_dialect("claude_subscription")
 

@@ -12,7 +12,6 @@ counted as one run.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,18 +19,13 @@ import httpx
 import pytest
 from claude_proxy import ClaudeProxy
 
-from provider_impl import LlmError, TextDelta, decode_response, decode_stream
+from provider_impl import LlmError, decode_response, decode_stream
 from provider_impl.emulator import Emulator
 from provider_impl.emulator._dialects import USAGE_LIMIT_RESET
+from provider_impl.events import TextDelta
 from provider_impl.scenarios import SCENARIO_HEADER
 
 PROVIDER = "claude_subscription"
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    with Emulator() as emu:
-        yield emu
 
 
 @dataclass(frozen=True)

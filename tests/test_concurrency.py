@@ -27,17 +27,10 @@ import httpx
 import pytest
 from transports import MODES
 
-from provider_impl import (
-    DIALECTS,
-    CompletionRequest,
-    ContentBlockStart,
-    Done,
-    Message,
-    OpenAiCompatibleProvider,
-    TextDelta,
-)
+from provider_impl import CompletionRequest, Message, OpenAiCompatibleProvider
+from provider_impl.dialects import DIALECTS
 from provider_impl.emulator import Emulator
-from provider_impl.events import StreamEvent
+from provider_impl.events import ContentBlockStart, Done, StreamEvent, TextDelta
 from provider_impl.invariants import check_invariants
 
 PROVIDERS = tuple(sorted(DIALECTS))

@@ -22,7 +22,7 @@ import pytest
 from syrupy.data import SnapshotCollection
 from syrupy.extensions.amber.serializer import AmberDataSerializer
 
-from provider_impl.harness import RecordedExchange, decode_recorded, load_exchange
+from provider_impl.harness import RecordedExchange, decode_recorded, load_exchange, rechunk_splits
 from provider_impl.schemas import schema_errors
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -186,3 +186,13 @@ def test_the_conformance_command_fails_exactly_the_damaged_cells(tmp_path: Path)
     junit = (tmp_path / "junit.xml").read_text()
     assert "<failure" in junit and "mistral-tool_call" in junit
     assert "FAIL" in proc.stdout  # the printed matrix marks the damaged cells
+
+
+# -- the harness's re-chunking -----------------------------------------------------------
+
+
+def test_rechunk_splits_of_tiny_bodies() -> None:
+    assert rechunk_splits(b"") == [[b""]]
+    assert rechunk_splits(b"x") == [[b"x"]]
+    for pieces in rechunk_splits(b"data: x\n\n", seed=3):
+        assert b"".join(pieces) == b"data: x\n\n"

@@ -7,8 +7,9 @@ from datetime import date
 
 import pytest
 
-from provider_impl import COST_TABLE, DIALECTS, CostEstimate, ModelCost, Usage, estimate_cost
-from provider_impl.costs import lookup_cost
+from provider_impl import OpenAiCompatibleProvider, Usage
+from provider_impl.costs import COST_TABLE, CostEstimate, ModelCost, estimate_cost, lookup_cost
+from provider_impl.dialects import DIALECTS
 
 REQUIRED = {
     "anthropic:claude-sonnet-4-20250514": (3.0, 15.0),
@@ -238,3 +239,24 @@ def test_estimate_is_a_float_that_names_its_source(no_package: None) -> None:
     assert isinstance(cost, float) and isinstance(cost, CostEstimate)
     assert cost.source == f"table {COST_TABLE['mistral:mistral-large-latest'].as_of}"
     assert "source=" in repr(cost)
+
+
+# -- pricing through a dialect or a provider ---------------------------------------------
+
+
+def test_costs_through_a_dialect_or_a_provider() -> None:
+    usage = Usage(input_tokens=1_000_000, output_tokens=1_000_000)
+    claude = OpenAiCompatibleProvider.claude_subscription()
+    by_name = estimate_cost(usage, "anthropic", claude.model)
+    assert by_name == pytest.approx(18.0)
+    assert estimate_cost(usage, claude, claude.model) == by_name
+    assert estimate_cost(usage, claude.dialect, claude.model) == by_name
+    assert estimate_cost(usage, "claude_subscription", claude.model) == by_name
+    custom = OpenAiCompatibleProvider.custom(
+        name="gateway", base_url="http://127.0.0.1:9/v1", default_model="gpt-4o",
+        cost_provider="openai", api_key="gateway-key-1234",
+    )  # fmt: skip
+    assert estimate_cost(usage, custom, "gpt-4o") == pytest.approx(12.5)
+    assert estimate_cost(usage, "gateway", "gpt-4o") is None
+    with pytest.raises(TypeError):
+        estimate_cost(usage, 3.14, "gpt-4o")

@@ -25,37 +25,27 @@ import pytest
 from transports import MODES
 
 from provider_impl import (
-    DIALECTS,
     CompletionRequest,
-    ConnectionFailed,
     DeserializationError,
-    Done,
     InvalidRequest,
     LlmError,
     Message,
     OpenAiCompatibleProvider,
     RateLimited,
-    RequestTimeout,
-    ResponseTooLarge,
     StreamError,
-    TextDelta,
 )
 from provider_impl.body import PIECE_BYTES, ContentDecoder
+from provider_impl.dialects import DIALECTS
 from provider_impl.emulator import Emulator
 from provider_impl.emulator._server import _gzip_bomb
-from provider_impl.events import StreamEvent
+from provider_impl.errors import ConnectionFailed, RequestTimeout, ResponseTooLarge
+from provider_impl.events import Done, StreamEvent, TextDelta
 from provider_impl.policy import CallPolicy
 from provider_impl.provider import _default_ssl_context
 
 KEY = "sk-test-deadlines-0123456789"
 BOUND = 4.0  # the bound for a typed error with timeout=1
 MIB = 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    with Emulator() as emulator:
-        yield emulator
 
 
 def _request(words: int = 2) -> CompletionRequest:

@@ -41,12 +41,6 @@ def _keys(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.setenv(dialect.api_key_env, "drift-test-key-0123456789")
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    with Emulator() as emu:
-        yield emu
-
-
 def _run(emu: Emulator, provider: str, *extra: str) -> int:
     base = ["--provider", provider, "--base-url", emu.base_url(provider)]
     return main(["drift", *base, "--cassette-dir", str(CASSETTES), *extra])

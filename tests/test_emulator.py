@@ -54,12 +54,6 @@ TIME_TOOL: dict[str, Any] = {
 WEATHER_ARGS = {"city": "Paris", "days": 3, "metric": True, "tags": [], "extra": {}}
 
 
-@pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    with Emulator() as emulator:
-        yield emulator
-
-
 @pytest.fixture()
 def client() -> Iterator[httpx.Client]:
     with httpx.Client(timeout=10) as c:
@@ -75,6 +69,16 @@ def quiet_reset(emu: Emulator) -> None:
             break
         time.sleep(0.01)
     emu.reset_stats()
+
+
+def settled_stats(emu: Emulator, timeout: float = 3.0, **expected: int) -> dict[str, int]:
+    """The counters once they show ``expected`` (or after ``timeout`` seconds, as they are)."""
+    deadline = time.monotonic() + timeout
+    snap = emu.stats.snapshot()
+    while any(snap[k] != v for k, v in expected.items()) and time.monotonic() < deadline:
+        time.sleep(0.005)
+        snap = emu.stats.snapshot()
+    return snap
 
 
 def body_for(provider: str, text: str = "hello there world", **extra: Any) -> dict[str, Any]:
@@ -740,7 +744,9 @@ def test_keep_alive_and_chunked_request_body(emu: Emulator) -> None:
             headers=AUTH,
         )
         assert "Echo: chunked body" in stream_text(parse_sse(r.text)[0])
-    stats = emu.stats.snapshot()
+    # The server counts a stream as completed after its last write returns, which
+    # can be after the client has read that last byte: wait for the count, bounded.
+    stats = settled_stats(emu, streams_completed=4)
     assert stats["connections_opened"] == 1 and stats["requests"] == 4
     assert stats["streams_completed"] == 4
 

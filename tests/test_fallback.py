@@ -11,43 +11,37 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from provider_impl import (
-    COST_TABLE,
-    DIALECTS,
-    CircuitBreaker,
     CompletionRequest,
     CompletionResponse,
-    Connected,
     ContextLengthExceeded,
-    FallbackBudgetExceeded,
     FallbackProvider,
     InvalidRequest,
     LlmError,
     Message,
-    NoProviderAvailable,
     OpenAiCompatibleProvider,
-    ProviderSwitched,
     RateLimited,
-    RequestTimeout,
-    TextDelta,
-    response_from_events,
 )
+from provider_impl.costs import COST_TABLE
+from provider_impl.dialects import DIALECTS
 from provider_impl.emulator import Emulator
-from provider_impl.fallback import FallbackEvent
+from provider_impl.errors import RequestTimeout
+from provider_impl.events import Connected, TextDelta
+from provider_impl.fallback import (
+    CircuitBreaker,
+    FallbackBudgetExceeded,
+    FallbackEvent,
+    NoProviderAvailable,
+    ProviderSwitched,
+)
 from provider_impl.invariants import check_invariants
+from provider_impl.response import response_from_events
 
 MODES = ("sync", "async")
-
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    with Emulator() as emulator:
-        yield emulator
 
 
 class Clock:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -23,33 +23,24 @@ import pytest
 from transports import MODES
 
 from provider_impl import (
-    DIALECTS,
     CompletionRequest,
-    ConnectionFailed,
-    Done,
     LlmError,
     Message,
     OpenAiCompatibleProvider,
     Overloaded,
     RateLimited,
-    RequestTimeout,
     StreamError,
-    TextDelta,
 )
+from provider_impl.dialects import DIALECTS
 from provider_impl.emulator import Emulator
-from provider_impl.events import StreamEvent
+from provider_impl.errors import ConnectionFailed, RequestTimeout
+from provider_impl.events import Done, StreamEvent, TextDelta
 from provider_impl.invariants import check_invariants
 
 PROVIDERS = tuple(sorted(DIALECTS))
 READ_TIMEOUT = 0.5
 # Upper margin for timing on a loaded 2-core machine; lower bounds stay exact.
 MARGIN = 2.0
-
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    with Emulator() as emulator:
-        yield emulator
 
 
 def _request(words: int = 12) -> CompletionRequest:

@@ -21,18 +21,12 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from wire import drain, end, feed
 
-from provider_impl import (
-    DIALECTS,
-    CompletionRequest,
-    Done,
-    Message,
-    OpenAiCompatibleProvider,
-    TextDelta,
-    decode_stream,
-)
+from provider_impl import CompletionRequest, Message, OpenAiCompatibleProvider, decode_stream
+from provider_impl.dialects import DIALECTS
 from provider_impl.errors import LlmError, StreamError
-from provider_impl.events import Connected
+from provider_impl.events import Connected, Done, TextDelta
 from provider_impl.sse import DEFAULT_MAX_FRAME_BYTES, ServerSentEvent, SSEDecoder
 from provider_impl.stream import StreamParser
 
@@ -72,10 +66,10 @@ def sse_outcome(pieces: Iterable[bytes], limit: int, *, check_memory: bool = Tru
     events: list[ServerSentEvent] = []
     try:
         for piece in pieces:
-            events.extend(dec.feed(piece))
+            events.extend(feed(dec, piece))
             if check_memory:  # never more held than the limit (the BOM aside)
                 assert len(dec._buf) + dec._data_size <= limit + len(BOM)
-        events.extend(dec.end())
+        events.extend(end(dec))
     except StreamError as err:
         return events, (type(err).__name__, str(err))
     return events, None
@@ -86,14 +80,12 @@ def parser_outcome(pieces: Iterable[bytes], limit: int, provider: str = "openai"
     parser = StreamParser(DIALECTS[provider], limit)
     events: list[Any] = []
     try:
-        for piece in pieces:
-            for ev in parser.feed(piece):
-                events.append(ev)
+        for piece in [*(p for p in pieces if p), b""]:  # b"": the end of the body
+            parser.receive_data(piece)
+            while batch := parser.next_events():
+                events += batch
             if parser.done:
                 break
-        else:
-            for ev in parser.end():
-                events.append(ev)
     except LlmError as err:
         return [e.to_dict() for e in events], (type(err).__name__, str(err))
     return [e.to_dict() for e in events], None
@@ -329,13 +321,12 @@ def test_a_good_frame_then_an_oversized_one_gives_the_text_first() -> None:
 
 def test_decoder_returns_the_events_first_and_raises_on_the_next_call() -> None:
     dec = SSEDecoder(100)
-    assert [e.data for e in dec.feed(b"data: a\n\ndata: " + b"z" * 200)] == ["a"]
-    assert isinstance(dec.error, StreamError)
+    assert [e.data for e in feed(dec, b"data: a\n\ndata: " + b"z" * 200)] == ["a"]
     with pytest.raises(StreamError) as first:
-        dec.feed(b"more")
+        feed(dec, b"more")
     with pytest.raises(StreamError) as second:
-        dec.end()
-    assert first.value is second.value is dec.error
+        end(dec)
+    assert first.value is second.value
     # Nothing of the refused frame is kept.
     assert len(dec._buf) == 0 and dec._data_size == 0
 
@@ -349,7 +340,7 @@ def test_done_before_an_oversized_frame_in_the_same_read_is_a_clean_end(end: byt
     assert whole[1] is None and whole[0][-1] == Done().to_dict()
     assert parser_outcome(byte_by_byte(body), 100) == whole
     parser = StreamParser(DIALECTS["openai"], 100)
-    list(parser.feed(body))
+    drain(parser, body)
     assert parser.done
     assert len(parser._sse._buf) + parser._sse._data_size <= 100
 
@@ -391,11 +382,11 @@ def test_the_providers_stream_delivers_the_text_before_the_error() -> None:
 
 def test_the_decoder_keeps_the_whatwg_rule_unless_asked() -> None:
     body = b"event: error\n\ndata: x\n\n"
-    assert [(e.event, e.data) for e in SSEDecoder().feed(body)] == [("message", "x")]
+    assert [(e.event, e.data) for e in feed(SSEDecoder(), body)] == [("message", "x")]
     dec = SSEDecoder(error_without_data=True)
-    assert dec.feed(body) == [ServerSentEvent("", "error"), ServerSentEvent("x")]
+    assert feed(dec, body) == [ServerSentEvent("", "error"), ServerSentEvent("x")]
     # Only an error frame: other data-less frames are still not dispatched.
-    assert SSEDecoder(error_without_data=True).feed(b"event: ping\n\n: c\n\n") == []
+    assert feed(SSEDecoder(error_without_data=True), b"event: ping\n\n: c\n\n") == []
 
 
 @pytest.mark.parametrize(

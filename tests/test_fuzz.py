@@ -1,6 +1,5 @@
-"""Fuzzing the sans-I/O core: ``SSEDecoder``, ``StreamAdapter.feed_chunk`` /
-``feed_event``, ``StreamParser``/``decode_stream`` for every provider, and
-``classify_error``.
+"""Fuzzing the sans-I/O core: ``SSEDecoder``, ``StreamAdapter``, ``events_of_reply``,
+``StreamParser``/``decode_stream`` for every provider, and ``classify_error``.
 
 The oracle (tests/fuzz/engine.py): only ``LlmError`` subclasses escape; with a
 small ``max_frame_bytes`` no unterminated line longer than the limit is ever
@@ -49,8 +48,12 @@ from fuzz.engine import (
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from wire import drain
 
-from provider_impl import DIALECTS, StreamAdapter, classify_error, decode_stream
+from provider_impl import decode_stream
+from provider_impl.adapter import StreamAdapter
+from provider_impl.classify import classify_error
+from provider_impl.dialects import DIALECTS
 from provider_impl.errors import DeserializationError, LlmError, RateLimited, StreamError
 from provider_impl.invariants import check_invariants
 from provider_impl.sse import ServerSentEvent
@@ -173,15 +176,60 @@ def test_adapter_takes_any_json_values(chunks: list[Any], provider: str) -> None
         check_events(provider, [ServerSentEvent(json.dumps(c), "error") for c in chunks[:1]])
 
 
+# Error-shaped JSON (the keys the classifier reads) and retry/request-id headers.
+_ERROR_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "error",
+                    "message",
+                    "code",
+                    "type",
+                    "status",
+                    "details",
+                    "detail",
+                    "loc",
+                    "msg",
+                    "retryDelay",
+                    "reason",
+                    "request_id",
+                    "object",
+                ]
+            )
+            | st.text(max_size=5),
+            inner,
+            max_size=5,
+        )
+    ),
+    max_leaves=20,
+)
+_ERROR_HEADERS = st.dictionaries(
+    st.sampled_from(
+        ["retry-after", "retry-after-ms", "Retry-After", "x-request-id", "request-id", "cf-ray"]
+    ),
+    st.text(max_size=40)
+    | st.sampled_from(
+        [
+            "1",
+            "-1",
+            "nan",
+            "inf",
+            "1e999",
+            "Wed, 21 Oct 2015 07:28:00 GMT",
+            "Mon, 99 Foo 99999 99:99:99 GMT",
+        ]
+    ),
+)
+
+
 @settings(FUZZ, max_examples=200)
 @given(
     status=st.one_of(st.none(), st.integers(-1, 999)),
-    headers=st.dictionaries(
-        st.sampled_from(["retry-after", "Retry-After", "retry-after-ms", "x-request-id"]),
-        st.text(max_size=30),
-        max_size=3,
-    ),
-    body=_json,
+    headers=_ERROR_HEADERS,
+    body=_json | _ERROR_JSON,
     form=st.sampled_from(["parsed", "text", "bytes"]),
     provider=st.sampled_from(PROVIDERS),
 )
@@ -275,7 +323,7 @@ def test_an_enormous_line_is_refused_in_bounded_memory(provider: str) -> None:
         with pytest.raises(StreamError, match="limit"):
             for data in _enormous(64 << 20, piece):
                 fed += len(data)
-                list(parser.feed(data))
+                drain(parser, data)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -296,7 +344,7 @@ def test_a_frame_that_never_ends_is_refused(unit: bytes) -> None:
     with pytest.raises(StreamError):
         for _ in range(1_000_000):
             fed += len(unit)
-            list(parser.feed(unit))
+            drain(parser, unit)
     # The limit counts each line's bytes, not its line end.
     assert fed <= limit * len(unit) / (len(unit) - 1) + 2 * len(unit)
 
@@ -307,7 +355,7 @@ def test_comments_and_blank_lines_do_not_accumulate() -> None:
     tracemalloc.start()
     try:
         for _ in range(20_000):
-            assert list(parser.feed(b": keep-alive\n\n")) == []
+            assert drain(parser, b": keep-alive\n\n") == []
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -391,14 +439,17 @@ def test_invalid_utf8_and_lone_surrogates_in_frames() -> None:
         run_decode_stream(provider, [escaped, b"data: [DONE]\n\n"])
 
 
-def test_feed_event_and_feed_chunk_reject_non_objects_with_a_typed_error() -> None:
-    adapter = StreamAdapter(DIALECTS["openai"])
+def test_the_adapter_refuses_frames_that_are_not_objects_with_a_typed_error() -> None:
     for value in (None, 1, "x", [1], [[]], 1.5, True):
+        adapter = StreamAdapter(DIALECTS["openai"])
+        adapter.receive_event(ServerSentEvent(json.dumps(value)))
         with pytest.raises(DeserializationError):
-            adapter.feed_chunk(value)
+            adapter.next_events()
     for data in ("null", "1", '"x"', "[1]", "{", "NaN"):
+        adapter = StreamAdapter(DIALECTS["gemini"])
+        adapter.receive_event(ServerSentEvent(data))
         with pytest.raises(LlmError):
-            StreamAdapter(DIALECTS["gemini"]).feed_event(ServerSentEvent(data))
+            adapter.next_events()
     with pytest.raises(StreamError, match="truncated"):  # an empty body is no clean end
         list(decode_stream(b"", "mistral"))
 

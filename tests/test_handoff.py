@@ -6,25 +6,22 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from provider_impl import (
-    DIALECTS,
     CompletionRequest,
     InvalidRequest,
     Message,
     OpenAiCompatibleProvider,
     ToolCall,
     ToolDefinition,
-    hand_off,
-    hand_off_request,
 )
 from provider_impl.dialect_file import dialect_from_toml, dialect_to_toml
-from provider_impl.dialects import CLAUDE_SUBSCRIPTION, GEMINI, GLM, MISTRAL, OPENAI
+from provider_impl.dialects import CLAUDE_SUBSCRIPTION, DIALECTS, GEMINI, GLM, MISTRAL, OPENAI
 from provider_impl.emulator import Emulator
+from provider_impl.handoff import hand_off, hand_off_request
 from provider_impl.schemas import schema_errors
 
 WEATHER = ToolDefinition("get_weather", "Weather.", {"type": "object", "properties": {}})
@@ -132,12 +129,6 @@ def test_tool_call_id_format_survives_a_dialect_file() -> None:
     assert dialect_from_toml(dialect_to_toml(GEMINI)).foreign_thought_signature == (
         GEMINI.foreign_thought_signature
     )
-
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    with Emulator() as emulator:
-        yield emulator
 
 
 def test_the_emulated_mistral_refuses_other_ids_as_mistral_does(emu: Emulator) -> None:

@@ -10,23 +10,17 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from provider_impl import (
-    ContextLengthExceeded,
-    OpenAiCompatibleProvider,
-    RateLimited,
-    StreamError,
-    ThinkingDelta,
-    classify_error,
-)
+from provider_impl import ContextLengthExceeded, OpenAiCompatibleProvider, RateLimited, StreamError
+from provider_impl.classify import classify_error
 from provider_impl.dialects import BUILTIN, get_dialect
 from provider_impl.emulator import Emulator
+from provider_impl.events import ThinkingDelta
 from provider_impl.harness import RecordedExchange, decode_recorded, load_exchange
 from provider_impl.response import response_from_events
 from provider_impl.scenarios import SCENARIO_HEADER, get_scenario
@@ -107,12 +101,6 @@ def real_keys() -> Keys:
         else:
             _reply_keys(json.loads(ex.body), keys)
     return keys
-
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    with Emulator() as emulator:
-        yield emulator
 
 
 def _emulated(emu: Emulator, scenario: str, *, stream: bool) -> httpx.Response:
@@ -422,7 +410,7 @@ def test_openrouter_context_errors_give_their_numbers() -> None:
             "code": 400,
         }
     }
-    err = classify_error(400, {}, body, provider="openrouter")
+    err = classify_error(400, {}, body, get_dialect("openrouter"))
     assert isinstance(err, ContextLengthExceeded)
     assert (err.max_tokens, err.requested_tokens) == (32768, 36397)
 

@@ -13,15 +13,15 @@ import httpx
 import pytest
 
 from provider_impl import (
-    DIALECTS,
     CompletionRequest,
     InvalidRequest,
     Message,
     OpenAiCompatibleProvider,
     ToolCall,
     ToolDefinition,
-    get_dialect,
 )
+from provider_impl.dialects import DIALECTS, get_dialect
+from provider_impl.payload import build_payload
 
 FACTORIES: dict[str, Callable[..., OpenAiCompatibleProvider]] = {
     "openai": OpenAiCompatibleProvider.openai,
@@ -640,3 +640,23 @@ async def test_a_prompt_over_the_argument_limit_is_refused_before_io(name: str) 
     with pytest.raises(InvalidRequest) as info:
         provider.build_request(CompletionRequest(messages=[Message.user("a\x00b")]))
     assert "NUL" in str(info.value)
+
+
+@pytest.mark.parametrize("name", sorted(DIALECTS))
+@pytest.mark.parametrize("flag", [True, False])
+def test_the_builder_follows_the_stream_usage_flag(name: str, flag: bool) -> None:
+    """``stream_usage_option`` alone decides ``stream_options``: with no forbidden
+    parameter to strip it again (Mistral forbids stream_options, which would hide a
+    builder that ignored the flag), a streaming body carries it exactly when the
+    flag is set, and a whole-reply body never."""
+    dialect = dataclasses.replace(
+        DIALECTS[name], stream_usage_option=flag, forbidden_params=frozenset()
+    )
+    request = CompletionRequest(messages=[Message.user("Hi")], max_tokens=5)
+    model = dialect.default_model
+    streaming = build_payload(request, dialect, model, stream=True)
+    if flag:
+        assert streaming["stream_options"] == {"include_usage": True}
+    else:
+        assert "stream_options" not in streaming
+    assert "stream_options" not in build_payload(request, dialect, model, stream=False)

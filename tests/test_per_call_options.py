@@ -19,8 +19,8 @@ from provider_impl import (
     OpenAiCompatibleProvider,
     ResponseFormat,
     ToolDefinition,
-    response_from_events,
 )
+from provider_impl.response import response_from_events
 
 TOOL = ToolDefinition("get_weather", "Weather.", {"type": "object", "properties": {}})
 

@@ -23,6 +23,8 @@ from wire import (
     collected_text,
     collected_thinking,
     dicts,
+    end,
+    feed,
     of_type,
     splits,
     stop_of,
@@ -30,16 +32,9 @@ from wire import (
     usage_of,
 )
 
-from provider_impl import (
-    DIALECTS,
-    Done,
-    LlmError,
-    MessageDelta,
-    StopReason,
-    StreamError,
-    Usage,
-    decode_stream,
-)
+from provider_impl import LlmError, StopReason, StreamError, Usage, decode_stream
+from provider_impl.dialects import DIALECTS
+from provider_impl.events import Done, MessageDelta
 from provider_impl.sse import SSEDecoder
 
 STYLES = ["openai", "gemini", "mistral", "glm", "claude"]
@@ -503,6 +498,6 @@ def test_sse_frames_survive_any_split(
         dec = SSEDecoder()
         got = []
         for p in pieces:
-            got += dec.feed(p)
-        got += dec.end()
+            got += feed(dec, p)
+        got += end(dec)
         assert [(e.data, e.event) for e in got] == expected

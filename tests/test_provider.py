@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import traceback
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -17,26 +18,27 @@ from provider_impl import (
     AuthenticationFailed,
     CompletionRequest,
     CompletionResponse,
-    Connected,
-    ConnectionFailed,
     ContextLengthExceeded,
     DeserializationError,
-    Done,
     InvalidRequest,
     LlmError,
     Message,
     OpenAiCompatibleProvider,
     Overloaded,
-    ProviderCapabilities,
-    ProviderError,
     RateLimited,
-    RequestTimeout,
     StopReason,
     StreamError,
-    TextDelta,
     ToolCall,
+    TransportError,
     Usage,
 )
+from provider_impl.classify import classify_error
+from provider_impl.dialects import ProviderCapabilities
+from provider_impl.emulator import Emulator
+from provider_impl.errors import ConnectionFailed, ProviderError, RequestTimeout, UsageError
+from provider_impl.events import Connected, Done, TextDelta
+from provider_impl.invariants import check_invariants
+from provider_impl.response import response_from_events
 
 REQ = CompletionRequest(messages=[Message(role="user", content="hi")], max_tokens=50)
 MODES = ["complete", "stream", "acomplete", "astream"]
@@ -852,12 +854,12 @@ def test_missing_key_names_the_environment_variable(
     name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(ENV[name], raising=False)
-    with pytest.raises(AuthenticationFailed) as info:
+    with pytest.raises(UsageError) as info:
         FACTORIES[name]()
     assert ENV[name] in str(info.value)
     assert info.value.provider == name
     monkeypatch.setenv(ENV[name], "")
-    with pytest.raises(AuthenticationFailed):
+    with pytest.raises(UsageError):
         FACTORIES[name]()
 
 
@@ -877,7 +879,7 @@ def test_key_from_the_environment_is_sent(name: str, monkeypatch: pytest.MonkeyP
 
 def test_custom_missing_key_names_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ACME_KEY", raising=False)
-    with pytest.raises(AuthenticationFailed, match="ACME_KEY"):
+    with pytest.raises(UsageError, match="ACME_KEY"):
         OpenAiCompatibleProvider.custom(
             name="acme", base_url="https://x.test/v1", default_model="m", api_key_env="ACME_KEY"
         )
@@ -1101,3 +1103,188 @@ async def test_async_context_manager() -> None:
     assert resp.text == "Hello there"
     assert not client.is_closed
     await client.aclose()
+
+
+# -- edges: keys, refusals up front, JSON answers, event loops, retry hints ----------
+
+
+SMALL_REQ = CompletionRequest(messages=[Message.user("hi")], max_tokens=10)
+
+
+def _json_transport(status: int, body: object) -> httpx.MockTransport:
+    return httpx.MockTransport(
+        lambda request: httpx.Response(
+            status, content=json.dumps(body).encode(), headers={"content-type": "application/json"}
+        )
+    )
+
+
+def test_a_key_read_from_a_file_with_its_newline_works() -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers["authorization"])
+        return httpx.Response(
+            200,
+            json={"choices": [{"index": 0, "message": {"content": "ok"}, "finish_reason": "stop"}]},
+        )
+
+    provider = OpenAiCompatibleProvider.openai(
+        api_key="sk-test-KEYKEYKEYKEY1234\n",
+        http_client=httpx.Client(transport=httpx.MockTransport(handler)),
+    )
+    assert provider.complete(SMALL_REQ).text == "ok"
+    assert seen == ["Bearer sk-test-KEYKEYKEYKEY1234"]
+
+
+@pytest.mark.parametrize(
+    "bad", ["sk-test\nKEYKEYKEY1234", "sk-tést-KEYKEYKEY1234", "   ", "sk-\x00KEY12345678"]
+)
+def test_a_key_with_control_or_non_ascii_characters_is_refused_without_echo(bad: str) -> None:
+    with pytest.raises(UsageError) as info:
+        OpenAiCompatibleProvider.mistral(api_key=bad)
+    text = str(info.value) + "".join(traceback.format_exception(info.value))
+    if bad.strip():
+        assert bad.strip() not in text
+    assert "MISTRAL" not in text or "mistral" in text
+
+
+def test_a_malformed_request_is_not_retried() -> None:
+    calls: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        raise httpx.LocalProtocolError("Illegal header value")
+
+    provider = OpenAiCompatibleProvider.openai(
+        api_key="sk-test-KEYKEYKEYKEY1234",
+        http_client=httpx.Client(transport=httpx.MockTransport(handler)),
+    )
+    waits: list[float] = []
+    provider._sleep = waits.append
+    with pytest.raises(TransportError) as info:
+        provider.complete(SMALL_REQ)
+    assert type(info.value) is TransportError and waits == [] and calls == [1]
+
+
+@pytest.mark.parametrize(
+    "headers", [{"x-bad": "line\nbreak"}, {"bad name": "v"}, {"x-k": "caf\u00e9"}]
+)
+def test_bad_extra_headers_are_refused_up_front(headers: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match="header"):
+        OpenAiCompatibleProvider.openai(api_key="sk-test-KEYKEYKEYKEY1234", headers=headers)
+
+
+@pytest.mark.parametrize("mode", ["stream", "astream", "complete", "acomplete"])
+def test_a_200_json_error_is_the_same_typed_error_on_every_path(mode: str) -> None:
+    body = {"error": {"code": "1261", "message": "Prompt exceeds max length"}}
+    provider = OpenAiCompatibleProvider.glm(
+        api_key="test-key-123456",
+        http_client=httpx.Client(transport=_json_transport(200, body)),
+        async_http_client=httpx.AsyncClient(transport=_json_transport(200, body)),
+    )
+
+    async def run() -> None:
+        if mode == "stream":
+            list(provider.stream(SMALL_REQ))
+        elif mode == "astream":
+            [e async for e in provider.astream(SMALL_REQ)]
+        elif mode == "complete":
+            provider.complete(SMALL_REQ)
+        else:
+            await provider.acomplete(SMALL_REQ)
+
+    with pytest.raises(ContextLengthExceeded) as info:
+        asyncio.run(run())
+    assert info.value.code == "1261"
+
+
+def test_a_json_completion_answering_a_stream_becomes_events() -> None:
+    body = {
+        "id": "x1",
+        "model": "m",
+        "choices": [{"index": 0, "message": {"content": "whole"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 2, "completion_tokens": 1},
+    }
+    provider = OpenAiCompatibleProvider.claude_subscription(
+        http_client=httpx.Client(transport=_json_transport(200, body))
+    )
+    events = list(provider.stream(SMALL_REQ))
+    check_invariants(events)
+    assert response_from_events(events).text == "whole"
+
+
+def test_one_provider_serves_two_event_loops() -> None:
+    with Emulator() as emu:
+        provider = OpenAiCompatibleProvider.openai(
+            api_key="sk-test-KEYKEYKEYKEY1234", base_url=emu.base_url("openai")
+        )
+        first = asyncio.run(provider.acomplete(SMALL_REQ))
+        second = asyncio.run(provider.acomplete(SMALL_REQ))  # the first loop is closed by now
+        assert first.text == second.text == "Echo: hi"
+
+        async def closing() -> None:
+            await provider.acomplete(SMALL_REQ)
+            await provider.aclose()
+
+        asyncio.run(closing())
+
+
+@pytest.mark.parametrize("option", ["backoff_base", "backoff_max", "max_retry_wait"])
+def test_negative_backoff_options_are_refused(option: str) -> None:
+    with pytest.raises(ValueError, match=option):
+        OpenAiCompatibleProvider.openai(api_key="sk-test-KEYKEYKEYKEY1234", **{option: -1})  # type: ignore[misc]
+
+
+def test_count_tokens_refuses_bad_input_like_build_request() -> None:
+    from provider_impl import InvalidRequest
+
+    provider = OpenAiCompatibleProvider.openai(api_key="sk-test-KEYKEYKEYKEY1234")
+    with pytest.raises(InvalidRequest) as info:
+        provider.count_tokens(CompletionRequest(messages=[]))
+    assert info.value.field == "messages"
+    one = provider.count_tokens(CompletionRequest(messages=[Message.user("x" * 400)]))
+    assert 100 <= one <= 130  # 400 characters of text plus the message's JSON
+
+
+def test_overloaded_carries_retry_after() -> None:
+    err = classify_error(503, {"retry-after": "3"}, b'{"error":{"message":"busy"}}')
+    assert isinstance(err, Overloaded) and err.retry_after == 3.0
+    assert classify_error(503, {}, b"").retry_after is None  # type: ignore[attr-defined]
+
+
+def test_a_503_retry_after_sets_the_wait() -> None:
+    calls: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        if len(calls) == 1:
+            return httpx.Response(503, headers={"retry-after": "4"}, json={"error": {}})
+        return httpx.Response(
+            200,
+            json={
+                "id": "x",
+                "model": "m",
+                "choices": [{"index": 0, "message": {"content": "ok"}, "finish_reason": "stop"}],
+            },
+        )
+
+    provider = OpenAiCompatibleProvider.openai(
+        api_key="test-key-123456", http_client=httpx.Client(transport=httpx.MockTransport(handler))
+    )
+    waits: list[float] = []
+    provider._sleep = waits.append
+    resp = provider.complete(CompletionRequest(messages=[Message.user("hi")]))
+    assert resp.text == "ok" and len(calls) == 2
+    assert len(waits) == 1 and waits[0] >= 4.0
+
+
+def test_custom_default_key_is_not_in_the_dialect_repr() -> None:
+    provider = OpenAiCompatibleProvider.custom(
+        name="local",
+        base_url="http://127.0.0.1:9/v1",
+        default_model="m",
+        default_api_key="local-secret-key-abcdef",
+    )
+    assert "local-secret-key-abcdef" not in repr(provider.dialect)
+    assert "local-secret-key-abcdef" not in repr(provider)

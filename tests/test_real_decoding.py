@@ -15,14 +15,14 @@ from provider_impl import (
     DeserializationError,
     InvalidRequest,
     Overloaded,
-    classify_error,
     decode_response,
     decode_stream,
-    get_dialect,
-    response_from_events,
 )
+from provider_impl.classify import classify_error
 from provider_impl.conformance.independent import read_reply
+from provider_impl.dialects import get_dialect
 from provider_impl.harness import RecordedExchange, load_exchange
+from provider_impl.response import response_from_events
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL = sorted((ROOT / "cassettes" / "real").glob("*/*.yaml"))
@@ -235,7 +235,9 @@ def test_openai_error_param_names_the_field_in_every_real_4xx() -> None:
     for path in _real("openai", ok=False):
         exchange = load_exchange(path)
         param = json.loads(exchange.body)["error"].get("param")
-        err = classify_error(exchange.status, exchange.headers, exchange.body, provider="openai")
+        err = classify_error(
+            exchange.status, exchange.headers, exchange.body, get_dialect("openai")
+        )
         assert isinstance(err, InvalidRequest), path.name
         assert err.field == param, path.name
         seen += param is not None
@@ -252,10 +254,10 @@ def test_openai_error_param() -> None:
             "type": "invalid_request_error",
         }
     }
-    err = classify_error(400, {}, json.dumps(body), provider="openai")
+    err = classify_error(400, {}, json.dumps(body), get_dialect("openai"))
     assert isinstance(err, InvalidRequest) and err.field == "messages[0].role"
     body["error"]["param"] = None
-    err = classify_error(404, {}, body, provider="openai")
+    err = classify_error(404, {}, body, get_dialect("openai"))
     assert isinstance(err, InvalidRequest) and err.field is None
 
 

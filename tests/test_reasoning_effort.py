@@ -15,21 +15,14 @@ from typing import Any
 import httpx
 import pytest
 
-from provider_impl import (
-    REASONING_EFFORTS,
-    CompletionRequest,
-    InvalidRequest,
-    Message,
-    OpenAiCompatibleProvider,
-    ReasoningControl,
-    get_dialect,
-)
+from provider_impl import CompletionRequest, InvalidRequest, Message, OpenAiCompatibleProvider
 from provider_impl.dialect_file import DialectFileError, dialect_from_toml, dialect_to_toml
-from provider_impl.dialects import BUILTIN, ProviderDialect
+from provider_impl.dialects import BUILTIN, ProviderDialect, ReasoningControl, get_dialect
 from provider_impl.harness import load_exchange
 from provider_impl.payload import build_payload
 from provider_impl.scenarios import SCENARIOS
 from provider_impl.schemas import rule_errors, schema_errors
+from provider_impl.types import REASONING_EFFORTS
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL = ROOT / "cassettes" / "real"

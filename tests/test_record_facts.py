@@ -7,11 +7,21 @@ contracts, the cost table); each is checked here against its record.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from provider_impl.costs import COST_TABLE
-from provider_impl.dialects import BUILTIN, ProviderDialect
+from provider_impl.dialects import (
+    _REGISTRY,
+    BUILTIN,
+    DIALECTS,
+    ProviderDialect,
+    get_dialect,
+    register_dialect,
+)
 from provider_impl.emulator._dialects import WIRES, prefix_for, renderer_for
+from provider_impl.scenarios import SCENARIOS
 from provider_impl.schemas import refuses_unknown_fields, rule_errors, schema_errors
 from provider_impl.schemas.replies import load_reply_schema
 
@@ -64,3 +74,26 @@ def test_a_priced_provider_prices_its_default_model(record: ProviderDialect) -> 
     if not any(k.startswith(f"{record.pricing_key}:") for k in COST_TABLE):
         pytest.skip(f"{record.name} has no prices")
     assert f"{record.pricing_key}:{record.default_model}" in COST_TABLE
+
+
+# -- scenario applicability from dialect data --------------------------------------------
+
+
+def test_scenario_applicability_comes_from_dialect_data() -> None:
+    applies = {s: {n for n in DIALECTS if SCENARIOS[s].applies_to(n)} for s in SCENARIOS}
+    assert applies["error_auth"] == {n for n, d in DIALECTS.items() if d.checks_key}
+    assert "claude_subscription" not in applies["error_invalid_param"]
+    assert get_dialect("claude_subscription").ignores_unknown_params
+    assert applies["content_filter"] == {
+        n for n, d in DIALECTS.items() if d.features.content_filter
+    }
+    # A renamed copy of a record gets the scenarios its flags allow, by data alone.
+    copy = dataclasses.replace(get_dialect("mistral"), name="copy_of_mistral")
+    register_dialect(copy)
+    try:
+        got = {s for s in SCENARIOS if SCENARIOS[s].applies_to("copy_of_mistral")}
+        assert got == {s for s in SCENARIOS if SCENARIOS[s].applies_to("mistral")}
+        reasoning = SCENARIOS["reasoning"]
+        assert reasoning.request_for("copy_of_mistral") == reasoning.request_for("mistral")
+    finally:
+        _REGISTRY.pop("copy_of_mistral")

@@ -4,7 +4,6 @@ request matching, and a full record-then-replay run against the emulator."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -325,12 +324,6 @@ KEYS = {
     "claude_subscription": "sk-ant-oat01-" + "Pz4Wq8Nv2Lk6Jh0Gf3Ds7Ba1" * 2,
     "openrouter": "sk-or-v1-" + "4f9a1c2e7b3d8a6f" * 4,
 }
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    with Emulator() as emu:
-        yield emu
 
 
 @pytest.fixture(scope="module")

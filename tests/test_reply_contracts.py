@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -90,12 +89,6 @@ def test_every_real_traffic_folder_has_a_contract() -> None:
 
 
 # ----------------------------------------------------------- emulated replies
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    with Emulator() as emu:
-        yield emu
 
 
 def _live(emu: Emulator, provider: str, scenario: str, stream: bool) -> httpx.Response:

@@ -19,24 +19,23 @@ import pytest
 from provider_impl import (
     AudioPart,
     CompletionRequest,
-    ContentPart,
     FilePart,
     ImagePart,
     InvalidRequest,
     Message,
     OpenAiCompatibleProvider,
-    ProviderDialect,
     ResponseFormat,
     TextPart,
     decode_response,
-    get_dialect,
-    with_parsed_json,
 )
 from provider_impl.dialect_file import DialectFileError, dialect_from_toml, dialect_to_toml
 from provider_impl.dialects import BUILTIN as BUILTIN_DIALECTS
+from provider_impl.dialects import ProviderDialect, get_dialect
 from provider_impl.harness import load_exchange
 from provider_impl.payload import build_payload
+from provider_impl.response import with_parsed_json
 from provider_impl.schemas import rule_errors, schema_errors
+from provider_impl.types import ContentPart
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL = sorted((ROOT / "cassettes" / "real").glob("*/*.yaml"))
@@ -520,7 +519,8 @@ def _last_usage(exchange: Any) -> dict[str, Any]:
 
 
 def _decode(exchange: Any, dialect: str) -> Any:
-    from provider_impl import decode_stream, response_from_events
+    from provider_impl import decode_stream
+    from provider_impl.response import response_from_events
 
     if exchange.is_sse:
         return response_from_events(decode_stream(exchange.body, dialect))

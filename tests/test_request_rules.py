@@ -12,15 +12,8 @@ from typing import Any
 
 import pytest
 
-from provider_impl import (
-    DIALECTS,
-    CompletionRequest,
-    Message,
-    OpenAiCompatibleProvider,
-    ProviderDialect,
-    ToolDefinition,
-    get_dialect,
-)
+from provider_impl import CompletionRequest, Message, OpenAiCompatibleProvider, ToolDefinition
+from provider_impl.dialects import DIALECTS, ProviderDialect, get_dialect
 from provider_impl.schemas import rule_errors
 from provider_impl.schemas.rules import OUTPUT_CAP_NAMES
 

@@ -232,12 +232,6 @@ def test_scan_secrets_decodes_like_the_recorder(tmp_path: Path) -> None:
 # -- safe recording ---------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    with Emulator() as emu:
-        yield emu
-
-
 def _tree(root: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()

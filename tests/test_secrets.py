@@ -16,14 +16,14 @@ import pytest
 from wire import DONE, chunk, sse
 
 from provider_impl import (
-    DIALECTS,
     AuthenticationFailed,
     CompletionRequest,
     LlmError,
     Message,
     OpenAiCompatibleProvider,
-    get_dialect,
 )
+from provider_impl.dialects import DIALECTS, get_dialect
+from provider_impl.errors import UsageError
 
 SK = "sk-test-SECRETSECRETSECRET1234"
 AIZA = "AIzaSyTEST-SECRETSECRETSECRET5678"
@@ -292,7 +292,7 @@ def test_missing_key_error_names_the_variable_only(
         "glm": "ZAI_API_KEY",
     }[name]
     monkeypatch.delenv(env, raising=False)
-    with pytest.raises(AuthenticationFailed) as info:
+    with pytest.raises(UsageError) as info:
         FACTORIES[name][0]()
     assert env in str(info.value)
 

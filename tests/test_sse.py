@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterable
 
 import pytest
+from wire import end, feed
 
 from provider_impl.errors import LlmError, StreamError
 from provider_impl.sse import DEFAULT_MAX_FRAME_BYTES, ServerSentEvent, SSEDecoder
@@ -16,8 +17,8 @@ def run(pieces: Iterable[bytes], **kw: int) -> list[ServerSentEvent]:
     dec = SSEDecoder(**kw)
     out: list[ServerSentEvent] = []
     for p in pieces:
-        out.extend(dec.feed(p))
-    out.extend(dec.end())
+        out.extend(feed(dec, p))
+    out.extend(end(dec))
     return out
 
 
@@ -37,9 +38,9 @@ def every_split(body: bytes) -> Iterable[list[bytes]]:
 
 def test_simple_frames_are_dispatched_on_blank_lines() -> None:
     dec = SSEDecoder()
-    assert dec.feed(b"data: one\n") == []  # no blank line yet
-    assert datas(dec.feed(b"\ndata: two\n\n")) == ["one", "two"]
-    assert dec.end() == []
+    assert feed(dec, b"data: one\n") == []  # no blank line yet
+    assert datas(feed(dec, b"\ndata: two\n\n")) == ["one", "two"]
+    assert end(dec) == []
 
 
 def test_default_event_type_is_message() -> None:
@@ -80,24 +81,34 @@ def test_crlf_split_across_two_feeds_is_one_line_end() -> None:
     # If the CR and the LF were taken as two line ends, the LF would be a blank
     # line and "a" and "b" would come out as two events.
     dec = SSEDecoder()
-    assert dec.feed(b"data: a\r") == []
-    assert dec.feed(b"\ndata: b\r") == []
-    assert dec.feed(b"\n") == []
-    assert datas(dec.feed(b"\r\n")) == ["a\nb"]
+    assert feed(dec, b"data: a\r") == []
+    assert feed(dec, b"\ndata: b\r") == []
+    assert feed(dec, b"\n") == []
+    assert datas(feed(dec, b"\r\n")) == ["a\nb"]
 
 
 def test_cr_at_end_of_feed_followed_by_non_lf() -> None:
     dec = SSEDecoder()
-    assert dec.feed(b"data: a\r") == []
-    assert datas(dec.feed(b"\rdata: b\r\r")) == ["a", "b"]
+    assert feed(dec, b"data: a\r") == []
+    assert datas(feed(dec, b"\rdata: b\r\r")) == ["a", "b"]
 
 
-def test_empty_feeds_do_not_lose_a_pending_cr() -> None:
+def test_empty_data_ends_the_input_and_a_pending_cr_ends_its_line() -> None:
+    # b"" is the end of input (h11's convention): the frame after a CR is dispatched
+    # without its blank line, and later data is ignored.
     dec = SSEDecoder()
-    dec.feed(b"data: a\r")
-    assert dec.feed(b"") == []
-    assert dec.feed(b"\n") == []  # still the LF of the CRLF, not a blank line
-    assert datas(dec.feed(b"\n")) == ["a"]
+    assert feed(dec, b"data: a\r") == []
+    assert end(dec) == [ServerSentEvent("a")]
+    assert feed(dec, b"data: b\n\n") == []
+
+
+def test_events_are_taken_once_and_nothing_is_lost_between_reads() -> None:
+    dec = SSEDecoder()
+    dec.receive_data(b"data: a\n\n")
+    dec.receive_data(b"data: b\n\ndata: c")  # two reads before anything is taken
+    assert [e.data for e in dec.next_events()] == ["a", "b"]
+    assert dec.next_events() == []  # taken: nothing twice
+    assert [e.data for e in end(dec)] == ["c"]
 
 
 def test_multi_line_data_is_joined_with_lf() -> None:
@@ -177,20 +188,20 @@ def test_only_one_leading_bom_is_stripped() -> None:
 
 def test_last_frame_without_blank_line_is_dispatched_by_end() -> None:
     dec = SSEDecoder()
-    assert dec.feed(b"data: a\n\ndata: last") == [ServerSentEvent("a")]
-    assert datas(dec.end()) == ["last"]
+    assert feed(dec, b"data: a\n\ndata: last") == [ServerSentEvent("a")]
+    assert datas(end(dec)) == ["last"]
 
 
 def test_last_frame_with_single_newline_is_dispatched_by_end() -> None:
     dec = SSEDecoder()
-    assert dec.feed(b"data: x\ndata: y\n") == []
-    assert datas(dec.end()) == ["x\ny"]
+    assert feed(dec, b"data: x\ndata: y\n") == []
+    assert datas(end(dec)) == ["x\ny"]
 
 
 def test_end_with_nothing_pending() -> None:
     dec = SSEDecoder()
-    dec.feed(b"data: a\n\n")
-    assert dec.end() == []
+    feed(dec, b"data: a\n\n")
+    assert end(dec) == []
 
 
 # -- event:, id:, retry: ------------------------------------------------------------------
@@ -234,12 +245,12 @@ def test_default_limit_is_16_mib() -> None:
     assert DEFAULT_MAX_FRAME_BYTES == 16 * 1024 * 1024
     dec = SSEDecoder()
     mib = b"x" * (1024 * 1024)
-    dec.feed(b"data: ")
+    feed(dec, b"data: ")
     for _ in range(15):
-        dec.feed(mib)  # 15 MiB + 6 bytes: still fine
+        feed(dec, mib)  # 15 MiB + 6 bytes: still fine
     with pytest.raises(StreamError):
         for _ in range(2):
-            dec.feed(mib)
+            feed(dec, mib)
 
 
 def test_frame_just_under_limit_is_fine() -> None:
@@ -259,7 +270,7 @@ def test_one_huge_line_raises_stream_error() -> None:
 def test_huge_line_without_newline_raises_while_feeding() -> None:
     dec = SSEDecoder(max_frame_bytes=1000)
     with pytest.raises(StreamError):
-        dec.feed(b"data: " + b"z" * 2000)
+        feed(dec, b"data: " + b"z" * 2000)
 
 
 def test_many_small_data_lines_raise_stream_error() -> None:
@@ -268,7 +279,7 @@ def test_many_small_data_lines_raise_stream_error() -> None:
     line = b"data: 0123456789\n"
     with pytest.raises(StreamError):
         for _ in range(10 * limit // len(line)):  # never a blank line: one growing frame
-            dec.feed(line)
+            feed(dec, line)
 
 
 def test_many_frames_totalling_more_than_the_limit_are_fine() -> None:
@@ -288,9 +299,9 @@ def test_memory_stays_bounded(with_newlines: bool) -> None:
     piece = (b"data: " + b"q" * (step - 7) + b"\n") if with_newlines else b"q" * step
     fed = 0
     with pytest.raises(StreamError):
-        dec.feed(b"data: ")
+        feed(dec, b"data: ")
         for _ in range(10 * limit // step):
-            dec.feed(piece)
+            feed(dec, piece)
             fed += step
             pending = len(dec._buf) + dec._data_size  # what the decoder holds
             assert pending <= limit
@@ -304,8 +315,14 @@ def _primed(prefix: bytes) -> tuple[SSEDecoder, SSEDecoder]:
     """Two decoders in the same state after ``prefix`` (a BOM-less start)."""
     a, b = SSEDecoder(64), SSEDecoder(64)
     for d in (a, b):
-        d.feed_raw(b"data: first\n\n" + prefix)
+        d.receive_data(b"data: first\n\n" + prefix)
+        d.next_events()
     return a, b
+
+
+def _frames_of(d: SSEDecoder, data: bytes) -> list[tuple[str, str]]:
+    d.receive_data(data)
+    return [(e.data, e.event) for e in d.next_events()]
 
 
 @pytest.mark.parametrize(
@@ -330,17 +347,17 @@ def _primed(prefix: bytes) -> tuple[SSEDecoder, SSEDecoder]:
         (b"data: x\r", b"data: a\n\n"),
     ],
 )
-def test_feed_lone_gives_what_feed_raw_gives_or_declines(prefix: bytes, read: bytes) -> None:
+def test_lone_data_gives_what_receive_data_gives_or_declines(prefix: bytes, read: bytes) -> None:
     lone, general = _primed(prefix)
-    got = lone.feed_lone(read)
+    got = lone.lone_data(read)
     try:
-        expected = general.feed_raw(read)
+        expected = _frames_of(general, read)
     except StreamError:
         assert got is None
         return
-    if got is None:  # declined: nothing consumed, the general path gives the same
-        assert lone.feed_raw(read) == expected
+    if got is None:  # declined: nothing taken, the general path gives the same
+        assert _frames_of(lone, read) == expected
     else:
-        assert [(got, "message")] == [(e[0], e[1]) for e in expected]
-    # Either way both decoders go on alike.
-    assert lone.feed_raw(b"data: next\n\n") == general.feed_raw(b"data: next\n\n")
+        assert [(got, "message")] == expected
+        # A taken frame leaves the decoder as the general path does.
+        assert _frames_of(lone, b"data: next\n\n") == _frames_of(general, b"data: next\n\n")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,29 +23,22 @@ from provider_impl import (
     Message,
     OpenAiCompatibleProvider,
     ToolCall,
-    ToolUseComplete,
     decode_response,
     decode_stream,
-    get_dialect,
-    response_from_events,
 )
-from provider_impl.dialects import BUILTIN
+from provider_impl.dialects import BUILTIN, get_dialect
 from provider_impl.emulator import Emulator
 from provider_impl.emulator._dialects import unsigned_call
+from provider_impl.events import ToolUseComplete
 from provider_impl.harness import load_exchange
 from provider_impl.payload import build_payload
+from provider_impl.response import response_from_events
 from provider_impl.scenarios import SCENARIO_HEADER, WEATHER
 from provider_impl.schemas import rule_errors, schema_errors
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL_GEMINI = sorted((ROOT / "cassettes" / "real" / "gemini").glob("*.yaml"))
 GEMINI_3 = "gemini-3-flash-preview"
-
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    with Emulator() as emulator:
-        yield emulator
 
 
 def _gemini(emu: Emulator) -> OpenAiCompatibleProvider:

@@ -10,7 +10,8 @@ import pytest
 from invariants import assert_invariants
 from wire import DONE, bytewise, chunk, collected_text, decode, dicts, sse, stop_of, tool_calls
 
-from provider_impl import DeserializationError, StopReason, decode_stream, response_from_events
+from provider_impl import DeserializationError, StopReason, decode_stream
+from provider_impl.response import response_from_events
 
 
 def call(

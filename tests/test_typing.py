@@ -19,9 +19,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 GOOD = """
 from provider_impl import (
-    CompletionRequest, CostEstimate, ImagePart, Message, OpenAiCompatibleProvider,
-    ResponseFormat, StreamEvent, TextPart, Usage, estimate_cost,
+    CompletionRequest, ImagePart, Message, OpenAiCompatibleProvider, ResponseFormat,
+    StreamEvent, TextPart, Usage,
 )
+from provider_impl.costs import CostEstimate, estimate_cost
 
 
 def text_of(events: list[StreamEvent]) -> str:

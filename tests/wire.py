@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from provider_impl import decode_stream
 from provider_impl.events import (
@@ -27,6 +27,7 @@ def frame(obj: Any) -> str:
 
 
 DONE = "data: [DONE]\n\n"
+_T = TypeVar("_T")
 
 
 def sse(*parts: Any) -> bytes:
@@ -110,3 +111,35 @@ def splits(body: bytes, cuts: Iterable[int]) -> list[bytes]:
 
 def bytewise(body: bytes) -> list[bytes]:
     return [body[i : i + 1] for i in range(len(body))]
+
+
+class _Core(Protocol[_T]):
+    """``SSEDecoder`` or ``StreamParser``: bytes in, a batch of events out."""
+
+    def receive_data(self, data: bytes) -> None: ...
+
+    def next_events(self) -> list[_T]: ...
+
+
+def feed(core: _Core[_T], data: bytes) -> list[_T]:
+    """Give ``core`` one read and take one batch: the events before a break; the
+    break itself is raised by the next call. An empty read is no read (``b""``
+    would say the input is over)."""
+    if data:
+        core.receive_data(data)
+    return core.next_events()
+
+
+def end(core: _Core[_T]) -> list[_T]:
+    """Say the input is over and take one batch."""
+    core.receive_data(b"")
+    return core.next_events()
+
+
+def drain(core: _Core[_T], data: bytes) -> list[_T]:
+    """Give ``core`` ``data`` (``b""``: the end) and take every event; a break raises."""
+    core.receive_data(data)
+    out: list[_T] = []
+    while batch := core.next_events():
+        out += batch
+    return out

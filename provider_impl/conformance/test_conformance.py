@@ -11,22 +11,18 @@ from syrupy.assertion import SnapshotAssertion
 from provider_impl import (
     AuthenticationFailed,
     ContextLengthExceeded,
-    MessageStart,
     RateLimited,
     StreamError,
-    TextDelta,
-    ThinkingDelta,
-    ToolUseComplete,
     Usage,
 )
 from provider_impl.conformance.cases import Case
 from provider_impl.dialects import get_dialect
+from provider_impl.events import MessageStart, TextDelta, ThinkingDelta, ToolUseComplete
 from provider_impl.harness import (
     Outcome,
     decode_recorded,
     load_exchange,
     load_exchanges,
-    provider_for,
     rechunk_splits,
     replay_scenario,
     replay_scenario_async,
@@ -35,6 +31,7 @@ from provider_impl.harness import (
 from provider_impl.invariants import check_invariants
 from provider_impl.schemas import rule_errors, schema_errors
 from provider_impl.schemas.replies import reply_problems
+from provider_impl.turns import scenario_client
 
 pytestmark = pytest.mark.usefixtures("applicable_case")
 
@@ -149,7 +146,7 @@ def test_recorded_request_is_what_the_builder_sends(case: Case) -> None:
     """The cassette's request body equals today's payload, fits the provider's contract
     and keeps the project's own rules (derived from the dialect record)."""
     exchanges = load_exchanges(case.cassette)
-    client = provider_for(case.provider, case.scenario)
+    client = scenario_client(case.provider, case.scenario)
     sc = case.scenario
     request = sc.request_for(case.provider)
     built = [client.build_request(request, stream=sc.stream)]

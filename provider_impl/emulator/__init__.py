@@ -27,7 +27,6 @@ from ._server import (
     H_VARIANT,
     Emulator,
     EmulatorStats,
-    main,
 )
 
 __all__ = [
@@ -45,5 +44,4 @@ __all__ = [
     "PROVIDER_PREFIXES",
     "Emulator",
     "EmulatorStats",
-    "main",
 ]

@@ -1,6 +1,6 @@
 """What every emulated wire format shares: the renderer base class and its context.
 
-Each :class:`Dialect` renders a neutral :class:`~._script.Script` the way that
+Each :class:`Dialect` renders a neutral :class:`~provider_impl.reply_script.Script` the way that
 provider puts it on the wire, quirks included (checked against real traffic:
 ``cassettes/real/`` and the reply contracts). All output is deterministic for a given request.
 """
@@ -15,10 +15,10 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from provider_impl.dialects import ProviderDialect
+from provider_impl.reply_script import Script, ToolCallSpec
 from provider_impl.schemas import refuses_unknown_fields, top_level_fields
 
 from ._http import Request
-from ._script import Script, ToolCallSpec
 
 JSON = Any
 Headers = list[tuple[str, str]]
@@ -69,7 +69,6 @@ class Ctx:
     model: str = ""
     variant: str = ""
     scenario: str = "text"
-    ensure_ascii: bool = False
 
     @property
     def include_usage(self) -> bool:
@@ -161,7 +160,7 @@ class Dialect:
     def dumps(self, obj: JSON, ctx: Ctx | None = None) -> str:
         return json.dumps(
             obj,
-            ensure_ascii=bool(ctx and ctx.ensure_ascii),
+            ensure_ascii=False,  # providers send UTF-8 as is
             separators=(",", ":"),
             sort_keys=self.sort_keys,
         )

@@ -269,7 +269,9 @@ class RecordedInteraction:
         return None if parsed is _NOT_JSON else parsed
 
 
-def _first(values: Any) -> str:
+def _header_value(values: Any) -> str:
+    """A header recorded as a list of values, as one value (RFC 9110 section 5.3:
+    field lines of one name combine into one list, comma-separated)."""
     if isinstance(values, list):
         return ", ".join(str(v) for v in values)
     return str(values)
@@ -288,11 +290,13 @@ def load_interactions(path: str | os.PathLike[str]) -> list[RecordedInteraction]
             RecordedInteraction(
                 method=req["method"],
                 uri=req["uri"],
-                request_headers={k: _first(v) for k, v in (req.get("headers") or {}).items()},
+                request_headers={
+                    k: _header_value(v) for k, v in (req.get("headers") or {}).items()
+                },
                 request_bytes=req.get("body"),
                 status=int(status.get("code", 0)),
                 reason=status.get("message"),
-                headers={k: _first(v) for k, v in raw_headers.items()},
+                headers={k: _header_value(v) for k, v in raw_headers.items()},
                 body=resp["body"]["string"] or b"",
                 raw_headers=raw_headers,
             )

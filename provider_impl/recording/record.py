@@ -21,12 +21,12 @@ from provider_impl.dialects import DIALECTS
 from provider_impl.emulator._http import EMULATOR_HEADER
 from provider_impl.errors import LlmError, TransportError
 from provider_impl.events import MessageDelta, StreamEvent
-from provider_impl.harness import run_turns
 from provider_impl.provider import OpenAiCompatibleProvider
 from provider_impl.recording.config import make_vcr, write_atomically
 from provider_impl.recording.secrets import SecretLeakError
 from provider_impl.recording.serializer import deserialize
 from provider_impl.scenarios import SCENARIO_HEADER, SCENARIOS, Scenario
+from provider_impl.turns import run_turns
 from provider_impl.types import CompletionResponse, StopReason
 
 __all__ = [

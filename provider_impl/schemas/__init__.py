@@ -111,12 +111,12 @@ def _validator(provider: str) -> Validator:
     return Draft202012Validator(_cached_schema(provider))
 
 
-def _plain(value: Any) -> Any:
+def _as_json_types(value: Any) -> Any:
     """Mappings to dicts and tuples to lists, so jsonschema sees JSON types."""
     if isinstance(value, Mapping):
-        return {key: _plain(item) for key, item in value.items()}
+        return {key: _as_json_types(item) for key, item in value.items()}
     if isinstance(value, Sequence) and not isinstance(value, (str, bytes, bytearray)):
-        return [_plain(item) for item in value]
+        return [_as_json_types(item) for item in value]
     return value
 
 
@@ -137,7 +137,7 @@ def schema_errors(provider: str, body: Mapping[str, Any]) -> list[str]:
     unknown provider.
     """
     validator = _validator(contract_of(provider))
-    return sorted({_describe(error) for error in validator.iter_errors(_plain(body))})
+    return sorted({_describe(error) for error in validator.iter_errors(_as_json_types(body))})
 
 
 def validate_request(provider: str, body: Mapping[str, Any]) -> None:

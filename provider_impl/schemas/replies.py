@@ -28,7 +28,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any, Literal
 
 from provider_impl.schemas import PROVIDERS, contract_of
-from provider_impl.sse import SSEDecoder
+from provider_impl.sse import parse_sse
 
 if TYPE_CHECKING:
     from jsonschema.protocols import Validator
@@ -109,8 +109,7 @@ def reply_objects(body: bytes, *, sse: bool) -> Iterator[tuple[ReplyKind, Any]]:
     if not sse:
         yield "completion", json.loads(body)
         return
-    decoder = SSEDecoder()
-    for event in [*decoder.feed(body), *decoder.end()]:
+    for event in parse_sse(body):
         data = event.data.strip()
         if not data or data == "[DONE]":
             continue

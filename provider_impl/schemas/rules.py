@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from provider_impl.dialects import REQUEST_OPTIONS, ProviderDialect, get_dialect
+from provider_impl.dialects import REQUEST_OPTIONS, ProviderDialect, get_dialect, thawed
 
 __all__ = ["OUTPUT_CAP_NAMES", "rule_errors"]
 
@@ -102,18 +102,12 @@ def _reasoning_errors(dialect: ProviderDialect, body: Mapping[str, Any]) -> list
                 f"$.{param}: the {dialect.name} dialect sends reasoning for model {model!r} "
                 f"{sent_as}, never as {param}"
             )
-        elif body[param] not in [_plain(v) for v in control.values.values()]:
+        elif body[param] not in [thawed(v) for v in control.values.values()]:
             errors.append(
                 f"$.{param}: {body[param]!r} is no value the {dialect.name} dialect sends "
                 f"for model {model!r}"
             )
     return errors
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
 
 
 def _signature_errors(dialect: ProviderDialect, body: Mapping[str, Any]) -> list[str]:

@@ -19,7 +19,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from provider_impl import DIALECTS, OpenAiCompatibleProvider
+from provider_impl import OpenAiCompatibleProvider
+from provider_impl.dialects import DIALECTS
 from provider_impl.emulator._dialects import Ctx, IdGen, renderer_for
 from provider_impl.scenarios import SCENARIOS
 

@@ -27,8 +27,11 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
-from provider_impl import DIALECTS, StreamAdapter, classify_error, decode_stream
-from provider_impl.errors import LlmError, RateLimited, StreamError, error_from_payload
+from provider_impl import decode_stream
+from provider_impl.adapter import StreamAdapter, events_of_reply
+from provider_impl.classify import classify_error, error_from_payload
+from provider_impl.dialects import DIALECTS
+from provider_impl.errors import LlmError, RateLimited, StreamError
 from provider_impl.events import Connected, Done
 from provider_impl.sse import ServerSentEvent, SSEDecoder
 from provider_impl.stream import StreamParser
@@ -151,7 +154,7 @@ def wrong_value(c: Chooser, depth: int = 0) -> Any:
         )
         return {pick(c, keys): wrong_value(c, depth + 1) for _ in range(c.int(1, 3))}
     # Up to what json.loads can deliver at the default recursion limit, and beyond
-    # (feed_chunk and classify_error also take parsed values from callers).
+    # (events_of_reply and classify_error also take parsed values from callers).
     return deep_value(c.int(1, 900) if c.int(0, 3) else c.int(901, 5000), c.int(0, 1))
 
 
@@ -400,6 +403,19 @@ def _guard(where: str, fn: Callable[[], Any]) -> Any:
         raise Finding(f"{where}: {type(exc).__name__} escaped: {exc!r:.300}") from exc
 
 
+def _drive(where: str, core: Any, receive: Callable[[], None]) -> tuple[list[Any], Any]:
+    """One input to a sans-I/O object (``receive``), then every batch it gives:
+    the events before a break, and the break (an ``LlmError``) or None."""
+    got: list[Any] = []
+
+    def go() -> None:
+        receive()
+        while batch := core.next_events():
+            got.extend(batch)
+
+    return got, _guard(where, go)
+
+
 def run_parser(provider: str, pieces: Sequence[bytes], limit: int) -> tuple[list[Any], Any]:
     """Drive ``StreamParser`` like the provider does; check the memory bound after each read."""
     where = f"StreamParser({provider}, max_frame_bytes={limit})"
@@ -408,11 +424,12 @@ def run_parser(provider: str, pieces: Sequence[bytes], limit: int) -> tuple[list
     pending = 0  # bytes since the last CR or LF: the line the parser must be holding
     err: Any = None
     for piece in pieces:
-        out = _guard(where, lambda p=piece: list(parser.feed(p)))  # type: ignore[misc]
-        if isinstance(out, LlmError):
-            err = out
-            break
+        if not piece:
+            continue  # b"" would end the body
+        out, err = _drive(where, parser, lambda p=piece: parser.receive_data(p))  # type: ignore[misc]
         events.extend(out)
+        if err is not None:
+            break
         if parser.done:  # after Done the rest of the body is never buffered
             break
         cut = max(piece.rfind(b"\n"), piece.rfind(b"\r"))
@@ -423,12 +440,9 @@ def run_parser(provider: str, pieces: Sequence[bytes], limit: int) -> tuple[list
                 f"(limit {limit}); memory is not bounded"
             )
     else:
-        out = _guard(where, lambda: list(parser.end()))
-        if isinstance(out, LlmError):
-            err = out
-        else:
-            events.extend(out)
-    # StreamParser yields events decoded before an error, then raises: collect them too.
+        out, err = _drive(where, parser, lambda: parser.receive_data(b""))
+        events.extend(out)
+    # StreamParser gives the events decoded before an error, then raises: collect them too.
     _check_events(events, err is not None, where)
     return events, err
 
@@ -452,16 +466,13 @@ def check_sse(body_pieces: Sequence[bytes], limit: int) -> None:
     where = f"SSEDecoder(max_frame_bytes={limit})"
     dec = SSEDecoder(limit)
     frames: list[ServerSentEvent] = []
-    for piece in body_pieces:
-        out = _guard(where, lambda p=piece: dec.feed(p))  # type: ignore[misc]
-        if isinstance(out, LlmError):
-            if not isinstance(out, StreamError):
-                raise Finding(f"{where}: raised {type(out).__name__}, not StreamError")
-            return
+    for piece in [*(p for p in body_pieces if p), b""]:  # b"": the end
+        out, err = _drive(where, dec, lambda p=piece: dec.receive_data(p))  # type: ignore[misc]
         frames.extend(out)
-    out = _guard(where, dec.end)
-    if not isinstance(out, LlmError):
-        frames.extend(out)
+        if err is not None:
+            if not isinstance(err, StreamError):
+                raise Finding(f"{where}: raised {type(err).__name__}, not StreamError")
+            break
     for f in frames:
         if not isinstance(f, ServerSentEvent) or not isinstance(f.data, str):
             raise Finding(f"{where}: produced {f!r}")
@@ -484,38 +495,34 @@ def check_stream(provider: str, body: bytes, pieces: Sequence[bytes], limit: int
 
 
 def check_chunks(provider: str, chunks: Sequence[Any]) -> None:
-    where = f"StreamAdapter({provider}).feed_chunk"
-    adapter = StreamAdapter(DIALECTS[provider])
-    events: list[Any] = []
+    """Parsed chunks, each sent as one frame's JSON text (and each alone as a
+    whole reply through ``events_of_reply``)."""
+    sses = []
     for chunk in chunks:
-        out = _guard(where, lambda ch=chunk: adapter.feed_chunk(ch))  # type: ignore[misc]
-        if isinstance(out, LlmError):
-            _check_events(events, True, where)
-            return
-        events.extend(out)
-    out = _guard(where, adapter.end)
-    if isinstance(out, LlmError):
-        _check_events(events, True, where)
-        return
-    events.extend(out)
-    _check_events(events, False, where)
+        try:
+            sses.append(ServerSentEvent(json.dumps(chunk)))
+        except (TypeError, ValueError, RecursionError):
+            continue  # not JSON text: no frame can carry it
+        if isinstance(chunk, dict):
+            where = f"events_of_reply({provider})"
+            out = _guard(where, lambda ch=chunk: events_of_reply(ch, DIALECTS[provider]))  # type: ignore[misc]
+            _check_events(
+                [] if isinstance(out, LlmError) else out, isinstance(out, LlmError), where
+            )
+    check_events(provider, sses)
 
 
 def check_events(provider: str, sses: Sequence[ServerSentEvent]) -> None:
-    where = f"StreamAdapter({provider}).feed_event"
+    where = f"StreamAdapter({provider}).receive_event"
     adapter = StreamAdapter(DIALECTS[provider])
     events: list[Any] = []
-    for sse in sses:
-        out = _guard(where, lambda s=sse: adapter.feed_event(s))  # type: ignore[misc]
-        if isinstance(out, LlmError):
+    for sse in [*sses, None]:  # None: the end
+        out, err = _drive(where, adapter, lambda s=sse: adapter.receive_event(s))  # type: ignore[misc]
+        events.extend(out)
+        if err is not None:
             _check_events(events, True, where)
             return
-        events.extend(out)
-    out = _guard(where, adapter.end)
-    errored = isinstance(out, LlmError)
-    if not errored:
-        events.extend(out)
-    _check_events(events, errored, where)
+    _check_events(events, False, where)
 
 
 _STATUSES = (
@@ -577,10 +584,8 @@ def check_classify(status: int | None, headers: dict[str, str], body: Any, provi
     where = f"classify_error({status}, {provider})"
     dialect = DIALECTS[provider]
     for fn in (
-        lambda: classify_error(
-            status, headers, body, provider=provider, error_codes=dialect.error_codes
-        ),
-        lambda: error_from_payload(body, provider=provider, error_codes=dialect.error_codes),
+        lambda: classify_error(status, headers, body, dialect),
+        lambda: error_from_payload(body, dialect),
     ):
         try:
             err = fn()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 from provider_impl.dialects import ProviderDialect
+from provider_impl.reply_script import Script
 
-from .._script import Script
 from .._wire import (
     CREATED,
     DONE,

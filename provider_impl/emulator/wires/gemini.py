@@ -5,8 +5,9 @@ from __future__ import annotations
 import base64
 import hashlib
 
+from provider_impl.reply_script import Script, estimate_tokens
+
 from .._http import Request
-from .._script import Script, estimate_tokens
 from .._wire import (
     CREATED,
     DONE,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from .._script import Script, estimate_tokens, split_fixed
+from provider_impl.reply_script import Script, estimate_tokens, split_fixed
+
 from .._wire import (
     CREATED,
     DONE,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .._script import Script
+from provider_impl.reply_script import Script
+
 from .._wire import (
     CREATED,
     DONE,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .._script import Script, split_fixed
+from provider_impl.reply_script import Script, split_fixed
+
 from .._wire import (
     CREATED,
     DONE,

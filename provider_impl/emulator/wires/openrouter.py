@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from .._script import Script, split_fixed
+from provider_impl.reply_script import Script, split_fixed
+
 from .._wire import (
     CREATED,
     DONE,
