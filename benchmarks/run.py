@@ -17,12 +17,9 @@ import importlib.metadata
 import json
 import os
 import platform
-import resource
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable, Iterable, Iterator
@@ -590,27 +587,11 @@ def measure_conformance(cfg: Config, res: Results, log: Callable[[str], None]) -
         res.conformance = {"status": "not yet available: no cassettes in cassettes/"}
         log("  not yet available: no cassettes in cassettes/")
         return
-    exe = shutil.which("provider-impl")
-    cmd = [exe] if exe else [sys.executable, "-c", "from provider_impl.cli import main; main()"]
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "matrix.json"
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        t0 = time.perf_counter()
-        proc = subprocess.run(
-            [*cmd, "conformance", "--json", str(out)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        wall = time.perf_counter() - t0
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-        matrix = json.loads(out.read_text()) if out.is_file() else None
+    run = transports.run_conformance(ROOT / "cassettes")
+    wall, cpu, matrix = run.wall_s, run.cpu_s, run.matrix
     if matrix is None:
         res.conformance = {
-            "status": f"did not run (exit {proc.returncode}): {proc.stderr.strip()[-300:]}"
+            "status": f"did not run (exit {run.returncode}): {run.stderr.strip()[-300:]}"
         }
         log(f"  {res.conformance['status']}")
         return
@@ -625,7 +606,7 @@ def measure_conformance(cfg: Config, res: Results, log: Callable[[str], None]) -
         "cassettes": len(cassettes),
         "passed": passed,
         "failed": failed,
-        "exit": proc.returncode,
+        "exit": run.returncode,
     }
     log(
         f"  {wall:.2f} s wall ({cpu:.2f} s CPU), {passed} passed, {failed} failed, "

@@ -632,7 +632,19 @@ def measure_concurrency(
 # -- conformance at scale -----------------------------------------------------------
 
 
-def _conformance_once(cassette_dir: Path) -> dict[str, Any]:
+@dataclass
+class ConformanceRun:
+    """One ``provider-impl conformance`` run in a child process."""
+
+    wall_s: float
+    cpu_s: float  # the child's user + system time
+    returncode: int
+    stderr: str
+    matrix: dict[str, Any] | None  # its --json report; None when it did not run
+
+
+def run_conformance(cassette_dir: Path) -> ConformanceRun:
+    """The main job over ``cassette_dir``, timed from outside (wall and child CPU)."""
     exe = shutil.which("provider-impl")
     cmd = [exe] if exe else [sys.executable, "-c", "from provider_impl.cli import main; main()"]
     with tempfile.TemporaryDirectory() as tmp:
@@ -650,13 +662,19 @@ def _conformance_once(cassette_dir: Path) -> dict[str, Any]:
         wall = time.perf_counter() - t0
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         matrix = json.loads(out.read_text()) if out.is_file() else None
-    if matrix is None:
-        return {"error": f"exit {proc.returncode}: {proc.stderr.strip()[-300:]}"}
-    cells = [c for c in matrix.get("cells", {}).values() if c.get("status") != "n/a"]
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return ConformanceRun(wall, cpu, proc.returncode, proc.stderr, matrix)
+
+
+def _conformance_once(cassette_dir: Path) -> dict[str, Any]:
+    run = run_conformance(cassette_dir)
+    if run.matrix is None:
+        return {"error": f"exit {run.returncode}: {run.stderr.strip()[-300:]}"}
+    cells = [c for c in run.matrix.get("cells", {}).values() if c.get("status") != "n/a"]
     return {
-        "wall_s": wall,
-        "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
-        "suite_s": matrix.get("wall_time_s"),
+        "wall_s": run.wall_s,
+        "cpu_s": run.cpu_s,
+        "suite_s": run.matrix.get("wall_time_s"),
         "cells": len(cells),
         "passed": sum(1 for c in cells if c.get("status") == "pass"),
     }
