@@ -813,14 +813,11 @@ class OpenAiCompatibleProvider:
     ) -> CompletionResponse:
         """The whole reply. ``timeout``, ``headers`` and ``extra_body`` apply to this
         call only (over the provider's own); bad input raises before any I/O."""
-        body = self.build_request(request, stream=False, extra_body=extra_body)
         result: list[bytes | None] = []
-        call = self._call_options(timeout, headers)
-        for _ in self._pump(self._call(body, stream=False, call=call), result):
+        logic = self._logic(request, False, timeout, headers, extra_body)
+        for _ in self._pump(logic, result):
             pass  # a whole reply emits no events: it is returned
-        raw = result[0]
-        assert raw is not None
-        return self._json_response(raw, request)
+        return self._json_response(result, request)
 
     def stream(
         self,
@@ -832,9 +829,7 @@ class OpenAiCompatibleProvider:
     ) -> Generator[StreamEvent, None, None]:
         """Events as they arrive. ``timeout``, ``headers`` and ``extra_body`` apply to
         this call only. Bad input raises here, before any I/O."""
-        body = self.build_request(request, stream=True, extra_body=extra_body)
-        call = self._call_options(timeout, headers)
-        return self._pump(self._call(body, stream=True, call=call))
+        return self._pump(self._logic(request, True, timeout, headers, extra_body))
 
     def close(self) -> None:
         if not self._owns_client:
@@ -942,14 +937,11 @@ class OpenAiCompatibleProvider:
         extra_body: Mapping[str, Any] | None = None,
     ) -> CompletionResponse:
         """``complete()``, async; the same per-call options."""
-        body = self.build_request(request, stream=False, extra_body=extra_body)
         result: list[bytes | None] = []
-        call = self._call_options(timeout, headers)
-        async for _ in self._apump(self._call(body, stream=False, call=call), result):
+        logic = self._logic(request, False, timeout, headers, extra_body)
+        async for _ in self._apump(logic, result):
             pass  # a whole reply emits no events: it is returned
-        raw = result[0]
-        assert raw is not None
-        return self._json_response(raw, request)
+        return self._json_response(result, request)
 
     def astream(
         self,
@@ -961,9 +953,7 @@ class OpenAiCompatibleProvider:
     ) -> AsyncGenerator[StreamEvent, None]:
         """Async events as they arrive; the same per-call options as ``stream()``.
         Bad input raises here, before any I/O."""
-        body = self.build_request(request, stream=True, extra_body=extra_body)
-        call = self._call_options(timeout, headers)
-        return self._apump(self._call(body, stream=True, call=call))
+        return self._apump(self._logic(request, True, timeout, headers, extra_body))
 
     async def aclose(self) -> None:
         """Close this event loop's client (and the sync one) if this provider made them."""
@@ -986,8 +976,26 @@ class OpenAiCompatibleProvider:
 
     # -- shared ------------------------------------------------------------
 
-    def _json_response(self, raw: bytes, request: CompletionRequest) -> CompletionResponse:
-        """A whole reply: every choice, logprobs, and the parsed JSON when asked for."""
+    def _logic(
+        self,
+        request: CompletionRequest,
+        stream: bool,
+        timeout: CallTimeout,
+        headers: Mapping[str, str] | None,
+        extra_body: Mapping[str, Any] | None,
+    ) -> _Call:
+        """One call's logic for a pump. The body and the per-call options are
+        checked here, before any I/O (the logic itself runs only when pumped)."""
+        body = self.build_request(request, stream=stream, extra_body=extra_body)
+        return self._call(body, stream=stream, call=self._call_options(timeout, headers))
+
+    def _json_response(
+        self, result: list[bytes | None], request: CompletionRequest
+    ) -> CompletionResponse:
+        """A whole reply (the body a pump put in ``result``): every choice, logprobs,
+        and the parsed JSON when asked for."""
+        raw = result[0]
+        assert raw is not None
         body = self._parse_json(raw)
         try:
             reply = response_from_json(body, self._dialect)
