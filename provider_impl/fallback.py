@@ -498,6 +498,41 @@ def _intersection(caps: Sequence[ProviderCapabilities]) -> ProviderCapabilities:
     )
 
 
+class _ContentGate:
+    """Holds an attempt's ``Connected``/``MessageStart`` until its first content
+    event, then lets the switches so far, the held events and the content through:
+    a failed attempt leaves nothing in the stream. Shared by both stream pumps."""
+
+    def __init__(self, plan: Plan) -> None:
+        self._plan = plan
+        self._sent = 0  # switch events already let through
+        self._held: list[FallbackEvent] = []
+        self.started = False
+
+    def attempt(self) -> None:
+        """A new provider's attempt begins."""
+        self._held = []
+        self.started = False
+
+    def receive(self, event: FallbackEvent) -> list[FallbackEvent]:
+        """What to yield now for ``event``."""
+        if self.started:
+            return [event]
+        if isinstance(event, (Connected, MessageStart)):
+            self._held.append(event)
+            return []
+        self.started = True
+        return [*self.flush(), event]
+
+    def flush(self) -> list[FallbackEvent]:
+        """The switches not yet let through and the held events (a stream that
+        ended without content delivers what it had)."""
+        out = [*self._plan.switches[self._sent :], *self._held]
+        self._sent = len(self._plan.switches)
+        self._held = []
+        return out
+
+
 class FallbackProvider:
     """Providers tried in order, behind the interface of one provider.
 
@@ -634,37 +669,26 @@ class FallbackProvider:
     def _stream(self, request: CompletionRequest) -> Generator[FallbackEvent, None, None]:
         plan, prepared = self._plan(request)
         step = self._switched(plan.first())
-        sent = 0  # switch events already yielded
+        gate = _ContentGate(plan)
         while True:
             if isinstance(step, GiveUp):
                 raise step.error
             i = step.index
-            held: list[FallbackEvent] = []
-            started = False
+            gate.attempt()
             try:
                 events = self._providers[i].stream(prepared[i])
                 try:
                     for ev in events:
-                        if not started and isinstance(ev, (Connected, MessageStart)):
-                            held.append(ev)
-                            continue
-                        if not started:
-                            started = True
-                            yield from plan.switches[sent:]
-                            sent = len(plan.switches)
-                            yield from held
-                        yield ev
+                        yield from gate.receive(ev)
                 finally:
                     events.close()
             except LlmError as err:
-                step = self._switched(plan.failed(i, err, content_started=started))
+                step = self._switched(plan.failed(i, err, content_started=gate.started))
                 continue
             except BaseException:
-                plan.abandoned(i, content_started=started)
+                plan.abandoned(i, content_started=gate.started)
                 raise
-            if not started:  # a stream without content: deliver what it had
-                yield from plan.switches[sent:]
-                yield from held
+            yield from gate.flush()
             plan.succeeded(i)
             return
 
@@ -706,37 +730,28 @@ class FallbackProvider:
     async def _astream(self, request: CompletionRequest) -> AsyncGenerator[FallbackEvent, None]:
         plan, prepared = self._plan(request)
         step = self._switched(plan.first())
-        sent = 0
+        gate = _ContentGate(plan)
         while True:
             if isinstance(step, GiveUp):
                 raise step.error
             i = step.index
-            held: list[FallbackEvent] = []
-            started = False
+            gate.attempt()
             try:
                 events = self._providers[i].astream(prepared[i])
                 try:
                     async for ev in events:
-                        if not started and isinstance(ev, (Connected, MessageStart)):
-                            held.append(ev)
-                            continue
-                        if not started:
-                            started = True
-                            for pending in [*plan.switches[sent:], *held]:
-                                yield pending
-                            sent = len(plan.switches)
-                        yield ev
+                        for out in gate.receive(ev):
+                            yield out
                 finally:
                     await events.aclose()
             except LlmError as err:
-                step = self._switched(plan.failed(i, err, content_started=started))
+                step = self._switched(plan.failed(i, err, content_started=gate.started))
                 continue
             except BaseException:
-                plan.abandoned(i, content_started=started)
+                plan.abandoned(i, content_started=gate.started)
                 raise
-            if not started:
-                for pending in [*plan.switches[sent:], *held]:
-                    yield pending
+            for out in gate.flush():
+                yield out
             plan.succeeded(i)
             return
 
