@@ -24,6 +24,7 @@ from typing import Any, get_args
 from provider_impl.dialects import (
     CONTENT_FORMS,
     REQUEST_OPTIONS,
+    RESPONSE_FORMATS,
     ConformanceFeatures,
     ModelLimits,
     ProviderCapabilities,
@@ -49,7 +50,6 @@ _TABLES: dict[str, type[Any]] = {
 _ERROR_KINDS = frozenset(get_args(ErrorKind))
 # Fields written as arrays of tables ([[name]]), after everything else.
 _ARRAYS: dict[str, type[Any]] = {"reasoning": ReasoningControl, "model_limits": ModelLimits}
-_RESPONSE_FORMATS = frozenset({"text", "json_object", "json_schema"})
 
 
 class DialectFileError(ValueError):
@@ -217,11 +217,11 @@ def _check_parts_and_options(dialect: ProviderDialect, source: str) -> None:
                 f"{source}: request_options.{option}: unknown option; "
                 f"known: {', '.join(REQUEST_OPTIONS)}"
             )
-    unknown = sorted(dialect.response_formats - _RESPONSE_FORMATS)
+    unknown = sorted(dialect.response_formats - RESPONSE_FORMATS)
     if unknown:
         raise DialectFileError(
             f"{source}: response_formats: unknown type(s) {', '.join(unknown)}; "
-            f"known: {', '.join(sorted(_RESPONSE_FORMATS))}"
+            f"known: {', '.join(sorted(RESPONSE_FORMATS))}"
         )
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "OPENAI",
     "OPENROUTER",
     "REQUEST_OPTIONS",
+    "RESPONSE_FORMATS",
     "ConformanceFeatures",
     "HasDialect",
     "ModelLimits",
@@ -43,12 +44,16 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class ProviderCapabilities:
-    streaming: bool
-    tool_calling: bool
-    vision: bool
-    extended_thinking: bool
-    max_context_tokens: int
-    max_output_tokens: int
+    """What an endpoint can do. The defaults are what ``custom()`` assumes of an
+    OpenAI-compatible endpoint it knows nothing else of (streaming and tools, text
+    only, a 128k window, a 16k output cap); a record states where it differs."""
+
+    streaming: bool = True
+    tool_calling: bool = True
+    vision: bool = False
+    extended_thinking: bool = False
+    max_context_tokens: int = 128_000
+    max_output_tokens: int = 16_384
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +217,9 @@ CONTENT_FORMS: Mapping[str, frozenset[str]] = MappingProxyType(
 #: The typed options of ``CompletionRequest`` a record may map to a body key.
 REQUEST_OPTIONS: tuple[str, ...] = ("response_format", "seed", "logprobs", "top_logprobs", "n")
 
+#: The ``response_format`` types a record may list in ``response_formats``.
+RESPONSE_FORMATS: frozenset[str] = frozenset({"text", "json_object", "json_schema"})
+
 
 @dataclass(frozen=True, slots=True)
 class ToolCallIdFormat:
@@ -368,23 +376,30 @@ class ProviderDialect:
         return self.api_key_env is not None
 
 
+# Shared by several records below.
+#: Every effort, sent under its own name as ``reasoning_effort``.
+_EFFORT_BY_NAME = (ReasoningControl("reasoning_effort", _same(REASONING_EFFORTS)),)
+#: Every typed request option, under its own name.
+_EVERY_OPTION: Mapping[str, str] = MappingProxyType({o: o for o in REQUEST_OPTIONS})
+
 OPENAI = ProviderDialect(
     name="openai",
     base_url="https://api.openai.com/v1",
     default_model="gpt-4o",
     api_key_env="OPENAI_API_KEY",
+    capabilities=ProviderCapabilities(vision=True),
     max_tokens_param="max_completion_tokens",
     features=ConformanceFeatures(reports_reasoning_tokens=True, content_filter=True),
     # platform.openai.com/docs/api-reference/chat/create: reasoning_effort.
     # "max" as well: the issue's measurements saw both endpoints accept it.
-    reasoning=(ReasoningControl("reasoning_effort", _same(REASONING_EFFORTS)),),
+    reasoning=_EFFORT_BY_NAME,
     # platform.openai.com/docs/api-reference/chat/create: content parts, options.
     content_parts=MappingProxyType(
         {"text": "text", "image": "image_url", "audio": "input_audio", "file": "file"}
     ),
     audio_formats=frozenset({"wav", "mp3"}),
-    request_options=MappingProxyType({o: o for o in REQUEST_OPTIONS}),
-    response_formats=frozenset({"text", "json_object", "json_schema"}),
+    request_options=_EVERY_OPTION,
+    response_formats=RESPONSE_FORMATS,
     # platform.openai.com/docs/models (output cap, context window), most specific first.
     model_limits=(
         ModelLimits(r"gpt-4\.1", 32_768, 1_047_576),
@@ -393,14 +408,6 @@ OPENAI = ProviderDialect(
         ModelLimits(r"gpt-4o", 16_384, 128_000),
         ModelLimits(r"gpt-4-turbo", 4_096, 128_000),
     ),
-    capabilities=ProviderCapabilities(
-        streaming=True,
-        tool_calling=True,
-        vision=True,
-        extended_thinking=False,
-        max_context_tokens=128_000,
-        max_output_tokens=16_384,
-    ),
 )
 
 GEMINI = ProviderDialect(
@@ -408,6 +415,9 @@ GEMINI = ProviderDialect(
     base_url="https://generativelanguage.googleapis.com/v1beta/openai",
     default_model="gemini-2.5-flash",
     api_key_env="GEMINI_API_KEY",
+    capabilities=ProviderCapabilities(
+        vision=True, max_context_tokens=1_000_000, max_output_tokens=65_536
+    ),
     wire="gemini",
     features=ConformanceFeatures(streams_thinking=True, message_id=False, content_filter=True),
     reasoning_outside_completion=True,
@@ -421,7 +431,7 @@ GEMINI = ProviderDialect(
     request_options=MappingProxyType(
         {"response_format": "response_format", "seed": "seed", "n": "n"}
     ),
-    response_formats=frozenset({"text", "json_object", "json_schema"}),
+    response_formats=RESPONSE_FORMATS,
     prices_provider="google",
     model_limits=(
         ModelLimits(r"gemini-2\.0-flash", 8_192, 1_048_576),
@@ -429,14 +439,6 @@ GEMINI = ProviderDialect(
     ),
     # ai.google.dev/gemini-api/docs/thought-signatures (FAQ: calls another model made).
     foreign_thought_signature="skip_thought_signature_validator",
-    capabilities=ProviderCapabilities(
-        streaming=True,
-        tool_calling=True,
-        vision=True,
-        extended_thinking=False,
-        max_context_tokens=1_000_000,
-        max_output_tokens=65_536,
-    ),
 )
 
 MISTRAL = ProviderDialect(
@@ -444,6 +446,7 @@ MISTRAL = ProviderDialect(
     base_url="https://api.mistral.ai/v1",
     default_model="mistral-large-latest",
     api_key_env="MISTRAL_API_KEY",
+    capabilities=ProviderCapabilities(vision=True, max_output_tokens=32_768),
     stream_usage_option=False,
     forbidden_params=frozenset({"stream_options", "max_completion_tokens"}),
     max_temperature=1.5,
@@ -452,7 +455,7 @@ MISTRAL = ProviderDialect(
     features=ConformanceFeatures(streams_thinking=True, auth_error_code=False),
     # docs.mistral.ai/capabilities/reasoning/adjustable (mistral-small, mistral-medium-3.5).
     # "max" as well: the issue's measurements saw both endpoints accept it.
-    reasoning=(ReasoningControl("reasoning_effort", _same(REASONING_EFFORTS)),),
+    reasoning=_EFFORT_BY_NAME,
     # docs.mistral.ai (vision, audio, document QnA; chat completion API): images as
     # image_url, audio as the base64 text itself, documents as document_url; the seed
     # is random_seed; no logprobs.
@@ -467,17 +470,9 @@ MISTRAL = ProviderDialect(
     request_options=MappingProxyType(
         {"response_format": "response_format", "seed": "random_seed", "n": "n"}
     ),
-    response_formats=frozenset({"text", "json_object", "json_schema"}),
+    response_formats=RESPONSE_FORMATS,
     # Its own ids are 9 alphanumerics, and it refuses any other (400, code 3280).
     tool_call_ids=ToolCallIdFormat(ALPHANUMERIC, 9),
-    capabilities=ProviderCapabilities(
-        streaming=True,
-        tool_calling=True,
-        vision=True,
-        extended_thinking=False,
-        max_context_tokens=128_000,
-        max_output_tokens=32_768,
-    ),
 )
 
 GLM = ProviderDialect(
@@ -485,6 +480,7 @@ GLM = ProviderDialect(
     base_url="https://api.z.ai/api/paas/v4",
     default_model="glm-4.7",
     api_key_env="ZAI_API_KEY",
+    capabilities=ProviderCapabilities(max_context_tokens=200_000, max_output_tokens=128_000),
     # Not a documented Z.ai field; unknown fields get 400 code 1210.
     forbidden_params=frozenset({"parallel_tool_calls"}),
     max_temperature=1.0,
@@ -536,14 +532,6 @@ GLM = ProviderDialect(
             "1305": "rate_limited",
         }
     ),
-    capabilities=ProviderCapabilities(
-        streaming=True,
-        tool_calling=True,
-        vision=False,
-        extended_thinking=False,
-        max_context_tokens=200_000,
-        max_output_tokens=128_000,
-    ),
 )
 
 # claude-max-api-proxy 1.0.0 (docs/CLAUDE_PROXY.md): it reads only model,
@@ -554,6 +542,9 @@ CLAUDE_SUBSCRIPTION = ProviderDialect(
     # A name the proxy knows: it runs as Sonnet (an unknown name runs as Opus).
     default_model="claude-sonnet-4",
     api_key_env=None,
+    capabilities=ProviderCapabilities(
+        tool_calling=False, max_context_tokens=200_000, max_output_tokens=128_000
+    ),
     default_api_key="dummy-key",
     ignores_unknown_params=True,
     cost_provider="anthropic",
@@ -576,19 +567,10 @@ CLAUDE_SUBSCRIPTION = ProviderDialect(
     ),
     usage_limit_prefix="Claude AI usage limit reached|",
     features=ConformanceFeatures(
-        message_id=True,
         stream_usage=False,
         output_cap=False,
         context_length_error=False,
         rate_limit_status=False,
-    ),
-    capabilities=ProviderCapabilities(
-        streaming=True,
-        tool_calling=False,
-        vision=False,
-        extended_thinking=False,
-        max_context_tokens=200_000,
-        max_output_tokens=128_000,
     ),
 )
 
@@ -602,6 +584,9 @@ OPENROUTER = ProviderDialect(
     # The model most of the real exchanges ask for.
     default_model="anthropic/claude-sonnet-4.6",
     api_key_env="OPENROUTER_API_KEY",
+    capabilities=ProviderCapabilities(
+        vision=True, extended_thinking=True, max_context_tokens=200_000, max_output_tokens=64_000
+    ),
     # The documented output cap (max_completion_tokens is accepted too).
     max_tokens_param="max_tokens",
     # Usage comes with every reply; stream_options.include_usage is deprecated
@@ -622,8 +607,8 @@ OPENROUTER = ProviderDialect(
         {"text": "text", "image": "image_url", "audio": "input_audio", "file": "file_or_url"}
     ),
     audio_formats=frozenset({"wav", "mp3"}),
-    request_options=MappingProxyType({o: o for o in REQUEST_OPTIONS}),
-    response_formats=frozenset({"text", "json_object", "json_schema"}),
+    request_options=_EVERY_OPTION,
+    response_formats=RESPONSE_FORMATS,
     # Assistant messages take the reasoning they came with back (docs: reasoning tokens).
     reasoning_history_field="reasoning",
     features=ConformanceFeatures(
@@ -634,14 +619,6 @@ OPENROUTER = ProviderDialect(
         retry_after=False,
         # finish_reason is normalized to stop/length/tool_calls/content_filter/error.
         content_filter=True,
-    ),
-    capabilities=ProviderCapabilities(
-        streaming=True,
-        tool_calling=True,
-        vision=True,
-        extended_thinking=True,
-        max_context_tokens=200_000,
-        max_output_tokens=64_000,
     ),
 )
 

@@ -391,15 +391,7 @@ class OpenAiCompatibleProvider:
             name=name,
             base_url=base_url,
             default_model=default_model,
-            capabilities=capabilities
-            or ProviderCapabilities(
-                streaming=True,
-                tool_calling=True,
-                vision=False,
-                extended_thinking=False,
-                max_context_tokens=128_000,
-                max_output_tokens=16_384,
-            ),
+            capabilities=capabilities or ProviderCapabilities(),
             api_key_env=api_key_env,
             default_api_key=default_api_key,
             auth_header=auth_header,
