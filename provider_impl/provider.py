@@ -31,7 +31,7 @@ from collections.abc import (
     Mapping,
 )
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict, TypeVar
 
 import httpx
 
@@ -102,6 +102,7 @@ DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 # waiter on each event: 1,000 concurrent streams took ~50 s instead of ~5 s.
 DEFAULT_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
 _P = TypeVar("_P", bound="OpenAiCompatibleProvider")
+_P_co = TypeVar("_P_co", bound="OpenAiCompatibleProvider", covariant=True)
 _T = TypeVar("_T")
 
 
@@ -129,6 +130,23 @@ class ProviderOptions(CustomOptions, total=False):
     """The keyword arguments every factory takes (see ``OpenAiCompatibleProvider``)."""
 
     base_url: str | None
+
+
+class _Factory(Protocol[_P_co]):
+    def __call__(self, **kwargs: Unpack[ProviderOptions]) -> _P_co: ...
+
+
+class _BuiltIn:
+    """A factory for one built-in record, read like a classmethod: the class it is
+    read from (a subclass too) called with the record and the options."""
+
+    __slots__ = ("dialect",)
+
+    def __init__(self, dialect: ProviderDialect) -> None:
+        self.dialect = dialect
+
+    def __get__(self, obj: object, owner: type[_P]) -> _Factory[_P]:
+        return functools.partial(owner, self.dialect)
 
 
 class _Secret:
@@ -342,29 +360,13 @@ class OpenAiCompatibleProvider:
 
     # -- factories -----------------------------------------------------------
 
-    @classmethod
-    def openai(cls: type[_P], **kwargs: Unpack[ProviderOptions]) -> _P:
-        return cls(OPENAI, **kwargs)
-
-    @classmethod
-    def gemini(cls: type[_P], **kwargs: Unpack[ProviderOptions]) -> _P:
-        return cls(GEMINI, **kwargs)
-
-    @classmethod
-    def mistral(cls: type[_P], **kwargs: Unpack[ProviderOptions]) -> _P:
-        return cls(MISTRAL, **kwargs)
-
-    @classmethod
-    def glm(cls: type[_P], **kwargs: Unpack[ProviderOptions]) -> _P:
-        return cls(GLM, **kwargs)
-
-    @classmethod
-    def claude_subscription(cls: type[_P], **kwargs: Unpack[ProviderOptions]) -> _P:
-        return cls(CLAUDE_SUBSCRIPTION, **kwargs)
-
-    @classmethod
-    def openrouter(cls: type[_P], **kwargs: Unpack[ProviderOptions]) -> _P:
-        return cls(OPENROUTER, **kwargs)
+    # One per built-in record: ``OpenAiCompatibleProvider.openai(**options)``.
+    openai = _BuiltIn(OPENAI)
+    gemini = _BuiltIn(GEMINI)
+    mistral = _BuiltIn(MISTRAL)
+    glm = _BuiltIn(GLM)
+    claude_subscription = _BuiltIn(CLAUDE_SUBSCRIPTION)
+    openrouter = _BuiltIn(OPENROUTER)
 
     @classmethod
     def custom(

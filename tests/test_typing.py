@@ -46,16 +46,29 @@ def ask(provider: OpenAiCompatibleProvider) -> object:
     reply = provider.complete(request)
     cost: CostEstimate | None = estimate_cost(reply.usage, provider, "gpt-4o")
     return reply.parsed, cost.source if cost is not None else None, Usage().cache_write_input_tokens
+
+
+class Mine(OpenAiCompatibleProvider):
+    pass
+
+
+def build() -> Mine:
+    # A factory returns the class it is read from, typed (an Any would fail --strict).
+    return Mine.mistral(api_key="k", max_retries=1, base_url=None)
 """
 
 BAD = """
-from provider_impl import StreamEvent
+from provider_impl import OpenAiCompatibleProvider, StreamEvent
 
 
 def wrong(event: StreamEvent) -> str:
     if event.type == "thinking_delta":
         return event.text
     return ""
+
+
+def typo() -> OpenAiCompatibleProvider:
+    return OpenAiCompatibleProvider.openai(max_retrys=1)
 """
 
 
@@ -82,6 +95,10 @@ def test_a_user_program_type_checks_and_narrowing_catches_a_wrong_field(
     errors = [line for line in out.splitlines() if ": error:" in line]
     assert status == 1, (out, err)
     assert not [e for e in errors if "good_program" in e], errors
-    # Only the misuse fails: ``event`` is a ThinkingDelta there, which has no ``text``.
-    assert errors and all("bad_program.py:7:" in e for e in errors), errors
+    # Only the misuses fail: ``event`` is a ThinkingDelta there, which has no ``text``;
+    # a factory's keyword arguments are checked.
+    assert errors and all(
+        ("bad_program.py:7:" in e or "bad_program.py:12:" in e) for e in errors
+    ), errors
     assert any('"ThinkingDelta" has no attribute "text"' in e for e in errors), errors
+    assert any("bad_program.py:12:" in e and '"max_retrys"' in e for e in errors), errors
