@@ -25,7 +25,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import AsyncGenerator, Callable, Generator, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -533,6 +533,69 @@ class _ContentGate:
         return out
 
 
+class _Run:
+    """One call's way through the chain, shared by the four pumps; no I/O.
+
+    Iterating gives the index of each provider to try, until one succeeds or the
+    plan gives up (then ``error`` is what to raise). ``with run.trying(i):`` wraps
+    the call to provider ``i``: leaving it normally is a success; an ``LlmError``
+    is swallowed and picks the next step; anything else (cancellation, a consumer
+    that stopped early) abandons the attempt and propagates.
+    """
+
+    def __init__(
+        self,
+        plan: Plan,
+        prepared: dict[int, CompletionRequest],
+        on_switch: Callable[[ProviderSwitched], None] | None,
+    ) -> None:
+        self._plan = plan
+        #: The request as each quoted provider is sent it.
+        self.prepared = prepared
+        self._on_switch = on_switch
+        self.gate = _ContentGate(plan)
+        self._step: Step | None = None
+        self._index = -1
+        self._enter(plan.first())
+
+    def _enter(self, step: Step) -> None:
+        if isinstance(step, Attempt) and step.switched is not None and self._on_switch:
+            self._on_switch(step.switched)
+        self._step = step
+
+    def __iter__(self) -> Iterator[int]:
+        while isinstance(self._step, Attempt):
+            self.gate.attempt()
+            yield self._step.index
+
+    @property
+    def error(self) -> LlmError:
+        if not isinstance(self._step, GiveUp):
+            raise RuntimeError("the fallback run has not given up")
+        return self._step.error
+
+    def trying(self, index: int) -> _Run:
+        self._index = index
+        return self
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> bool:
+        i, started = self._index, self.gate.started
+        if exc is None:
+            self._plan.succeeded(i)
+            self._step = None
+            return False
+        if isinstance(exc, LlmError):
+            self._enter(self._plan.failed(i, exc, content_started=started))
+            return True
+        self._plan.abandoned(i, content_started=started)
+        return False
+
+
 class FallbackProvider:
     """Providers tried in order, behind the interface of one provider.
 
@@ -619,7 +682,7 @@ class FallbackProvider:
         """The primary's estimate of the prompt's size."""
         return self._providers[0].count_tokens(self.request_for(request, 0))
 
-    def _plan(self, request: CompletionRequest) -> tuple[Plan, dict[int, CompletionRequest]]:
+    def _run(self, request: CompletionRequest) -> _Run:
         prepared: dict[int, CompletionRequest] = {}
 
         def quote(i: int) -> Quote:
@@ -634,32 +697,16 @@ class FallbackProvider:
             usage = Usage(input_tokens=tokens, output_tokens=req.max_tokens)
             return Quote(p.name, window, estimate_cost(usage, p.dialect, req.model or p.model))
 
-        return self.policy.plan(quote), prepared
-
-    def _switched(self, step: Step) -> Step:
-        if isinstance(step, Attempt) and step.switched is not None and self._on_switch:
-            self._on_switch(step.switched)
-        return step
+        return _Run(self.policy.plan(quote), prepared, self._on_switch)
 
     # -- sync --
 
     def complete(self, request: CompletionRequest) -> CompletionResponse:
-        plan, prepared = self._plan(request)
-        step = self._switched(plan.first())
-        while True:
-            if isinstance(step, GiveUp):
-                raise step.error
-            i = step.index
-            try:
-                response = self._providers[i].complete(prepared[i])
-            except LlmError as err:
-                step = self._switched(plan.failed(i, err, content_started=False))
-                continue
-            except BaseException:
-                plan.abandoned(i, content_started=False)
-                raise
-            plan.succeeded(i)
-            return response
+        run = self._run(request)
+        for i in run:
+            with run.trying(i):
+                return self._providers[i].complete(run.prepared[i])
+        raise run.error
 
     def stream(self, request: CompletionRequest) -> Generator[FallbackEvent, None, None]:
         """Events as they arrive; bad input for the primary raises here, before any I/O."""
@@ -667,30 +714,18 @@ class FallbackProvider:
         return self._stream(request)
 
     def _stream(self, request: CompletionRequest) -> Generator[FallbackEvent, None, None]:
-        plan, prepared = self._plan(request)
-        step = self._switched(plan.first())
-        gate = _ContentGate(plan)
-        while True:
-            if isinstance(step, GiveUp):
-                raise step.error
-            i = step.index
-            gate.attempt()
-            try:
-                events = self._providers[i].stream(prepared[i])
+        run = self._run(request)
+        for i in run:
+            with run.trying(i):
+                events = self._providers[i].stream(run.prepared[i])
                 try:
                     for ev in events:
-                        yield from gate.receive(ev)
+                        yield from run.gate.receive(ev)
                 finally:
                     events.close()
-            except LlmError as err:
-                step = self._switched(plan.failed(i, err, content_started=gate.started))
-                continue
-            except BaseException:
-                plan.abandoned(i, content_started=gate.started)
-                raise
-            yield from gate.flush()
-            plan.succeeded(i)
-            return
+                yield from run.gate.flush()
+                return
+        raise run.error
 
     def close(self) -> None:
         for p in self._providers:
@@ -705,22 +740,11 @@ class FallbackProvider:
     # -- async --
 
     async def acomplete(self, request: CompletionRequest) -> CompletionResponse:
-        plan, prepared = self._plan(request)
-        step = self._switched(plan.first())
-        while True:
-            if isinstance(step, GiveUp):
-                raise step.error
-            i = step.index
-            try:
-                response = await self._providers[i].acomplete(prepared[i])
-            except LlmError as err:
-                step = self._switched(plan.failed(i, err, content_started=False))
-                continue
-            except BaseException:
-                plan.abandoned(i, content_started=False)
-                raise
-            plan.succeeded(i)
-            return response
+        run = self._run(request)
+        for i in run:
+            with run.trying(i):
+                return await self._providers[i].acomplete(run.prepared[i])
+        raise run.error
 
     def astream(self, request: CompletionRequest) -> AsyncGenerator[FallbackEvent, None]:
         """Async events as they arrive; bad input for the primary raises here."""
@@ -728,32 +752,20 @@ class FallbackProvider:
         return self._astream(request)
 
     async def _astream(self, request: CompletionRequest) -> AsyncGenerator[FallbackEvent, None]:
-        plan, prepared = self._plan(request)
-        step = self._switched(plan.first())
-        gate = _ContentGate(plan)
-        while True:
-            if isinstance(step, GiveUp):
-                raise step.error
-            i = step.index
-            gate.attempt()
-            try:
-                events = self._providers[i].astream(prepared[i])
+        run = self._run(request)
+        for i in run:
+            with run.trying(i):
+                events = self._providers[i].astream(run.prepared[i])
                 try:
                     async for ev in events:
-                        for out in gate.receive(ev):
+                        for out in run.gate.receive(ev):
                             yield out
                 finally:
                     await events.aclose()
-            except LlmError as err:
-                step = self._switched(plan.failed(i, err, content_started=gate.started))
-                continue
-            except BaseException:
-                plan.abandoned(i, content_started=gate.started)
-                raise
-            for out in gate.flush():
-                yield out
-            plan.succeeded(i)
-            return
+                for out in run.gate.flush():
+                    yield out
+                return
+        raise run.error
 
     async def aclose(self) -> None:
         for p in self._providers:
