@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -472,8 +472,15 @@ _EXIT_CODES = "exit codes: 0 ok, 1 checks failed, 2 usage or environment error"
 
 
 def _add(
-    sub: Any, name: str, summary: str, description: str, examples: Sequence[str], **kw: Any
+    sub: Any,
+    name: str,
+    summary: str,
+    description: str,
+    examples: Sequence[str],
+    func: Callable[[argparse.Namespace], int],
+    **kw: Any,
 ) -> argparse.ArgumentParser:
+    """A command's parser, its help and examples, run by ``func``."""
     epilog = "examples:\n" + "\n".join(f"  {e}" for e in examples) + f"\n\n{_EXIT_CODES}"
     parser: argparse.ArgumentParser = sub.add_parser(
         name,
@@ -483,6 +490,7 @@ def _add(
         formatter_class=argparse.RawDescriptionHelpFormatter,
         **kw,
     )
+    parser.set_defaults(func=func)
     return parser
 
 
@@ -504,6 +512,12 @@ def _parser() -> argparse.ArgumentParser:
         help="add or override a provider from a dialect record (TOML; repeatable)",
     )
 
+    # The commands that send the scenarios to a live server.
+    live = argparse.ArgumentParser(add_help=False)
+    live.add_argument("--provider", required=True, help="the provider to send to")
+    live.add_argument("--scenario", action="append", help="limit to a scenario (repeatable)")
+    live.add_argument("--base-url", help="where to send requests (default: the real provider)")
+
     p = _add(
         sub,
         "conformance",
@@ -523,6 +537,7 @@ def _parser() -> argparse.ArgumentParser:
             "provider-impl conformance --handoff",
         ],
         parents=[dialects],
+        func=_cmd_conformance,
     )
     p.add_argument("--provider", action="append", help="limit to a provider (repeatable)")
     p.add_argument("--scenario", action="append", help="limit to a scenario (repeatable)")
@@ -538,7 +553,6 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run and print the hand-off matrix (provider × provider) instead",
     )
-    p.set_defaults(func=_cmd_conformance)
 
     p = _add(
         sub,
@@ -553,11 +567,9 @@ def _parser() -> argparse.ArgumentParser:
             "provider-impl record --provider openai --scenario text "
             "--base-url http://127.0.0.1:8765/openai/v1 --cassette-dir my-cassettes",
         ],
-        parents=[dialects],
+        parents=[dialects, live],
+        func=_cmd_record,
     )
-    p.add_argument("--provider", required=True, help="the provider to record")
-    p.add_argument("--scenario", action="append", help="a scenario to record (repeatable)")
-    p.add_argument("--base-url", help="where to send requests (default: the real provider)")
     p.add_argument(
         "--cassette-dir", metavar="DIR", default="cassettes", help="where to write (./cassettes)"
     )
@@ -569,7 +581,6 @@ def _parser() -> argparse.ArgumentParser:
         "all rewrites them, new_episodes adds to them, none only replays; a recording "
         "without the scenario's expected outcome is never written",
     )
-    p.set_defaults(func=_cmd_record)
 
     p = _add(
         sub,
@@ -582,16 +593,13 @@ def _parser() -> argparse.ArgumentParser:
             "provider-impl drift --provider mistral",
             "provider-impl drift --provider openai --base-url http://127.0.0.1:8765/openai/v1",
         ],
-        parents=[dialects],
+        parents=[dialects, live],
+        func=_cmd_drift,
     )
-    p.add_argument("--provider", required=True, help="the provider to check")
-    p.add_argument("--scenario", action="append", help="limit to a scenario (repeatable)")
-    p.add_argument("--base-url", help="where to send requests (default: the real provider)")
     p.add_argument(
         "--cassette-dir", metavar="DIR", help="the committed cassettes (default: the shipped ones)"
     )
     p.add_argument("--junit", metavar="FILE", help="write a JUnit XML report")
-    p.set_defaults(func=_cmd_drift)
 
     p = _add(
         sub,
@@ -604,10 +612,10 @@ def _parser() -> argparse.ArgumentParser:
             "provider-impl replay my.yaml --provider openai",
         ],
         parents=[dialects],
+        func=_cmd_replay,
     )
     p.add_argument("cassette", help="the cassette file")
     p.add_argument("--provider", help="the provider (default: the cassette's folder name)")
-    p.set_defaults(func=_cmd_replay)
 
     p = _add(
         sub,
@@ -618,9 +626,9 @@ def _parser() -> argparse.ArgumentParser:
         "provider's record as a TOML dialect file.",
         ["provider-impl providers", "provider-impl providers --export openai > acme.toml"],
         parents=[dialects],
+        func=_cmd_providers,
     )
     p.add_argument("--export", metavar="NAME", help="print NAME's dialect record as TOML")
-    p.set_defaults(func=_cmd_providers)
 
     p = _add(
         sub,
@@ -629,8 +637,8 @@ def _parser() -> argparse.ArgumentParser:
         "Print the prices per million tokens (input, output, cache read) used for\n"
         "cost estimates and the fallback's cost warnings.",
         ["provider-impl costs"],
+        func=_cmd_costs,
     )
-    p.set_defaults(func=_cmd_costs)
 
     p = _add(
         sub,
@@ -642,10 +650,10 @@ def _parser() -> argparse.ArgumentParser:
         "x-emulator-fault a fault.",
         ["provider-impl emulator --port 8765", "provider-impl emulator --dialect-file acme.toml"],
         parents=[dialects],
+        func=_cmd_emulator,
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=_port, default=8765, help="port (default 8765; 0: any free one)")
-    p.set_defaults(func=_cmd_emulator)
 
     p = _add(
         sub,
@@ -654,9 +662,9 @@ def _parser() -> argparse.ArgumentParser:
         "Look for API keys and tokens in files or folders (every provider's key\n"
         "shapes, bearer tokens); findings are printed masked. Exit code 1 if any.",
         ["provider-impl scan-secrets cassettes", "provider-impl scan-secrets a.yaml b.yaml"],
+        func=_cmd_scan_secrets,
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="files or folders")
-    p.set_defaults(func=_cmd_scan_secrets)
     return parser
 
 
