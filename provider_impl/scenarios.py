@@ -71,24 +71,14 @@ def providers() -> tuple[str, ...]:
 # Not key-shaped on purpose: it must be refused, and never trip a secret scan.
 INVALID_KEY = "invalid-key-for-conformance"
 
-WEATHER = ToolDefinition(
-    name="get_weather",
-    description="Current weather for a city.",
-    parameters={
-        "type": "object",
-        "properties": {"city": {"type": "string", "description": "City name"}},
-        "required": ["city"],
-    },
-)
-LOCAL_TIME = ToolDefinition(
-    name="get_local_time",
-    description="Current local time in a city.",
-    parameters={
-        "type": "object",
-        "properties": {"city": {"type": "string", "description": "City name"}},
-        "required": ["city"],
-    },
-)
+# Both tools take one argument: the city.
+_A_CITY: dict[str, Any] = {
+    "type": "object",
+    "properties": {"city": {"type": "string", "description": "City name"}},
+    "required": ["city"],
+}
+WEATHER = ToolDefinition("get_weather", "Current weather for a city.", _A_CITY)
+LOCAL_TIME = ToolDefinition("get_local_time", "Current local time in a city.", _A_CITY)
 
 
 @dataclass(frozen=True)
