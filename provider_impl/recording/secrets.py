@@ -53,41 +53,27 @@ class _Pattern:
     shown_prefix: re.Pattern[str] | None = None
 
 
+def _pattern(name: str, regex: str, shown_prefix: str | None = None) -> _Pattern:
+    shown = None if shown_prefix is None else re.compile(shown_prefix)
+    return _Pattern(name, re.compile(regex), shown)
+
+
 PATTERNS: tuple[_Pattern, ...] = (
-    _Pattern(
-        "anthropic_key",
-        re.compile(rf"(?<![{_T}])sk-ant-[{_T}]{{20,}}"),
-        re.compile(r"sk-ant-(?:[a-z]+\d\d-)?"),
+    _pattern("anthropic_key", rf"(?<![{_T}])sk-ant-[{_T}]{{20,}}", r"sk-ant-(?:[a-z]+\d\d-)?"),
+    _pattern(
+        "openai_key", rf"(?<![{_T}])sk-(?!ant-)[{_T}]{{20,}}", "sk-(?:proj-|svcacct-|admin-)?"
     ),
-    _Pattern(
-        "openai_key",
-        re.compile(rf"(?<![{_T}])sk-(?!ant-)[{_T}]{{20,}}"),
-        re.compile(r"sk-(?:proj-|svcacct-|admin-)?"),
-    ),
-    _Pattern(
-        "google_api_key",
-        re.compile(rf"(?<![{_T}+/])AIza[{_T}]{{35}}"),
-        re.compile(r"AIza"),
-    ),
-    _Pattern(
-        "zhipu_key",
-        re.compile(r"(?<![A-Za-z0-9])[0-9a-f]{32}\.[A-Za-z0-9]{16}(?![A-Za-z0-9])"),
-    ),
-    _Pattern(
-        "bearer_token",
-        re.compile(r"(?i:bearer)[ \t]+[A-Za-z0-9._~+/=\-]{20,}"),
-        re.compile(r"(?i:bearer)[ \t]+"),
-    ),
+    _pattern("google_api_key", rf"(?<![{_T}+/])AIza[{_T}]{{35}}", "AIza"),
+    _pattern("zhipu_key", r"(?<![A-Za-z0-9])[0-9a-f]{32}\.[A-Za-z0-9]{16}(?![A-Za-z0-9])"),
+    _pattern("bearer_token", r"(?i:bearer)[ \t]+[A-Za-z0-9._~+/=\-]{20,}", r"(?i:bearer)[ \t]+"),
     # Mistral keys: 32 alphanumerics mixing upper case, lower case and digits. A
     # lowercase-hex id (Mistral's chunk ids, GLM's timestamp+hex ids) has no
     # upper case; a run inside a longer token or base64 text is not a key.
-    _Pattern(
+    _pattern(
         "mistral_key",
-        re.compile(
-            rf"(?<![{_T}+/.])"
-            r"(?=[A-Za-z0-9]{0,31}[A-Z])(?=[A-Za-z0-9]{0,31}[a-z])(?=[A-Za-z0-9]{0,31}[0-9])"
-            rf"[A-Za-z0-9]{{32}}(?![{_T}+/=])"
-        ),
+        rf"(?<![{_T}+/.])"
+        r"(?=[A-Za-z0-9]{0,31}[A-Z])(?=[A-Za-z0-9]{0,31}[a-z])(?=[A-Za-z0-9]{0,31}[0-9])"
+        rf"[A-Za-z0-9]{{32}}(?![{_T}+/=])",
     ),
 )
 
