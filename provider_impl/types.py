@@ -342,12 +342,7 @@ class Choice:
     def to_dict(self) -> dict[str, Any]:
         return {
             "index": self.index,
-            "text": self.text,
-            "thinking": self.thinking,
-            "refusal": self.refusal,
-            "tool_calls": [_call_dict(c) for c in self.tool_calls],
-            "stop_reason": self.stop_reason.value,
-            "raw_finish_reason": self.raw_finish_reason,
+            **_answer_dict(self),
             "logprobs": [t.to_dict() for t in self.logprobs] if self.logprobs is not None else None,
         }
 
@@ -378,12 +373,7 @@ class CompletionResponse:
         d: dict[str, Any] = {
             "id": self.id,
             "model": self.model,
-            "text": self.text,
-            "thinking": self.thinking,
-            "refusal": self.refusal,
-            "tool_calls": [_call_dict(c) for c in self.tool_calls],
-            "stop_reason": self.stop_reason.value,
-            "raw_finish_reason": self.raw_finish_reason,
+            **_answer_dict(self),
             "usage": self.usage.to_dict(),
         }
         # Only when present, so replies without them keep their recorded snapshots.
@@ -394,6 +384,18 @@ class CompletionResponse:
         if self.choices:
             d["choices"] = [c.to_dict() for c in self.choices]
         return d
+
+
+def _answer_dict(answer: Choice | CompletionResponse) -> dict[str, Any]:
+    """What a choice and a whole reply both say, in their ``to_dict`` order."""
+    return {
+        "text": answer.text,
+        "thinking": answer.thinking,
+        "refusal": answer.refusal,
+        "tool_calls": [_call_dict(c) for c in answer.tool_calls],
+        "stop_reason": answer.stop_reason.value,
+        "raw_finish_reason": answer.raw_finish_reason,
+    }
 
 
 def _call_dict(call: ToolCall) -> dict[str, Any]:
