@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from provider_impl import dialects
+from provider_impl import OpenAiCompatibleProvider, dialects
 from provider_impl.cli import main
 from provider_impl.dialect_file import DialectFileError, dialect_from_toml, dialect_to_toml
 from provider_impl.dialects import BUILTIN, DIALECTS
@@ -48,6 +48,27 @@ def test_export_prints_the_record(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 BASE = dialect_to_toml(DIALECTS["openai"])
+
+
+def test_a_file_states_only_the_capabilities_that_differ() -> None:
+    # OpenAI's capability lines, all but vision and the output cap left out.
+    head, _, tail = BASE.partition("[capabilities]\n")
+    caps, _, rest = tail.partition("\n\n")
+    assert "vision = true" in caps and "max_context_tokens = 128000" in caps
+    text = head + "[capabilities]\nvision = true\nmax_output_tokens = 4096\n\n" + rest
+    caps_read = dialect_from_toml(text).capabilities
+    assert (caps_read.vision, caps_read.max_output_tokens) == (True, 4096)
+    # The rest is what custom() assumes of an endpoint it knows nothing of.
+    assumed = OpenAiCompatibleProvider.custom(
+        name="x", base_url="http://127.0.0.1:1/v1", default_model="m", api_key="k"
+    ).capabilities
+    assert dataclasses.replace(caps_read, vision=False, max_output_tokens=16_384) == assumed
+    assert (assumed.streaming, assumed.tool_calling, assumed.extended_thinking) == (
+        True,
+        True,
+        False,
+    )
+    assert (assumed.max_context_tokens, assumed.vision) == (128_000, False)
 
 
 @pytest.mark.parametrize(
