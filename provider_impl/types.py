@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Literal
 
 from provider_impl.errors import UsageError
@@ -277,8 +277,31 @@ class CompletionRequest:
     extra_body: Mapping[str, Any] | None = None
 
 
+# A field left out of ``to_dict()`` while it is None: one only some providers report.
+OMIT_IF_NONE: Mapping[str, bool] = {"omit_if_none": True}
+
+
+class EventData:
+    """``to_dict()`` of the stream events (``provider_impl.events`` and ``Usage``):
+    ``"type"``, then every field in declaration order, an enum as its value; a field
+    whose metadata is ``OMIT_IF_NONE`` is left out while it is None. Snapshots store
+    these dicts."""
+
+    __slots__ = ()
+    type: ClassVar[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": self.type}
+        for f in fields(self):  # type: ignore[arg-type]  # every subclass is a dataclass
+            value = getattr(self, f.name)
+            if value is None and f.metadata.get("omit_if_none"):
+                continue
+            d[f.name] = value.value if isinstance(value, enum.Enum) else value
+        return d
+
+
 @dataclass(frozen=True, slots=True)
-class Usage:
+class Usage(EventData):
     """Token counts; ``None`` where the provider reported nothing.
 
     Used both as the stream event and as ``CompletionResponse.usage``.
@@ -290,20 +313,8 @@ class Usage:
     reasoning_tokens: int | None = None
     # Prompt tokens written to the provider's cache (billed above the input price);
     # like cache reads, counted inside input_tokens.
-    cache_write_input_tokens: int | None = None
+    cache_write_input_tokens: int | None = field(default=None, metadata=OMIT_IF_NONE)
     type: ClassVar[Literal["usage"]] = "usage"
-
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {
-            "type": self.type,
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "cache_read_input_tokens": self.cache_read_input_tokens,
-            "reasoning_tokens": self.reasoning_tokens,
-        }
-        if self.cache_write_input_tokens is not None:  # only where a provider reports it
-            d["cache_write_input_tokens"] = self.cache_write_input_tokens
-        return d
 
 
 @dataclass(frozen=True, slots=True)
