@@ -39,6 +39,8 @@ class Connected(EventData):
 
 @dataclass(frozen=True, slots=True)
 class MessageStart(EventData):
+    """The reply began: the provider's message ``id`` and ``model``, where it sent them."""
+
     id: str | None
     model: str | None
     type: ClassVar[Literal["message_start"]] = "message_start"
@@ -46,6 +48,9 @@ class MessageStart(EventData):
 
 @dataclass(frozen=True, slots=True)
 class ContentBlockStart(EventData):
+    """A block of one kind opens at ``index``: text, thinking, a refusal, or a tool
+    call (then with the call's ``id`` and function ``name``)."""
+
     index: int
     content_type: str  # "text" | "thinking" | "tool_use" | "refusal"
     id: str | None = None
@@ -61,6 +66,8 @@ class ContentBlockStart(EventData):
 
 @dataclass(frozen=True, slots=True)
 class TextDelta(EventData):
+    """More answer text for the open text block at ``index``."""
+
     index: int
     text: str
     type: ClassVar[Literal["text_delta"]] = "text_delta"
@@ -68,6 +75,10 @@ class TextDelta(EventData):
 
 @dataclass(frozen=True, slots=True)
 class ThinkingDelta(EventData):
+    """More reasoning for the thinking block at ``index``: the provider's
+    ``reasoning_content``/``reasoning`` field or a ``<thought>`` summary, as the
+    dialect record says."""
+
     index: int
     thinking: str
     type: ClassVar[Literal["thinking_delta"]] = "thinking_delta"
@@ -75,6 +86,9 @@ class ThinkingDelta(EventData):
 
 @dataclass(frozen=True, slots=True)
 class ToolUseInputDelta(EventData):
+    """A piece of a tool call's JSON arguments, as received; the pieces joined
+    are the ``input`` of the block's ``ToolUseComplete``."""
+
     index: int
     partial_json: str
     type: ClassVar[Literal["tool_use_input_delta"]] = "tool_use_input_delta"
@@ -82,6 +96,10 @@ class ToolUseInputDelta(EventData):
 
 @dataclass(frozen=True, slots=True)
 class ToolUseComplete(EventData):
+    """A tool call is whole: its ``input`` is the parsed JSON object of all its
+    argument pieces (empty arguments are ``{}``; any other text that is not a JSON
+    object is a ``DeserializationError``)."""
+
     index: int
     id: str
     name: str
@@ -93,12 +111,17 @@ class ToolUseComplete(EventData):
 
 @dataclass(frozen=True, slots=True)
 class ContentBlockStop(EventData):
+    """The block at ``index`` is closed; nothing more arrives for it."""
+
     index: int
     type: ClassVar[Literal["content_block_stop"]] = "content_block_stop"
 
 
 @dataclass(frozen=True, slots=True)
 class MessageDelta(EventData):
+    """How the reply ended: the normalized ``stop_reason`` and the provider's own
+    ``raw_finish_reason``."""
+
     stop_reason: StopReason
     raw_finish_reason: str | None
     type: ClassVar[Literal["message_delta"]] = "message_delta"
