@@ -15,34 +15,44 @@ __all__ = ["Case", "RealCase", "cases", "cassette_dir", "real_cases"]
 
 
 @dataclass(frozen=True)
-class Case:
+class _CassetteCase:
+    """One cassette of one provider; ``label`` names it within the provider."""
+
     provider: str
-    scenario: Scenario
     cassette: Path
 
     @property
-    def id(self) -> str:
-        return f"{self.provider}-{self.scenario.name}"
+    def label(self) -> str:
+        return self.cassette.stem
 
     @property
-    def key(self) -> str:
-        return f"{self.provider}/{self.scenario.name}"
+    def id(self) -> str:
+        """The pytest id: ``<provider>-<label>``."""
+        return f"{self.provider}-{self.label}"
 
 
 @dataclass(frozen=True)
-class RealCase:
-    """One real exchange (``<cassette-dir>/real/<provider>/<name>.yaml``)."""
+class Case(_CassetteCase):
+    """One emulator cassette: ``<cassette-dir>/<provider>/<scenario>.yaml``."""
 
-    provider: str
-    cassette: Path
+    scenario: Scenario
 
     @property
-    def id(self) -> str:
-        return f"{self.provider}-{self.cassette.stem}"
+    def label(self) -> str:
+        return self.scenario.name
 
     @property
     def key(self) -> str:
-        return f"real:{self.provider}/{self.cassette.stem}"
+        return f"{self.provider}/{self.label}"
+
+
+@dataclass(frozen=True)
+class RealCase(_CassetteCase):
+    """One real exchange (``<cassette-dir>/real/<provider>/<name>.yaml``)."""
+
+    @property
+    def key(self) -> str:
+        return f"real:{self.provider}/{self.label}"
 
 
 def cassette_dir(config: pytest.Config) -> Path:
@@ -64,7 +74,7 @@ def cases(config: pytest.Config) -> list[Case]:
     folder = cassette_dir(config)
     scenarios = list(dict.fromkeys(config.getoption("--scenario"))) or list(SCENARIOS)
     return [
-        Case(p, SCENARIOS[s], folder / p / f"{s}.yaml")
+        Case(p, folder / p / f"{s}.yaml", SCENARIOS[s])
         for s in scenarios
         for p in chosen_providers(config)
     ]
