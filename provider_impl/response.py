@@ -9,19 +9,12 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from provider_impl import events as ev_types
 from provider_impl.adapter import events_of_reply
 from provider_impl.classify import classify_error
 from provider_impl.dialects import HasDialect, ProviderDialect, resolve_dialect
 from provider_impl.errors import DeserializationError
-from provider_impl.events import (
-    ContentBlockStart,
-    MessageDelta,
-    MessageStart,
-    StreamEvent,
-    TextDelta,
-    ThinkingDelta,
-    ToolUseComplete,
-)
+from provider_impl.events import StreamEvent
 from provider_impl.types import (
     Choice,
     CompletionRequest,
@@ -54,17 +47,17 @@ def response_from_events(events: Iterable[StreamEvent]) -> CompletionResponse:
     raw: str | None = None
     usage = Usage()
     for ev in events:
-        if isinstance(ev, TextDelta):
+        if isinstance(ev, ev_types.TextDelta):
             (refusal if kinds.get(ev.index) == "refusal" else text).append(ev.text)
-        elif isinstance(ev, ThinkingDelta):
+        elif isinstance(ev, ev_types.ThinkingDelta):
             thinking.append(ev.thinking)
-        elif isinstance(ev, ContentBlockStart):
+        elif isinstance(ev, ev_types.ContentBlockStart):
             kinds[ev.index] = ev.content_type
-        elif isinstance(ev, ToolUseComplete):
+        elif isinstance(ev, ev_types.ToolUseComplete):
             calls.append(ToolCall(ev.id, ev.name, ev.input, ev.thought_signature))
-        elif isinstance(ev, MessageStart):
+        elif isinstance(ev, ev_types.MessageStart):
             rid, model = ev.id, ev.model
-        elif isinstance(ev, MessageDelta):
+        elif isinstance(ev, ev_types.MessageDelta):
             stop, raw = ev.stop_reason, ev.raw_finish_reason
         elif isinstance(ev, Usage):
             usage = ev
