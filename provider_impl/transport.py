@@ -21,7 +21,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import h11
 import httpcore
@@ -221,71 +221,83 @@ def _joined(parts: list[Any]) -> bytes:
     return bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
 
 
-class H11Body:
-    """``response``'s raw body, read off h11: ``read()`` gives the bytes that have
-    arrived (every HTTP chunk h11 holds, joined), ``b""`` at the end."""
+class _H11Reader:
+    """What the sync and the async reader share: taking h11's events without I/O."""
 
-    __slots__ = ("_ended", "_net", "_pool", "_size", "_state", "_timeout")
+    __slots__ = ("_broken", "_ended", "_net", "_pool", "_size", "_state", "_timeout")
+    _ASYNC = False
 
     def __init__(self, pool: Any, conn: Any, request: Any) -> None:
         self._pool = pool
         self._state: h11.Connection = conn._h11_state
-        self._net: httpcore.NetworkStream = conn._network_stream
+        self._net: Any = conn._network_stream
         self._size: int = conn.READ_NUM_BYTES
         self._timeout: float | None = request.extensions.get("timeout", {}).get("read")
         self._ended = False
+        self._broken: Exception | None = None
 
     @classmethod
-    def of(cls, response: httpx.Response) -> H11Body | None:
+    def of(cls: type[_R], response: httpx.Response) -> _R | None:
         """The reader for ``response``, or None when it is not httpcore's HTTP/1.1."""
-        found = _chain(response, asynchronous=False)
+        found = _chain(response, cls._ASYNC)
         return None if found is None else cls(*found)
 
-    def read(self) -> bytes:
+    def _take(self) -> bytes | None:
+        """The body bytes h11 holds, joined (``b""`` at the end), or None: h11 needs
+        a socket read. Bytes before a protocol error come first, the error next."""
+        if self._broken is not None:
+            raise self._broken
         if self._ended:
             return b""
         state = self._state
         parts: list[Any] = []
-        try:
-            while True:
+        while True:
+            try:
                 event = state.next_event()
-                if type(event) is _DATA:
-                    parts.append(event.data)
-                elif event is _NEED_DATA:
-                    if parts:
-                        break  # what has arrived goes now
-                    data = self._net.read(self._size, self._timeout)
-                    if not data and state.their_state is _SEND_RESPONSE:
-                        raise httpcore.RemoteProtocolError(_NO_RESPONSE)
-                    state.receive_data(data)
-                elif type(event) is _END or event is _PAUSED:
-                    self._ended = True
-                    break
+            except h11.RemoteProtocolError as exc:
+                if not parts:
+                    raise
+                self._broken = exc
+                return _joined(parts)
+            if type(event) is _DATA:
+                parts.append(event.data)
+            elif event is _NEED_DATA:
+                return _joined(parts) if parts else None
+            elif type(event) is _END or event is _PAUSED:
+                self._ended = True
+                return _joined(parts) if parts else b""
+
+    def _receive(self, data: bytes) -> None:
+        if not data and self._state.their_state is _SEND_RESPONSE:
+            raise httpcore.RemoteProtocolError(_NO_RESPONSE)
+        self._state.receive_data(data)
+
+
+_R = TypeVar("_R", bound=_H11Reader)
+
+
+class H11Body(_H11Reader):
+    """``response``'s raw body, read off h11: ``read()`` gives the bytes that have
+    arrived (every HTTP chunk h11 holds, joined), ``b""`` at the end."""
+
+    __slots__ = ()
+
+    def read(self) -> bytes:
+        try:
+            while (got := self._take()) is None:
+                self._receive(self._net.read(self._size, self._timeout))
         except Exception as exc:
             self._pool.close()  # as httpcore's iterators do on a failed read
             _raise_mapped(exc)
-        return _joined(parts) if parts else b""
+        return got
 
 
-class AsyncH11Body:
+class AsyncH11Body(_H11Reader):
     """``H11Body`` for the async client: ``ready()`` gives what h11 already holds
     without awaiting (None when a socket read is needed); ``read()`` awaits one."""
 
-    __slots__ = ("_ended", "_net", "_pool", "_size", "_state", "_timeout")
-
-    def __init__(self, pool: Any, conn: Any, request: Any) -> None:
-        self._pool = pool
-        self._state: h11.Connection = conn._h11_state
-        self._net: httpcore.AsyncNetworkStream = conn._network_stream
-        self._size: int = conn.READ_NUM_BYTES
-        self._timeout: float | None = request.extensions.get("timeout", {}).get("read")
-        self._ended = False
-
-    @classmethod
-    def of(cls, response: httpx.Response) -> AsyncH11Body | None:
-        """The reader for ``response``, or None when it is not httpcore's HTTP/1.1."""
-        found = _chain(response, asynchronous=True)
-        return None if found is None else cls(*found)
+    __slots__ = ()
+    _ASYNC = True
 
     def ready(self) -> bytes | None:
         """The body bytes h11 holds (``b""`` at the end), or None: read the socket.
@@ -297,32 +309,13 @@ class AsyncH11Body:
 
     async def read(self) -> bytes:
         """The next bytes of the body, awaiting the socket when nothing has arrived."""
-        state = self._state
         try:
             while (got := self._take()) is None:
-                data = await self._net.read(self._size, self._timeout)
-                if not data and state.their_state is _SEND_RESPONSE:
-                    raise httpcore.RemoteProtocolError(_NO_RESPONSE)
-                state.receive_data(data)
+                self._receive(await self._net.read(self._size, self._timeout))
         except Exception as exc:
             await self._pool.aclose()  # as httpcore's iterators do on a failed read
             _raise_mapped(exc)
         return got
-
-    def _take(self) -> bytes | None:
-        if self._ended:
-            return b""
-        state = self._state
-        parts: list[Any] = []
-        while True:
-            event = state.next_event()
-            if type(event) is _DATA:
-                parts.append(event.data)
-            elif event is _NEED_DATA:
-                return _joined(parts) if parts else None
-            elif type(event) is _END or event is _PAUSED:
-                self._ended = True
-                return _joined(parts) if parts else b""
 
 
 # -- redirects -------------------------------------------------------------------
