@@ -1,6 +1,7 @@
 """The few things the provider needs from httpx besides sending: a deadline that
-reaches inside a blocking read, redirects that do not carry the key to another
-host, and environment failures turned into typed errors.
+reaches inside a blocking read, a streamed body read off h11 a socket read at a
+time (``H11Body``), redirects that do not carry the key to another host, and
+environment failures turned into typed errors.
 
 Deadlines (sync). httpx's timeouts bound each socket read, so a server that
 sends one byte of its status line every 0.3 s never trips them. The provider

@@ -65,23 +65,14 @@ class RawServer:
 
     def _serve(self, conn: socket.socket) -> None:
         conn.settimeout(WAIT)
-        with conn:
-            buf = b""
-            while True:
-                while b"\r\n\r\n" not in buf:
-                    more = conn.recv(65536)
-                    if not more:
-                        return
-                    buf += more
-                head, _, buf = buf.partition(b"\r\n\r\n")
+        with conn, conn.makefile("rb") as reader:
+            while reader.readline():  # a request line (b"": the client has gone)
                 length = 0
-                for line in head.split(b"\r\n")[1:]:
+                while (line := reader.readline()) not in (b"\r\n", b""):
                     name, _, value = line.partition(b":")
-                    if name.strip().lower() == b"content-length":
+                    if name.lower() == b"content-length":
                         length = int(value)
-                while len(buf) < length:
-                    buf += conn.recv(65536)
-                buf = buf[length:]
+                reader.read(length)
                 self.script(conn)
 
     def close(self) -> None:
