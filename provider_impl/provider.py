@@ -27,7 +27,6 @@ from collections.abc import (
     Awaitable,
     Callable,
     Generator,
-    Iterator,
     Mapping,
 )
 from types import MappingProxyType
@@ -67,6 +66,8 @@ from provider_impl.sse import DEFAULT_MAX_FRAME_BYTES
 from provider_impl.stream import StreamParser
 from provider_impl.transport import (
     DEADLINE,
+    AsyncH11Body,
+    H11Body,
     deadline_scope,
     environment_error,
     install_deadlines,
@@ -761,12 +762,12 @@ class OpenAiCompatibleProvider:
                     continue
                 try:
                     if type(op) is _Read:
-                        it = op.reader
-                        if it is None:
-                            it = op.reader = _sync_reader(op.response, op.raw)
+                        read = op.reader
+                        if read is None:
+                            read = op.reader = _sync_reader(op.response, op.raw)
                         token = DEADLINE.set(op.deadline)  # what the socket reads honour
                         try:
-                            value = next(it, b"")
+                            value = read()
                         finally:
                             DEADLINE.reset(token)
                     elif type(op) is _Send:
@@ -883,10 +884,14 @@ class OpenAiCompatibleProvider:
                     continue
                 try:
                     if type(op) is _Read:
-                        read = op.reader
-                        if read is None:
-                            read = op.reader = _async_reader(op.response, op.raw)
-                        value = await _within(op.deadline, read())
+                        reader = op.reader
+                        if reader is None:
+                            reader = op.reader = _async_reader(op.response, op.raw)
+                        ready, aread = reader
+                        # Bytes that have arrived need no await, so no timeout either.
+                        value = None if ready is None else ready()
+                        if value is None:
+                            value = await _within(op.deadline, aread())
                     elif type(op) is _Send:
                         value = await _within(op.deadline, self._asend(client, op))
                         responses.append(value)
@@ -1108,24 +1113,37 @@ def _has_content(events: list[StreamEvent]) -> bool:
     return any(type(event) not in _NOT_CONTENT_TYPES for event in events)
 
 
-def _sync_reader(response: httpx.Response, raw: bool) -> Iterator[bytes]:
-    """How the sync pump reads ``response``'s body: raw, the transport's own byte
-    stream (httpx's ``iter_raw`` only adds a layer that counts and re-chunks);
-    decoded, httpx's iterator."""
-    if raw and isinstance(response.stream, httpx.SyncByteStream):
-        return iter(response.stream)
-    return response.iter_raw() if raw else response.iter_bytes()
+def _sync_reader(response: httpx.Response, raw: bool) -> Callable[[], bytes]:
+    """How the sync pump reads ``response``'s body (b"" at its end): raw, off h11
+    (every chunk that has arrived at once), else the transport's own byte stream
+    (httpx's ``iter_raw`` only adds a layer that counts and re-chunks); decoded,
+    httpx's iterator."""
+    if raw:
+        body = H11Body.of(response)
+        if body is not None:
+            return body.read
+        if isinstance(response.stream, httpx.SyncByteStream):
+            return functools.partial(next, iter(response.stream), b"")
+    it = response.iter_raw() if raw else response.iter_bytes()
+    return functools.partial(next, it, b"")
 
 
-def _async_reader(response: httpx.Response, raw: bool) -> Callable[[], Awaitable[bytes]]:
-    """How the async pump reads ``response``'s body: aiohttp's buffer straight
-    (raw bytes on the aiohttp transport), or httpx's iterator."""
+def _async_reader(
+    response: httpx.Response, raw: bool
+) -> tuple[Callable[[], bytes | None] | None, Callable[[], Awaitable[bytes]]]:
+    """How the async pump reads ``response``'s body: what has arrived without an
+    await (or None: no such way), and the read that awaits. Raw bytes off h11, or
+    aiohttp's buffer straight (the aiohttp transport), else httpx's iterator."""
     stream = response.stream
-    if raw and type(stream).__name__ == "AioStream":
-        read: Callable[[], Awaitable[bytes]] = getattr(stream, "read")  # noqa: B009
-        return read
+    if raw:
+        body = AsyncH11Body.of(response)
+        if body is not None:
+            return body.ready, body.read
+        if type(stream).__name__ == "AioStream":
+            read: Callable[[], Awaitable[bytes]] = getattr(stream, "read")  # noqa: B009
+            return None, read
     ait = response.aiter_raw() if raw else response.aiter_bytes()
-    return functools.partial(_anext, ait)
+    return None, functools.partial(_anext, ait)
 
 
 async def _anext(it: AsyncIterator[bytes]) -> bytes:

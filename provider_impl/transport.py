@@ -1,6 +1,7 @@
 """The few things the provider needs from httpx besides sending: a deadline that
-reaches inside a blocking read, redirects that do not carry the key to another
-host, and environment failures turned into typed errors.
+reaches inside a blocking read, a streamed body read off h11 a socket read at a
+time (``H11Body``), redirects that do not carry the key to another host, and
+environment failures turned into typed errors.
 
 Deadlines (sync). httpx's timeouts bound each socket read, so a server that
 sends one byte of its status line every 0.3 s never trips them. The provider
@@ -15,13 +16,15 @@ an asyncio timeout.
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import ssl
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 
+import h11
 import httpcore
 import httpx
 
@@ -29,6 +32,8 @@ from provider_impl.errors import ConnectionFailed, LlmError, UsageError
 
 __all__ = [
     "DEADLINE",
+    "AsyncH11Body",
+    "H11Body",
     "deadline_scope",
     "environment_error",
     "install_deadlines",
@@ -137,6 +142,181 @@ def install_deadlines(client: httpx.Client) -> bool:
             pool._network_backend = _DeadlineBackend(backend)  # type: ignore[union-attr]
             wrapped = True
     return wrapped
+
+
+# -- a body read off h11 ----------------------------------------------------------
+#
+# httpcore hands over one h11 ``Data`` event (one HTTP chunk: one SSE frame, for
+# a stream flushed frame by frame) per step, through five generator layers, even
+# when one socket read brought hundreds. These readers take the same events from
+# the connection's h11 state themselves: every body byte h11 already holds, in
+# one piece, and a socket read (through the same network stream, so the deadline
+# wrapper above still bounds it) only when it holds none, so nothing that has
+# arrived waits for more. Errors become the httpx exceptions httpcore's path
+# raises, and the stream is closed as httpcore closes it. Only for the exact
+# chain httpx 0.28 / httpcore 1.x build over HTTP/1.1; anything else (HTTP/2, a
+# mock or custom transport, httpcore's trace extension or debug log) gets None
+# and the caller reads through httpx as before.
+
+try:
+    from httpcore._async.connection_pool import PoolByteStream as _APoolStream
+    from httpcore._async.http11 import AsyncHTTP11Connection as _AConn
+    from httpcore._async.http11 import HTTP11ConnectionByteStream as _AConnStream
+    from httpcore._sync.connection_pool import PoolByteStream as _PoolStream
+    from httpcore._sync.http11 import HTTP11Connection as _Conn
+    from httpcore._sync.http11 import HTTP11ConnectionByteStream as _ConnStream
+    from httpx._client import BoundAsyncStream as _ABound
+    from httpx._client import BoundSyncStream as _Bound
+    from httpx._transports.default import AsyncResponseStream as _ARespStream
+    from httpx._transports.default import ResponseStream as _RespStream
+    from httpx._transports.default import map_httpcore_exceptions as _map_httpcore
+
+    _HAVE_CHAIN = True
+except ImportError:  # pragma: no cover - another httpx/httpcore layout: read through httpx
+    _HAVE_CHAIN = False
+
+_HTTPCORE_LOG = logging.getLogger("httpcore.http11")
+_DATA, _NEED_DATA, _END, _PAUSED = h11.Data, h11.NEED_DATA, h11.EndOfMessage, h11.PAUSED
+_SEND_RESPONSE = h11.SEND_RESPONSE
+_NO_RESPONSE = "Server disconnected without sending a response."  # httpcore's words
+
+
+def _chain(response: httpx.Response, asynchronous: bool) -> tuple[Any, Any, Any] | None:
+    """(pool stream, h11 connection, httpcore request) behind ``response``, or None."""
+    if not _HAVE_CHAIN or _HTTPCORE_LOG.isEnabledFor(logging.DEBUG):
+        return None
+    bound, resp, pool, conn_stream, conn = (
+        (_ABound, _ARespStream, _APoolStream, _AConnStream, _AConn)
+        if asynchronous
+        else (_Bound, _RespStream, _PoolStream, _ConnStream, _Conn)
+    )
+    s: Any = response.stream
+    if type(s) is not bound:
+        return None
+    s = s._stream
+    if type(s) is not resp:
+        return None
+    p = s._httpcore_stream
+    if type(p) is not pool:
+        return None
+    cs = p._stream
+    if type(cs) is not conn_stream or type(cs._connection) is not conn:
+        return None
+    request = cs._request
+    if request.extensions.get("trace") is not None:
+        return None
+    return p, cs._connection, request
+
+
+def _raise_mapped(exc: Exception) -> NoReturn:
+    """Raise ``exc`` as httpcore's and then httpx's exception mapping would."""
+    if isinstance(exc, h11.RemoteProtocolError):
+        mapped: Exception = httpcore.RemoteProtocolError(exc)
+        mapped.__cause__ = exc
+        exc = mapped
+    with _map_httpcore():
+        raise exc
+
+
+def _joined(parts: list[Any]) -> bytes:
+    return bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
+
+
+class _H11Reader:
+    """What the sync and the async reader share: taking h11's events without I/O."""
+
+    __slots__ = ("_broken", "_ended", "_net", "_pool", "_size", "_state", "_timeout")
+    _ASYNC = False
+
+    def __init__(self, pool: Any, conn: Any, request: Any) -> None:
+        self._pool = pool
+        self._state: h11.Connection = conn._h11_state
+        self._net: Any = conn._network_stream
+        self._size: int = conn.READ_NUM_BYTES
+        self._timeout: float | None = request.extensions.get("timeout", {}).get("read")
+        self._ended = False
+        self._broken: Exception | None = None
+
+    @classmethod
+    def of(cls: type[_R], response: httpx.Response) -> _R | None:
+        """The reader for ``response``, or None when it is not httpcore's HTTP/1.1."""
+        found = _chain(response, cls._ASYNC)
+        return None if found is None else cls(*found)
+
+    def _take(self) -> bytes | None:
+        """The body bytes h11 holds, joined (``b""`` at the end), or None: h11 needs
+        a socket read. Bytes before a protocol error come first, the error next."""
+        if self._broken is not None:
+            raise self._broken
+        if self._ended:
+            return b""
+        state = self._state
+        parts: list[Any] = []
+        while True:
+            try:
+                event = state.next_event()
+            except h11.RemoteProtocolError as exc:
+                if not parts:
+                    raise
+                self._broken = exc
+                return _joined(parts)
+            if type(event) is _DATA:
+                parts.append(event.data)
+            elif event is _NEED_DATA:
+                return _joined(parts) if parts else None
+            elif type(event) is _END or event is _PAUSED:
+                self._ended = True
+                return _joined(parts) if parts else b""
+
+    def _receive(self, data: bytes) -> None:
+        if not data and self._state.their_state is _SEND_RESPONSE:
+            raise httpcore.RemoteProtocolError(_NO_RESPONSE)
+        self._state.receive_data(data)
+
+
+_R = TypeVar("_R", bound=_H11Reader)
+
+
+class H11Body(_H11Reader):
+    """``response``'s raw body, read off h11: ``read()`` gives the bytes that have
+    arrived (every HTTP chunk h11 holds, joined), ``b""`` at the end."""
+
+    __slots__ = ()
+
+    def read(self) -> bytes:
+        try:
+            while (got := self._take()) is None:
+                self._receive(self._net.read(self._size, self._timeout))
+        except Exception as exc:
+            self._pool.close()  # as httpcore's iterators do on a failed read
+            _raise_mapped(exc)
+        return got
+
+
+class AsyncH11Body(_H11Reader):
+    """``H11Body`` for the async client: ``ready()`` gives what h11 already holds
+    without awaiting (None when a socket read is needed); ``read()`` awaits one."""
+
+    __slots__ = ()
+    _ASYNC = True
+
+    def ready(self) -> bytes | None:
+        """The body bytes h11 holds (``b""`` at the end), or None: read the socket.
+        On a failure the pump's close of the response closes the connection."""
+        try:
+            return self._take()
+        except Exception as exc:
+            _raise_mapped(exc)
+
+    async def read(self) -> bytes:
+        """The next bytes of the body, awaiting the socket when nothing has arrived."""
+        try:
+            while (got := self._take()) is None:
+                self._receive(await self._net.read(self._size, self._timeout))
+        except Exception as exc:
+            await self._pool.aclose()  # as httpcore's iterators do on a failed read
+            _raise_mapped(exc)
+        return got
 
 
 # -- redirects -------------------------------------------------------------------

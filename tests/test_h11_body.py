@@ -1,0 +1,226 @@
+"""Reading a streamed body off h11 (``transport.H11Body`` / ``AsyncH11Body``).
+
+A raw loopback socket server writes the exact bytes and pauses each test needs:
+several HTTP chunks in one write come out of one read, joined; a chunk that has
+arrived is handed over while the server still holds the next one back; a body
+cut inside a chunk, or a malformed chunk header, is a ``StreamError`` after the
+events already delivered; a body read to its end leaves the connection in the
+pool. Sync and async (``async_transport="httpx"``) alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+from collections.abc import Callable, Iterable, Iterator
+
+import httpx
+import pytest
+from wire import DONE, chunk, collected_text, sse
+
+from provider_impl import CompletionRequest, Message, OpenAiCompatibleProvider, StreamError
+from provider_impl.events import StreamEvent, TextDelta
+from provider_impl.transport import AsyncH11Body, H11Body, install_deadlines
+
+HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+WAIT = 5.0  # the longest a server script waits for the client
+
+
+def http_chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def frames(*texts: str) -> list[bytes]:
+    return [sse(chunk({"content": t})) for t in texts]
+
+
+class RawServer:
+    """Serves every request on a connection with ``script(conn)``; counts connections."""
+
+    def __init__(self, script: Callable[[socket.socket], None]) -> None:
+        self.script = script
+        self.connections = 0
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self._sock.settimeout(WAIT)
+        self.port = self._sock.getsockname()[1]
+        self._threads: list[threading.Thread] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def _serve(self, conn: socket.socket) -> None:
+        conn.settimeout(WAIT)
+        with conn, conn.makefile("rb") as reader:
+            while reader.readline():  # a request line (b"": the client has gone)
+                length = 0
+                while (line := reader.readline()) not in (b"\r\n", b""):
+                    name, _, value = line.partition(b":")
+                    if name.lower() == b"content-length":
+                        length = int(value)
+                reader.read(length)
+                self.script(conn)
+
+    def close(self) -> None:
+        self._sock.close()
+        for t in self._threads:
+            t.join(WAIT)
+
+
+@contextlib.contextmanager
+def serving(script: Callable[[socket.socket], None]) -> Iterator[RawServer]:
+    server = RawServer(script)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def provider(server: RawServer) -> OpenAiCompatibleProvider:
+    return OpenAiCompatibleProvider.openai(
+        api_key="sk-test-h11", base_url=server.base_url, max_retries=0, async_transport="httpx"
+    )
+
+
+def collect(
+    p: OpenAiCompatibleProvider, mode: str, events: list[StreamEvent] | None = None
+) -> tuple[list[StreamEvent], Exception | None]:
+    """Every event the stream delivered (appended one by one, as they come) and the
+    error it ended in."""
+    request = CompletionRequest(messages=[Message.user("hi")])
+    if events is None:
+        events = []
+
+    async def consume() -> None:
+        try:
+            async for event in p.astream(request):
+                events.append(event)
+        finally:
+            await p.aclose()
+
+    try:
+        if mode == "sync":
+            with p:
+                for event in p.stream(request):
+                    events.append(event)
+        else:
+            asyncio.run(consume())
+    except Exception as exc:
+        return events, exc
+    return events, None
+
+
+MODES = ("sync", "async-h11")
+
+
+def test_the_chunks_of_one_socket_read_come_out_of_one_read_joined() -> None:
+    parts = [*frames("a", "b", "c"), DONE.encode()]
+
+    def script(conn: socket.socket) -> None:
+        conn.sendall(HEAD + b"".join(http_chunk(p) for p in parts) + b"0\r\n\r\n")
+
+    with serving(script) as server, httpx.Client() as client:
+        install_deadlines(client)
+        for _ in range(2):
+            with client.stream("POST", server.base_url + "/chat/completions", content=b"{}") as r:
+                body = H11Body.of(r)
+                assert body is not None
+                assert body.read() == b"".join(parts)
+                assert body.read() == b""
+                assert body.read() == b""
+        assert server.connections == 1  # read to its end: the connection was reused
+
+
+def test_a_body_not_on_httpcores_http11_is_left_to_httpx() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=iter([b"data: x\n\n"]))
+
+    client = httpx.Client(transport=httpx.MockTransport(handler))
+    with client, client.stream("POST", "http://test/v1/chat/completions") as r:
+        assert H11Body.of(r) is None
+
+
+async def test_the_async_reader_gives_what_has_arrived_without_awaiting() -> None:
+    parts = [*frames("a", "b"), DONE.encode()]
+
+    def script(conn: socket.socket) -> None:
+        conn.sendall(HEAD + b"".join(http_chunk(p) for p in parts) + b"0\r\n\r\n")
+
+    with serving(script) as server:
+        async with httpx.AsyncClient() as client:
+            url = server.base_url + "/chat/completions"
+            async with client.stream("POST", url, content=b"{}") as r:
+                body = AsyncH11Body.of(r)
+                assert body is not None
+                got = body.ready()
+                if got is None:  # the head came in a read of its own: await the body
+                    got = await body.read()
+                assert got == b"".join(parts)
+                assert body.ready() == b""
+                assert await body.read() == b""
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_arrived_chunk_is_delivered_while_the_next_is_held_back(mode: str) -> None:
+    delivered = threading.Event()
+    in_time: list[bool] = []
+    first, second = frames("first", "second")
+
+    def script(conn: socket.socket) -> None:
+        conn.sendall(HEAD + http_chunk(first))
+        # The rest goes once the client has the first event: had the reader waited
+        # for more bytes before handing it over, this wait would run out instead.
+        in_time.append(delivered.wait(WAIT))
+        conn.sendall(http_chunk(second) + http_chunk(DONE.encode()) + b"0\r\n\r\n")
+
+    class Flagging(list[StreamEvent]):
+        def append(self, event: StreamEvent) -> None:
+            super().append(event)
+            if isinstance(event, TextDelta):
+                delivered.set()
+
+        def extend(self, events: Iterable[StreamEvent]) -> None:
+            for event in events:
+                self.append(event)
+
+    with serving(script) as server:
+        events, err = collect(provider(server), mode, Flagging())
+    assert err is None
+    assert in_time == [True]
+    assert collected_text(events) == "firstsecond"
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    "tail",
+    [
+        pytest.param(b"40\r\ndata: {", id="cut-inside-a-chunk"),
+        pytest.param(b"zz\r\n", id="malformed-chunk-header"),
+    ],
+)
+def test_a_broken_body_is_a_stream_error_after_the_delivered_events(mode: str, tail: bytes) -> None:
+    good = frames("one", "two")
+
+    def script(conn: socket.socket) -> None:
+        conn.sendall(HEAD + b"".join(http_chunk(p) for p in good) + tail)
+        conn.shutdown(socket.SHUT_WR)
+
+    with serving(script) as server:
+        events, err = collect(provider(server), mode)
+    assert isinstance(err, StreamError), err
+    assert isinstance(err.__cause__, httpx.RemoteProtocolError)
+    assert collected_text(events) == "onetwo"
