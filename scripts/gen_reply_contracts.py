@@ -41,7 +41,7 @@ from genson import SchemaBuilder
 from jsonschema import Draft202012Validator
 
 from provider_impl.harness import load_exchange
-from provider_impl.schemas.replies import REPLY_PROVIDERS, reply_objects
+from provider_impl.schemas.replies import REPLY_CONTRACTS, reply_objects
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL = ROOT / "cassettes" / "real"
@@ -533,7 +533,7 @@ def generate(real_dir: Path = REAL) -> dict[str, JSON]:
     files: dict[str, JSON] = {"error.chunk.json": ERROR_SCHEMA}
     problems: list[str] = []
     errors_seen: list[JSON] = []
-    for provider in REPLY_PROVIDERS:
+    for provider in REPLY_CONTRACTS:
         real = real_samples(provider, real_dir)
         errors_seen.extend(real["error"])
         for kind in KINDS:

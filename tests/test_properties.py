@@ -70,7 +70,7 @@ class Call:
 
 
 @dataclass
-class Script:
+class DrawnStream:
     style: str
     thinking: list[str]
     text: list[str]
@@ -116,7 +116,7 @@ FINISHES = {
 
 
 @st.composite
-def scripts(draw: st.DrawFn, style: str | None = None) -> Script:
+def scripts(draw: st.DrawFn, style: str | None = None) -> DrawnStream:
     style = style or draw(st.sampled_from(STYLES))
     calls = draw(calls_st(style))
     finish = draw(st.sampled_from(FINISHES[style]))
@@ -139,7 +139,7 @@ def scripts(draw: st.DrawFn, style: str | None = None) -> Script:
     if style in ("openai", "claude") and draw(st.booleans()):
         usage = None  # include_usage not honoured: no usage anywhere
     thinking_ok = style in ("gemini", "mistral", "glm")
-    return Script(
+    return DrawnStream(
         style=style,
         thinking=draw(st.lists(TEXT, max_size=4)) if thinking_ok else [],
         text=draw(st.lists(TEXT, max_size=5)),
@@ -171,7 +171,7 @@ def _usage_json(u: Usage, details: bool) -> dict[str, Any]:
     return d
 
 
-def render(s: Script) -> bytes:
+def render(s: DrawnStream) -> bytes:
     frames: list[Any] = []  # dicts become data frames; str are raw SSE lines (comments)
     cid, model = {
         "openai": ("chatcmpl-P1", "gpt-4o"),
@@ -370,7 +370,7 @@ def render(s: Script) -> bytes:
 # -- what the provider meant ----------------------------------------------------------------
 
 
-def expected_stop(s: Script) -> StopReason:
+def expected_stop(s: DrawnStream) -> StopReason:
     f = s.finish
     if f is None or f == "stop":
         return StopReason.TOOL_USE if s.calls else StopReason.END_TURN
@@ -383,7 +383,7 @@ def expected_stop(s: Script) -> StopReason:
     }.get(f, StopReason.END_TURN)
 
 
-def check_meaning(s: Script, events: list[Any]) -> None:
+def check_meaning(s: DrawnStream, events: list[Any]) -> None:
     assert_invariants(events)
     assert collected_text(events) == "".join(s.text)
     assert collected_text(events, "refusal") == "".join(s.refusal)
@@ -414,7 +414,7 @@ def test_generated_streams_mean_what_was_generated(style: str, data: st.DataObje
 
 @SETTINGS
 @given(s=scripts(), provider=st.sampled_from(sorted(DIALECTS)))
-def test_any_split_gives_the_same_events(s: Script, provider: str) -> None:
+def test_any_split_gives_the_same_events(s: DrawnStream, provider: str) -> None:
     body = render(s)
     whole = dicts(list(decode_stream(body, provider)))
     assert dicts(list(decode_stream(bytewise(body), provider))) == whole
@@ -429,7 +429,9 @@ def test_any_split_gives_the_same_events(s: Script, provider: str) -> None:
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @given(s=scripts(), data=st.data())
-def test_a_truncated_body_is_an_error_or_a_clean_prefix(s: Script, data: st.DataObject) -> None:
+def test_a_truncated_body_is_an_error_or_a_clean_prefix(
+    s: DrawnStream, data: st.DataObject
+) -> None:
     body = render(s)
     full = dicts(list(decode_stream(body, "openai")))
     cut = data.draw(st.integers(0, len(body) - 1))

@@ -17,8 +17,8 @@ from provider_impl.emulator import PROVIDER_PREFIXES, Emulator
 from provider_impl.provider import OpenAiCompatibleProvider
 from provider_impl.scenarios import SCENARIO_HEADER, SCENARIOS
 from provider_impl.schemas.replies import (
+    REPLY_CONTRACTS,
     REPLY_KINDS,
-    REPLY_PROVIDERS,
     load_reply_schema,
     reply_errors,
     reply_objects,
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CASSETTES = ROOT / "cassettes"
 REAL = CASSETTES / "real"
 # Each folder of real traffic and the contract its replies must fit.
-REAL_CONTRACT = {name: name for name in REPLY_PROVIDERS}
+REAL_CONTRACT = {name: name for name in REPLY_CONTRACTS}
 # The built-in dialects the emulator renders.
 PROVIDERS = list(PROVIDER_PREFIXES)
 
@@ -44,7 +44,7 @@ def _violations(provider: str, body: bytes, sse: bool, where: str) -> tuple[int,
 # ------------------------------------------------------------------ the files
 
 
-@pytest.mark.parametrize("provider", REPLY_PROVIDERS)
+@pytest.mark.parametrize("provider", REPLY_CONTRACTS)
 @pytest.mark.parametrize("kind", REPLY_KINDS)
 def test_contract_is_a_valid_schema_with_the_core_fields(provider: str, kind: str) -> None:
     schema = load_reply_schema(provider, kind)  # type: ignore[arg-type]
@@ -290,7 +290,7 @@ def test_reply_objects_sorts_a_stream_into_chunks_and_error_frames() -> None:
 def test_unknown_provider_or_kind_is_a_value_error_naming_the_known_ones() -> None:
     with pytest.raises(ValueError) as info:
         reply_errors("anthropic", {})
-    assert all(name in str(info.value) for name in REPLY_PROVIDERS)
+    assert all(name in str(info.value) for name in REPLY_CONTRACTS)
     with pytest.raises(ValueError, match="chunk, completion, error"):
         reply_errors("openai", {}, "stream")  # type: ignore[arg-type]
 

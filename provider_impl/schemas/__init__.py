@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from jsonschema.protocols import Validator
 
 __all__ = [
-    "PROVIDERS",
+    "CONTRACTS",
     "contract_of",
     "load_schema",
     "refuses_unknown_fields",
@@ -50,7 +50,7 @@ __all__ = [
 
 #: The contracts shipped: one per built-in dialect record (``contract_name``);
 #: ``tests/test_record_facts.py`` checks each has its files.
-PROVIDERS: tuple[str, ...] = tuple(dict.fromkeys(d.contract_name for d in BUILTIN))
+CONTRACTS: tuple[str, ...] = tuple(dict.fromkeys(d.contract_name for d in BUILTIN))
 
 # A schema node may carry this (non-validating) keyword to replace the
 # validator's generic message for the single check that node makes.
@@ -63,8 +63,8 @@ def contract_of(provider: str) -> str:
     ones when there is none."""
     dialect = DIALECTS.get(provider)
     contract = dialect.contract_name if dialect is not None else provider
-    if contract not in PROVIDERS:
-        known = ", ".join(PROVIDERS)
+    if contract not in CONTRACTS:
+        known = ", ".join(CONTRACTS)
         raise ValueError(f"no contract for provider {provider!r}; known providers: {known}")
     return contract
 

@@ -27,15 +27,15 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Literal
 
-from provider_impl.schemas import PROVIDERS, contract_of
+from provider_impl.schemas import CONTRACTS, contract_of
 from provider_impl.sse import parse_sse
 
 if TYPE_CHECKING:
     from jsonschema.protocols import Validator
 
 __all__ = [
+    "REPLY_CONTRACTS",
     "REPLY_KINDS",
-    "REPLY_PROVIDERS",
     "ReplyKind",
     "load_reply_schema",
     "reply_errors",
@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 #: Providers with reply contracts: every shipped contract has them.
-REPLY_PROVIDERS: tuple[str, ...] = PROVIDERS
+REPLY_CONTRACTS: tuple[str, ...] = CONTRACTS
 ReplyKind = Literal["chunk", "completion", "error"]
 REPLY_KINDS: tuple[ReplyKind, ...] = ("chunk", "completion", "error")
 
