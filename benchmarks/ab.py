@@ -29,7 +29,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from benchmarks import bodies, run
+from benchmarks import bodies
+from benchmarks.contenders import READ_SIZE, consume, floor_json, mock_client
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,15 +58,15 @@ def load_version(rev: str, into: Path) -> ModuleType:
 
 def contender(mod: Any, mode: str, data: bytes, dialect: str) -> Callable[[], int]:
     if mode == "whole":
-        return lambda: run._consume(mod.decode_stream(data, dialect))
+        return lambda: consume(mod.decode_stream(data, dialect))
     if mode == "reads":
-        reads = bodies.pieces(data, run.READ_SIZE)
-        return lambda: run._consume(mod.decode_stream(reads, dialect))
+        reads = bodies.pieces(data, READ_SIZE)
+        return lambda: consume(mod.decode_stream(reads, dialect))
     provider = getattr(mod.OpenAiCompatibleProvider, dialect)(
-        api_key="bench-key", http_client=run.mock_client(data)
+        api_key="bench-key", http_client=mock_client(data)
     )
     request = mod.CompletionRequest(messages=[mod.Message(role="user", content="Benchmark.")])
-    return lambda: run._consume(provider.stream(request))
+    return lambda: consume(provider.stream(request))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             if old != new:
                 raise SystemExit(f"the two versions disagree on the {kind} body")
             fns: dict[str, Callable[[], int]] = {
-                "floor": partial(run.floor_json, data),
+                "floor": partial(floor_json, data),
                 "before": contender(before, args.mode, data, dialect),
                 "after": contender(provider_impl, args.mode, data, dialect),
             }

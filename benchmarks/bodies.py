@@ -57,33 +57,34 @@ def _frame(obj: object) -> bytes:
 _DONE = b"data: [DONE]\n\n"
 
 
-def _openai_chunk(delta: dict[str, object], finish: str | None = None) -> dict[str, object]:
+def _openai(choices: list[object], **extra: object) -> dict[str, object]:
+    """An OpenAI chunk: the header every chunk of one reply repeats, ``choices``, extras."""
     return {
         "id": "chatcmpl-BENCHpQ8v3tG5mX2nL7kR4sW9yZ1aC",
         "object": "chat.completion.chunk",
         "created": 1782955817,
         "model": "gpt-4o-mini-2024-07-18",
         "system_fingerprint": "fp_d0469e1700",
-        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        "choices": choices,
+        **extra,
     }
 
 
+def _openai_chunk(delta: dict[str, object], finish: str | None = None) -> dict[str, object]:
+    return _openai([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}])
+
+
 def _openai_usage(prompt: int, completion: int) -> dict[str, object]:
-    return {
-        "id": "chatcmpl-BENCHpQ8v3tG5mX2nL7kR4sW9yZ1aC",
-        "object": "chat.completion.chunk",
-        "created": 1782955817,
-        "model": "gpt-4o-mini-2024-07-18",
-        "system_fingerprint": "fp_d0469e1700",
-        "choices": [],
-        "usage": {
+    return _openai(
+        [],
+        usage={
             "prompt_tokens": prompt,
             "completion_tokens": completion,
             "total_tokens": prompt + completion,
             "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
             "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
         },
-    }
+    )
 
 
 def _text(n: int) -> Iterator[bytes]:
