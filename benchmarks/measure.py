@@ -40,7 +40,7 @@ from benchmarks.contenders import (
     openai_client,
     provider_for,
 )
-from benchmarks.loopback import LoopbackServer
+from benchmarks.loopback import BodyServer, LoopbackServer
 from benchmarks.transports import _have
 from provider_impl import OpenAiCompatibleProvider, decode_stream
 from provider_impl.events import TextDelta
@@ -329,23 +329,38 @@ def measure_rows(cfg: Config, res: Results, log: Log) -> None:
 # -- memory ---------------------------------------------------------------------
 
 
-def peak_memory(n_chunks: int, kind: str = "text") -> int:
-    """Peak traced bytes while consuming ``decode_stream`` over a lazily made body."""
-    dialect = bodies.DIALECT[kind]
+#: The end-to-end memory rows: a provider's stream over loopback HTTP, per transport.
+MEMORY_ROWS: dict[str, str] = {
+    "stream_h11": "provider.stream(), httpx (h11)",
+    "astream_default": "provider.astream(), default client",
+    "astream_h11": "provider.astream(), async_transport='httpx' (h11)",
+}
+
+
+@contextlib.contextmanager
+def _traced() -> Iterator[list[int]]:
+    """Trace allocations in the block; the list it gives holds, after it, the peak
+    traced bytes above the start."""
     gc.collect()
     tracemalloc.start()
+    peak: list[int] = []
     try:
         tracemalloc.reset_peak()
         base = tracemalloc.get_traced_memory()[0]
-        pieces = bodies.iter_pieces(bodies.iter_frames(kind, n_chunks), READ_SIZE)
-        n = 0
-        for _event in decode_stream(pieces, dialect):
-            n += 1
-        peak = tracemalloc.get_traced_memory()[1]
+        yield peak
+        peak.append(tracemalloc.get_traced_memory()[1] - base)
     finally:
         tracemalloc.stop()
+
+
+def peak_memory(n_chunks: int, kind: str = "text") -> int:
+    """Peak traced bytes while consuming ``decode_stream`` over a lazily made body."""
+    dialect = bodies.DIALECT[kind]
+    with _traced() as peak:
+        pieces = bodies.iter_pieces(bodies.iter_frames(kind, n_chunks), READ_SIZE)
+        n = sum(1 for _ in decode_stream(pieces, dialect))
     assert n >= n_chunks - 3
-    return peak - base
+    return peak[0]
 
 
 def measure_memory(cfg: Config, res: Results, log: Log) -> None:
@@ -362,6 +377,58 @@ def measure_memory(cfg: Config, res: Results, log: Log) -> None:
         f"  peak {small / 1024:.0f} KiB at {cfg.mem_small:,} chunks, "
         f"{large / 1024:.0f} KiB at {cfg.mem_large:,} chunks"
     )
+
+
+def _transport_peaks(row: str, server: BodyServer, sizes: tuple[int, ...]) -> list[int]:
+    """``row``'s peak at each body size; one stream first opens the connection (and,
+    for async, the event loop's client), so the peak holds one stream alone."""
+    kw: dict[str, Any] = {"api_key": "bench-key", "max_retries": 0}
+    if row == "astream_h11":
+        kw["async_transport"] = "httpx"
+    peaks = []
+    for n in sizes:
+        provider = OpenAiCompatibleProvider.openai(base_url=server.base_url("text", n), **kw)
+        if row == "stream_h11":
+            with provider:
+                sum(1 for _ in provider.stream(REQUEST))  # warm-up
+                with _traced() as peak:
+                    got = sum(1 for _ in provider.stream(REQUEST))
+        else:
+
+            async def count(p: OpenAiCompatibleProvider = provider) -> int:
+                n = 0
+                async for _ in p.astream(REQUEST):
+                    n += 1
+                return n
+
+            async def traced(p: OpenAiCompatibleProvider = provider) -> tuple[int, list[int]]:
+                await count(p)  # warm-up
+                try:
+                    with _traced() as peak:
+                        return await count(p), peak
+                finally:
+                    await p.aclose()
+
+            got, peak = asyncio.run(traced())
+        assert got >= n, f"{row}: {got} events for {n} chunks"
+        peaks.append(peak[0])
+    return peaks
+
+
+def measure_transport_memory(cfg: Config, res: Results, log: Log) -> None:
+    """Peak traced memory of a whole text stream at two lengths, per transport."""
+    out: dict[str, dict[str, int]] = {}
+    with BodyServer() as server:
+        for row in MEMORY_ROWS:
+            if row == "astream_default" and not _have("aiohttp"):
+                continue
+            small, large = _transport_peaks(row, server, (cfg.mem_small, cfg.mem_large))
+            out[row] = {"small_peak_bytes": small, "large_peak_bytes": large}
+            log(
+                f"  {MEMORY_ROWS[row]}: {small / 1024:.0f} KiB at {cfg.mem_small:,} chunks, "
+                f"{large / 1024:.0f} KiB at {cfg.mem_large:,}"
+            )
+    res.memory["transports"] = out
 
 
 # -- first-event latency ----------------------------------------------------------
@@ -530,6 +597,8 @@ def measure_all(cfg: Config, log: Log = lambda s: None) -> Results:
     measure_rows(cfg, res, log)
     log("memory (tracemalloc), decode_stream over a lazily generated text stream:")
     measure_memory(cfg, res, log)
+    log("memory (tracemalloc), a provider's text stream over loopback HTTP, per transport:")
+    measure_transport_memory(cfg, res, log)
     log(f"first-event latency, trickled loopback stream, {cfg.latency_runs} runs:")
     measure_latency(cfg, res, log)
     log(

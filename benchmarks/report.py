@@ -10,7 +10,7 @@ from dataclasses import asdict
 from typing import Any
 
 from benchmarks import transports
-from benchmarks.measure import CONCURRENT_ROWS, MB, ROWS, Results
+from benchmarks.measure import CONCURRENT_ROWS, MB, MEMORY_ROWS, ROWS, Results
 from benchmarks.targets import Judged
 
 #: The rows compared with ``benchmarks/baseline.json`` (the hot-path work's before/after).
@@ -101,6 +101,24 @@ def _baseline_section(res: Results, baseline: dict[str, Any]) -> list[str]:
     ]
 
 
+def _transport_memory_lines(res: Results) -> list[str]:
+    rows = res.memory.get("transports", {})
+    if not rows:
+        return []
+    return [
+        "- The same over loopback HTTP (`BodyServer`, another process), a whole `text` stream "
+        "through the provider after one warm-up stream on the same client, events dropped as "
+        "they come: "
+        + "; ".join(
+            f"{MEMORY_ROWS[r]} {m['small_peak_bytes'] / 1024:.0f} KiB at "
+            f"{res.config['mem_small']:,} chunks, {m['large_peak_bytes'] / 1024:.0f} KiB at "
+            f"{res.config['mem_large']:,}"
+            for r, m in rows.items()
+        )
+        + "."
+    ]
+
+
 def render_markdown(
     res: Results, judged: list[Judged], command: str, baseline: dict[str, Any] | None
 ) -> str:
@@ -150,6 +168,7 @@ def render_markdown(
         f"{mem['small_peak_bytes'] / 1024:.0f} KiB at {mem['small_chunks']:,} chunks, "
         f"{mem['large_peak_bytes'] / 1024:.0f} KiB at {mem['large_chunks']:,} chunks, "
         f"growth {mem['growth_bytes'] / MB:+.3f} MB.",
+        *_transport_memory_lines(res),
         f"- First event on a trickled loopback stream ({lat['runs']} runs; the server sends "
         f"the headers, waits {res.config['trickle_wait'] * 1000:.0f} ms, then the first frame "
         f"and notes `time.perf_counter()` just before the send, in this process): first frame "
@@ -333,20 +352,21 @@ def sync_note(res: Results) -> list[str]:
         "",
         "### The sync path",
         "",
-        f"`stream()` above (h11 raw-bytes floor + `decode_stream`), CPU per chunk: {text}."
+        f"`stream()` against (h11 raw-bytes floor + `decode_stream`), CPU per chunk: {text} "
+        "(negative: below the floor)."
         + pump
-        + " On real sockets h11 hands over one HTTP chunk per read, so each SSE frame is "
-        "one read: one round trip through the call's generator and the pump, a deadline "
-        "set and reset, and the parser fed one frame at a time (the whole-body floor "
-        "parses all frames in one call). What was cut: the per-chunk loop inlined (one "
-        "reused step, one clock read for the deadlines), httpx's `iter_raw` layer skipped "
-        "for the transport's own byte stream, the parser's iterator replaced by a list, and "
-        "a lone `data:` frame decoded without the general SSE line machinery. Not "
-        "adopted: an httpcore-free sync transport (a hand-written HTTP/1.1 client with "
-        "pooling, TLS, proxies and redirects to keep every behaviour; aiohttp has no sync "
-        "API), and coalescing several h11 chunks per read (httpcore cannot say whether the "
-        "next chunk is already buffered without a blocking read, which would hold back "
-        "events that have arrived).",
+        + " A socket read over loopback brings many HTTP chunks (one SSE frame each), and "
+        "httpcore hands them over one at a time through five generator layers; the pump then "
+        "made one step per chunk. `stream()` now reads the body off httpcore's h11 connection "
+        "itself (`provider_impl.transport.H11Body`): every chunk that has arrived, joined into "
+        "one piece, with a socket read (through the same deadline wrapper) only when none has, "
+        "so one pump step serves all the frames one read brought and nothing that has arrived "
+        "waits for more. It is used only for the exact httpx 0.28 / httpcore 1.x HTTP/1.1 "
+        "chain (anything else reads through httpx as before); `astream(async_transport="
+        "'httpx')` gets the same reader, and awaits (arming its timeout) only for a socket "
+        "read. Rejected on the way: saving the socket timeout per read (a 3,000-chunk stream "
+        "makes about a dozen reads), and an httpcore-free sync transport (a hand-written "
+        "HTTP/1.1 client with pooling, TLS, proxies and redirects; aiohttp has no sync API).",
     ]
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from benchmarks import transports
-from benchmarks.measure import CONCURRENT_ROWS, MB, ROWS, Results
+from benchmarks.measure import CONCURRENT_ROWS, MB, MEMORY_ROWS, ROWS, Results
 
 
 @dataclass(frozen=True)
@@ -176,6 +176,21 @@ def read_memory(res: Results) -> Reading | str:
     )
 
 
+def read_memory_transports(res: Results) -> Reading | str:
+    rows = res.memory.get("transports")
+    if not rows:
+        return "not measured"
+    growth = {r: (m["large_peak_bytes"] - m["small_peak_bytes"]) / MB for r, m in rows.items()}
+    return Reading(
+        growth,
+        "; ".join(
+            f"{MEMORY_ROWS[r]} {g:+.3f} MB ({rows[r]['small_peak_bytes'] / 1024:.0f} KiB -> "
+            f"{rows[r]['large_peak_bytes'] / 1024:.0f} KiB)"
+            for r, g in growth.items()
+        ),
+    )
+
+
 def read_first_event(res: Results) -> Reading | str:
     lat = res.latency
     if "from_send_median_ms" not in lat:
@@ -235,6 +250,14 @@ TARGETS: tuple[Target, ...] = (
         "<",
         10.0,
         read=read_memory,
+    ),
+    Target(
+        "memory_growth_transports",
+        "a provider's stream over loopback HTTP, on each transport: peak memory growth "
+        "{mem_small:,} -> {mem_large:,} chunks < 10 MB",
+        "<",
+        10.0,
+        read=read_memory_transports,
     ),
     Target(
         "first_event_stream",

@@ -160,6 +160,13 @@ _PUT: dict[str, Callable[[measure.Results, float], None]] = {
     "memory_growth": lambda res, v: res.memory.update(
         growth_bytes=v * measure.MB, small_peak_bytes=1024, large_peak_bytes=1024 + v * measure.MB
     ),
+    # One transport beyond: the target is NOT met although the others are flat.
+    "memory_growth_transports": lambda res, v: res.memory.update(
+        transports={
+            "astream_default": {"small_peak_bytes": 1024, "large_peak_bytes": 2048},
+            "stream_h11": {"small_peak_bytes": 1024, "large_peak_bytes": 1024 + v * measure.MB},
+        }
+    ),
     "first_event_stream": lambda res, v: res.latency.update(
         from_send_median_ms=v, from_send_max_ms=v, from_bytes_median_ms=v
     ),
