@@ -17,7 +17,7 @@ from jsonschema import Draft202012Validator
 
 from provider_impl.dialects import get_dialect
 from provider_impl.schemas import (
-    PROVIDERS,
+    CONTRACTS,
     load_schema,
     rule_errors,
     schema_errors,
@@ -93,7 +93,7 @@ def errors_mentioning(provider: str, body: dict[str, Any], word: str) -> list[st
 # --------------------------------------------------------------- the schemas themselves
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("provider", CONTRACTS)
 def test_schema_is_a_valid_draft_2020_12_schema(provider: str) -> None:
     schema = load_schema(provider)
     Draft202012Validator.check_schema(schema)
@@ -104,7 +104,7 @@ def test_schema_is_a_valid_draft_2020_12_schema(provider: str) -> None:
     assert schema["properties"]["messages"]["minItems"] == 1
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("provider", CONTRACTS)
 def test_unknown_field_policy(provider: str) -> None:
     schema = load_schema(provider)
     # Open exactly where the provider ignores what it does not know (the Claude
@@ -118,10 +118,10 @@ def test_package_ships_one_schema_per_provider_and_matches_the_dialects() -> Non
         for entry in resources.files("provider_impl.schemas").iterdir()
         if entry.name.endswith(".json")
     }
-    assert shipped == set(PROVIDERS)
+    assert shipped == set(CONTRACTS)
     from provider_impl.dialects import DIALECTS
 
-    assert set(DIALECTS) == set(PROVIDERS)
+    assert set(DIALECTS) == set(CONTRACTS)
 
 
 def test_unknown_provider_is_a_value_error_naming_the_known_ones() -> None:
@@ -132,7 +132,7 @@ def test_unknown_provider_is_a_value_error_naming_the_known_ones() -> None:
     ):
         with pytest.raises(ValueError) as info:
             call()
-        for name in PROVIDERS:
+        for name in CONTRACTS:
             assert name in str(info.value)
 
 
@@ -163,32 +163,32 @@ def test_core_schemas_module_imports_without_jsonschema() -> None:
 
 
 @pytest.mark.parametrize("stream", [True, False], ids=["stream", "no-stream"])
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("provider", CONTRACTS)
 def test_builder_shaped_body_is_valid(provider: str, stream: bool) -> None:
     body = builder_body(provider, stream=stream)
     assert schema_errors(provider, body) == []
     assert rule_errors(provider, body) == []
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("provider", CONTRACTS)
 def test_tool_round_trip_is_valid(provider: str) -> None:
     assert schema_errors(provider, tool_round_trip(provider)) == []
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("provider", CONTRACTS)
 def test_minimal_body_is_valid(provider: str) -> None:
     body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
     assert schema_errors(provider, body) == []
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("provider", CONTRACTS)
 def test_stop_may_be_a_string(provider: str) -> None:
     body = builder_body(provider)
     body["stop"] = "END"
     assert schema_errors(provider, body) == []
 
 
-@pytest.mark.parametrize("provider", [p for p in PROVIDERS if p != "glm"])
+@pytest.mark.parametrize("provider", [p for p in CONTRACTS if p != "glm"])
 def test_named_tool_choice_and_parallel_tool_calls(provider: str) -> None:
     body = builder_body(provider)
     body["tool_choice"] = {"type": "function", "function": {"name": "get_weather"}}
@@ -206,70 +206,70 @@ def test_body_may_be_any_mapping() -> None:
 # --------------------------------------------------------------- rules shared by all
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("provider", CONTRACTS)
 def test_empty_messages_are_rejected(provider: str) -> None:
     body = builder_body(provider)
     body["messages"] = []
     assert errors_mentioning(provider, body, "$.messages")
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("provider", CONTRACTS)
 def test_model_is_required(provider: str) -> None:
     body = builder_body(provider)
     del body["model"]
     assert errors_mentioning(provider, body, "'model' is a required property")
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("provider", CONTRACTS)
 def test_tool_name_with_a_space_is_rejected(provider: str) -> None:
     body = builder_body(provider)
     body["tools"][0]["function"]["name"] = "get weather"
     assert errors_mentioning(provider, body, "$.tools[0].function.name")
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("provider", CONTRACTS)
 def test_tool_name_longer_than_64_is_rejected(provider: str) -> None:
     body = builder_body(provider)
     body["tools"][0]["function"]["name"] = "x" * 65
     assert errors_mentioning(provider, body, "$.tools[0].function.name")
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("provider", CONTRACTS)
 def test_tool_message_without_tool_call_id_is_rejected(provider: str) -> None:
     body = tool_round_trip(provider)
     del body["messages"][3]["tool_call_id"]
     assert errors_mentioning(provider, body, "'tool_call_id' is a required property")
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("provider", CONTRACTS)
 def test_tool_call_arguments_must_be_present(provider: str) -> None:
     body = tool_round_trip(provider)
     del body["messages"][2]["tool_calls"][0]["function"]["arguments"]
     assert errors_mentioning(provider, body, "'arguments' is a required property")
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("provider", CONTRACTS)
 def test_assistant_message_needs_content_or_tool_calls(provider: str) -> None:
     body = builder_body(provider)
     body["messages"].append({"role": "assistant", "content": None})
     assert errors_mentioning(provider, body, "non-null content or tool_calls")
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("provider", CONTRACTS)
 def test_unknown_role_is_rejected(provider: str) -> None:
     body = builder_body(provider)
     body["messages"][1]["role"] = "human"
     assert errors_mentioning(provider, body, "$.messages[1].role")
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("provider", CONTRACTS)
 def test_top_p_above_one_is_rejected(provider: str) -> None:
     body = builder_body(provider)
     body["top_p"] = 1.5
     assert errors_mentioning(provider, body, "$.top_p")
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("provider", CONTRACTS)
 def test_known_fields_are_typed_even_where_unknown_ones_pass(provider: str) -> None:
     body = builder_body(provider)
     body["temperature"] = "warm"
