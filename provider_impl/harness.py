@@ -156,7 +156,10 @@ def load_exchanges(cassette: Path) -> tuple[RecordedExchange, ...]:
     return _load_exchanges(str(cassette), stat.st_mtime_ns, stat.st_size)
 
 
-@functools.lru_cache(maxsize=256)
+# Room for every shipped cassette (377: 275 real, 102 emulator) and then some: the
+# suite walks all of them in turn again and again, and a cache smaller than that
+# cycle (it was 256) misses on every read. The cassettes are 4 MB in all.
+@functools.lru_cache(maxsize=1024)
 def _load_exchanges(cassette: str, mtime_ns: int, size: int) -> tuple[RecordedExchange, ...]:
     """Cached by path and file state: the suite reads each cassette several times."""
     from provider_impl.recording import load_interactions

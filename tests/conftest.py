@@ -28,6 +28,17 @@ def _registry_restored() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _not_an_xdist_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under ``-n``, what a test itself runs (the conformance command, in this process
+    or a child; a throwaway pytest project) is not one of xdist's workers. syrupy
+    takes ``PYTEST_XDIST_WORKER`` in the environment to mean it is, and then prints
+    no snapshot report and leaves unused snapshots to a controller that is not there.
+    """
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
 def _async_transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """A test parametrized with ``mode="async"`` runs the provider's own async client
     on aiohttp, with ``mode="async-h11"`` on httpx's h11 (``PROVIDER_IMPL_ASYNC_TRANSPORT``,

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from transports import TLS
 
 from provider_impl.dialects import DIALECTS
 from provider_impl.emulator import FAULTS, PROVIDER_PREFIXES, Emulator
@@ -56,7 +57,7 @@ WEATHER_ARGS = {"city": "Paris", "days": 3, "metric": True, "tags": [], "extra":
 
 @pytest.fixture()
 def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=10) as c:
+    with httpx.Client(timeout=10, verify=TLS) as c:
         yield c
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from transports import TLS
 
 from provider_impl.dialects import DIALECTS
 from provider_impl.emulator import PROVIDER_PREFIXES, Emulator
@@ -22,7 +23,7 @@ KEY = {"authorization": "Bearer sk-emulator-test-0000"}
 def post(emu: Emulator, provider: str, **fields: Any) -> httpx.Response:
     body = {"model": "test-model", "messages": [{"role": "user", "content": "hi"}], **fields}
     url = emu.base_url(provider) + "/chat/completions"
-    return httpx.post(url, json=body, headers=KEY, timeout=10)
+    return httpx.post(url, json=body, headers=KEY, timeout=10, verify=TLS)
 
 
 @pytest.mark.parametrize("provider", list(PROVIDER_PREFIXES))

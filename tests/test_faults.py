@@ -38,7 +38,7 @@ from provider_impl.events import Done, StreamEvent, TextDelta
 from provider_impl.invariants import check_invariants
 
 PROVIDERS = tuple(sorted(DIALECTS))
-READ_TIMEOUT = 0.5
+READ_TIMEOUT = 0.3
 # Upper margin for timing on a loaded 2-core machine; lower bounds stay exact.
 MARGIN = 2.0
 
@@ -192,7 +192,7 @@ async def test_a_body_cut_inside_an_early_frame_is_a_stream_error(emu: Emulator,
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_a_stall_before_the_headers_is_a_request_timeout(emu: Emulator, mode: str) -> None:
-    """Nothing for 10 s against a 0.5 s read timeout: RequestTimeout after >= 0.5 s
+    """Nothing for 10 s against a 0.3 s read timeout: RequestTimeout after >= 0.3 s
     and well before the stall ends; not retried; the server sees the client leave."""
     run = Run(emu, "glm", mode)
     before = emu.stats.snapshot()["streams_aborted_by_client"]
@@ -266,27 +266,53 @@ async def test_503_then_success_is_one_retry_and_one_clean_stream(
 
 # --------------------------------------------------------------------- 429
 
+#: The 429 tests sleep this share of each wait the provider asks for.
+WAIT_SCALE = 0.1
+
+
+def scaled_waits(p: OpenAiCompatibleProvider) -> list[float]:
+    """The waits ``p`` asks for between attempts, in order. Each is slept for real,
+    scaled by ``WAIT_SCALE``, so the retry still comes after a real pause without
+    the run spending the server's whole Retry-After."""
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        time.sleep(seconds * WAIT_SCALE)
+
+    async def asleep(seconds: float) -> None:
+        waits.append(seconds)
+        await asyncio.sleep(seconds * WAIT_SCALE)
+
+    p._sleep = sleep
+    p._asleep = asleep
+    return waits
+
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_429_retry_after_is_waited_then_the_stream_is_clean(emu: Emulator, mode: str) -> None:
-    """429 with Retry-After: 1, then success: the client waits at least 1 s."""
+    """429 with Retry-After: 1, then success: the client waits the 1 s (the
+    server's value, not its 0.01 s backoff) before the one retry."""
     run = Run(emu, "openai", mode)
     req = _request()
     clean = await clean_events(run, req)
     p = run.make("rate_limit", backoff_base=0.01, headers={"x-emulator-retry-after": "1"})
+    waits = scaled_waits(p)
     got, err, elapsed = await run.collect(p, req)
     assert err is None, repr(err)
     assert got == clean
     assert run.requests() == 1 + 2
-    assert 1.0 <= elapsed < 1.0 + MARGIN, elapsed
+    assert waits == [1.0]
+    assert WAIT_SCALE <= elapsed < WAIT_SCALE + MARGIN, elapsed
 
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_429_retries_are_bounded_by_max_retries_then_rate_limited(
     emu: Emulator, mode: str
 ) -> None:
-    """Refused every time: max_retries + 1 requests, a wait of >= 1 s before each
-    retry, then RateLimited(retry_after=1.0). (sync: max_retries=2; async: 1.)"""
+    """Refused every time: max_retries + 1 requests, a wait of the Retry-After (1 s)
+    before each retry, then RateLimited(retry_after=1.0). (sync: max_retries=2;
+    async: 1.)"""
     retries = 2 if mode == "sync" else 1
     run = Run(emu, "mistral", mode)
     p = run.make(
@@ -295,12 +321,14 @@ async def test_429_retries_are_bounded_by_max_retries_then_rate_limited(
         backoff_base=0.01,
         headers={"x-emulator-retry-after": "1", "x-emulator-fail-times": str(retries + 1)},
     )
+    waits = scaled_waits(p)
     got, err, elapsed = await run.collect(p, _request())
     assert isinstance(err, RateLimited), repr(err)
     assert err.retry_after == 1.0 and err.status_code == 429
     assert got == []
     assert run.requests() == retries + 1
-    assert 1.0 * retries <= elapsed < 1.0 * retries + MARGIN, elapsed
+    assert waits == [1.0] * retries
+    assert WAIT_SCALE * retries <= elapsed < WAIT_SCALE * retries + MARGIN, elapsed
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

@@ -10,7 +10,7 @@ wall-clock alarm (no hang).
 
 The normal suite runs a short, derandomized hypothesis pass (a few seconds)
 plus exhaustive field-by-field mutations of every seed. The long run (100,000
-inputs, atheris when installed) is ``pytest -m slow tests/test_fuzz.py`` or
+inputs, atheris when installed) is ``pytest -m slow -n 0 tests/test_fuzz.py`` or
 ``python tests/fuzz/fuzz_long.py --runs 100000``; its figures are in
 docs/RELIABILITY.md.
 """

@@ -16,7 +16,11 @@ from provider_impl.dialects import DIALECTS
 from provider_impl.pytest_plugin import NetworkBlocked, block_network
 from provider_impl.recording import load_interactions
 
-PLUGIN = ("-p", "provider_impl.pytest_plugin")
+# This suite's other plugins stay out of the throwaway project: hypothesis's
+# end-of-run hook imports hypothesis (a second a run, testing nothing here) and
+# pytest-asyncio warns about its unset options (into this run's summary when the
+# project runs in this process).
+PLUGIN = ("-p", "provider_impl.pytest_plugin", "-p", "no:hypothesispytest", "-p", "no:asyncio")
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
@@ -53,10 +57,12 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
-def _run(project: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return project.runpytest_subprocess(
-        *PLUGIN, "--provider-cassettes", "cassettes", "--dialect-file", "acme.toml", *args
-    )
+def _run(project: pytest.Pytester, *args: str, fresh: bool = False) -> pytest.RunResult:
+    """The project's pytest run: in this process (a new session, config and plugin
+    manager; a second quicker than a new interpreter), or with ``fresh`` in a new one
+    (the xdist run: its workers are new interpreters too)."""
+    run = project.runpytest_subprocess if fresh else project.runpytest_inprocess
+    return run(*PLUGIN, "--provider-cassettes", "cassettes", "--dialect-file", "acme.toml", *args)
 
 
 def _cassettes(root: Path) -> dict[str, int]:
@@ -85,7 +91,7 @@ def test_records_from_the_emulator_then_replays_green_also_under_xdist(
     replayed.assert_outcomes(passed=n)
     assert _cassettes(root) == written  # replay writes nothing
 
-    parallel = _run(project, "-n", "2")
+    parallel = _run(project, "-n", "2", fresh=True)
     parallel.assert_outcomes(passed=n)
     parallel.stdout.fnmatch_lines(["*2 workers*"])
     assert _cassettes(root) == written
@@ -132,7 +138,7 @@ def test_the_block_network_option_covers_every_test(pytester: pytest.Pytester) -
                 socket.create_connection(("192.0.2.1", 80), timeout=5)
         """
     )
-    pytester.runpytest_subprocess(*PLUGIN, "--block-network").assert_outcomes(passed=1)
+    pytester.runpytest_inprocess(*PLUGIN, "--block-network").assert_outcomes(passed=1)
 
 
 # -- conventional cassettes: plain vcrpy -------------------------------------------

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from jsonschema import Draft202012Validator
+from transports import TLS
 
 from provider_impl.dialects import get_dialect
 from provider_impl.emulator import PROVIDER_PREFIXES, Emulator
@@ -99,6 +100,7 @@ def _live(emu: Emulator, provider: str, scenario: str, stream: bool) -> httpx.Re
         json=body,
         headers={"authorization": "Bearer emulator-key", SCENARIO_HEADER: scenario},
         timeout=10,
+        verify=TLS,
     )
 
 
