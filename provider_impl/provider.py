@@ -91,6 +91,7 @@ __all__ = [
     "DEFAULT_LIMITS",
     "DEFAULT_TIMEOUT",
     "AsyncTransport",
+    "CallOptions",
     "CustomOptions",
     "OpenAiCompatibleProvider",
     "ProviderOptions",
@@ -125,6 +126,16 @@ class CustomOptions(TypedDict, total=False):
     total_timeout: float | None
     max_body_bytes: int
     async_transport: AsyncTransport
+
+
+class CallOptions(TypedDict, total=False):
+    """What one call may set over the provider's own (``complete()``, ``stream()``,
+    ``acomplete()``, ``astream()``): its ``timeout`` (which also sets its idle
+    limit), extra ``headers``, and ``extra_body`` keys merged into the JSON body."""
+
+    timeout: CallTimeout
+    headers: Mapping[str, str] | None
+    extra_body: Mapping[str, Any] | None
 
 
 class ProviderOptions(CustomOptions, total=False):
@@ -412,22 +423,27 @@ class OpenAiCompatibleProvider:
 
     @property
     def name(self) -> str:
+        """The provider's name, its dialect record's (``"openai"``, ``"gemini"``, ...)."""
         return self._dialect.name
 
     @property
     def dialect(self) -> ProviderDialect:
+        """The record of everything provider-specific this client follows."""
         return self._dialect
 
     @property
     def capabilities(self) -> ProviderCapabilities:
+        """What the provider can do (streaming, tools, vision, thinking, limits)."""
         return self._dialect.capabilities
 
     @property
     def model(self) -> str:
+        """The model sent when a request names none."""
         return self._model
 
     @property
     def base_url(self) -> str:
+        """The URL requests go to (``/chat/completions`` is appended)."""
         return self._base_url
 
     def __repr__(self) -> str:
@@ -741,49 +757,41 @@ class OpenAiCompatibleProvider:
         self, logic: _Call, result: list[bytes | None] | None = None
     ) -> Generator[StreamEvent, None, None]:
         """Run ``logic`` with blocking I/O; yield its events."""
-        responses: list[httpx.Response] = []
-        value: Any = None
-        error: Exception | None = None
+        drive = _Drive(logic, result, self._fail)
         try:
             client = self._sync_client()
-            while True:
-                try:
-                    op = logic.send(value) if error is None else logic.throw(error)
-                except StopIteration as stop:
-                    if result is not None:  # a whole reply's body
-                        result.append(stop.value)
-                    return
-                except LlmError as err:
-                    self._fail(err)
-                    raise
-                value = error = None
+            while (op := drive.next()) is not None:
                 if type(op) is _Emit:
                     yield from op.events
                     continue
                 try:
-                    if type(op) is _Read:
-                        read = op.reader
-                        if read is None:
-                            read = op.reader = _sync_reader(op.response, op.raw)
-                        token = DEADLINE.set(op.deadline)  # what the socket reads honour
-                        try:
-                            value = read()
-                        finally:
-                            DEADLINE.reset(token)
-                    elif type(op) is _Send:
-                        with deadline_scope(op.deadline):
-                            value = self._send(client, op)
-                        responses.append(value)
-                    elif type(op) is _Close:
-                        op.response.close()
-                    elif type(op) is _Sleep:
-                        self._sleep(op.seconds)
+                    drive.gave(op, self._do(client, op))
                 except Exception as exc:
-                    error = exc
+                    drive.error = exc
         finally:
             logic.close()
-            for response in responses:
+            for response in drive.responses:
                 response.close()
+
+    def _do(self, client: httpx.Client, op: _Op) -> Any:
+        """Carry out one I/O operation of the logic, blocking; its outcome."""
+        if type(op) is _Read:
+            read = op.reader
+            if read is None:
+                read = op.reader = _sync_reader(op.response, op.raw)
+            token = DEADLINE.set(op.deadline)  # what the socket reads honour
+            try:
+                return read()
+            finally:
+                DEADLINE.reset(token)
+        if type(op) is _Send:
+            with deadline_scope(op.deadline):
+                return self._send(client, op)
+        if type(op) is _Close:
+            op.response.close()
+        elif type(op) is _Sleep:
+            self._sleep(op.seconds)
+        return None
 
     def _send(self, client: httpx.Client, op: _Send) -> httpx.Response:
         request = client.build_request(
@@ -801,15 +809,12 @@ class OpenAiCompatibleProvider:
     def complete(
         self,
         request: CompletionRequest,
-        *,
-        timeout: CallTimeout = None,
-        headers: Mapping[str, str] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        **options: Unpack[CallOptions],
     ) -> CompletionResponse:
         """The whole reply. ``timeout``, ``headers`` and ``extra_body`` apply to this
         call only (over the provider's own); bad input raises before any I/O."""
         result: list[bytes | None] = []
-        logic = self._logic(request, False, timeout, headers, extra_body)
+        logic = self._logic(request, False, options)
         for _ in self._pump(logic, result):
             pass  # a whole reply emits no events: it is returned
         return self._json_response(result, request)
@@ -817,14 +822,11 @@ class OpenAiCompatibleProvider:
     def stream(
         self,
         request: CompletionRequest,
-        *,
-        timeout: CallTimeout = None,
-        headers: Mapping[str, str] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        **options: Unpack[CallOptions],
     ) -> Generator[StreamEvent, None, None]:
         """Events as they arrive. ``timeout``, ``headers`` and ``extra_body`` apply to
         this call only. Bad input raises here, before any I/O."""
-        return self._pump(self._logic(request, True, timeout, headers, extra_body))
+        return self._pump(self._logic(request, True, options))
 
     def close(self) -> None:
         if not self._owns_client:
@@ -862,49 +864,40 @@ class OpenAiCompatibleProvider:
     ) -> AsyncGenerator[StreamEvent, None]:
         """Run ``logic`` with asyncio I/O, each step bounded by its deadline; yield its
         events. A whole reply's body (the logic's return value) goes into ``result``."""
-        responses: list[httpx.Response] = []
-        value: Any = None
-        error: Exception | None = None
+        drive = _Drive(logic, result, self._fail)
         try:
             client = self._async_client()
-            while True:
-                try:
-                    op = logic.send(value) if error is None else logic.throw(error)
-                except StopIteration as stop:
-                    if result is not None:
-                        result.append(stop.value)
-                    return
-                except LlmError as err:
-                    self._fail(err)
-                    raise
-                value = error = None
+            while (op := drive.next()) is not None:
                 if type(op) is _Emit:
                     for event in op.events:
                         yield event
                     continue
                 try:
-                    if type(op) is _Read:
-                        reader = op.reader
-                        if reader is None:
-                            reader = op.reader = _async_reader(op.response, op.raw)
-                        ready, aread = reader
-                        # Bytes that have arrived need no await, so no timeout either.
-                        value = None if ready is None else ready()
-                        if value is None:
-                            value = await _within(op.deadline, aread())
-                    elif type(op) is _Send:
-                        value = await _within(op.deadline, self._asend(client, op))
-                        responses.append(value)
-                    elif type(op) is _Close:
-                        await op.response.aclose()
-                    elif type(op) is _Sleep:
-                        await self._asleep(op.seconds)
+                    drive.gave(op, await self._ado(client, op))
                 except Exception as exc:
-                    error = exc
+                    drive.error = exc
         finally:
             logic.close()
-            for response in responses:
+            for response in drive.responses:
                 await response.aclose()
+
+    async def _ado(self, client: httpx.AsyncClient, op: _Op) -> Any:
+        """``_do()`` with asyncio I/O."""
+        if type(op) is _Read:
+            reader = op.reader
+            if reader is None:
+                reader = op.reader = _async_reader(op.response, op.raw)
+            ready, aread = reader
+            # Bytes that have arrived need no await, so no timeout either.
+            got = None if ready is None else ready()
+            return await _within(op.deadline, aread()) if got is None else got
+        if type(op) is _Send:
+            return await _within(op.deadline, self._asend(client, op))
+        if type(op) is _Close:
+            await op.response.aclose()
+        elif type(op) is _Sleep:
+            await self._asleep(op.seconds)
+        return None
 
     async def _asend(self, client: httpx.AsyncClient, op: _Send) -> httpx.Response:
         if self._use_aiohttp and self._owns_aclient:
@@ -930,14 +923,11 @@ class OpenAiCompatibleProvider:
     async def acomplete(
         self,
         request: CompletionRequest,
-        *,
-        timeout: CallTimeout = None,
-        headers: Mapping[str, str] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        **options: Unpack[CallOptions],
     ) -> CompletionResponse:
         """``complete()``, async; the same per-call options."""
         result: list[bytes | None] = []
-        logic = self._logic(request, False, timeout, headers, extra_body)
+        logic = self._logic(request, False, options)
         async for _ in self._apump(logic, result):
             pass  # a whole reply emits no events: it is returned
         return self._json_response(result, request)
@@ -945,14 +935,11 @@ class OpenAiCompatibleProvider:
     def astream(
         self,
         request: CompletionRequest,
-        *,
-        timeout: CallTimeout = None,
-        headers: Mapping[str, str] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        **options: Unpack[CallOptions],
     ) -> AsyncGenerator[StreamEvent, None]:
         """Async events as they arrive; the same per-call options as ``stream()``.
         Bad input raises here, before any I/O."""
-        return self._apump(self._logic(request, True, timeout, headers, extra_body))
+        return self._apump(self._logic(request, True, options))
 
     async def aclose(self) -> None:
         """Close this event loop's client (and the sync one) if this provider made them."""
@@ -975,18 +962,19 @@ class OpenAiCompatibleProvider:
 
     # -- shared ------------------------------------------------------------
 
-    def _logic(
-        self,
-        request: CompletionRequest,
-        stream: bool,
-        timeout: CallTimeout,
-        headers: Mapping[str, str] | None,
-        extra_body: Mapping[str, Any] | None,
-    ) -> _Call:
+    def _logic(self, request: CompletionRequest, stream: bool, options: CallOptions) -> _Call:
         """One call's logic for a pump. The body and the per-call options are
         checked here, before any I/O (the logic itself runs only when pumped)."""
+        unknown = options.keys() - CallOptions.__annotations__.keys()
+        if unknown:
+            raise TypeError(
+                f"unknown per-call option(s): {', '.join(sorted(unknown))} "
+                f"(a call takes {', '.join(CallOptions.__annotations__)})"
+            )
+        extra_body = options.get("extra_body")
         body = self.build_request(request, stream=stream, extra_body=extra_body)
-        return self._call(body, stream=stream, call=self._call_options(timeout, headers))
+        call = self._call_options(options.get("timeout"), options.get("headers"))
+        return self._call(body, stream=stream, call=call)
 
     def _json_response(
         self, result: list[bytes | None], request: CompletionRequest
@@ -1091,6 +1079,51 @@ _Op = _Send | _Read | _Close | _Sleep | _Emit
 _Logic = Generator[_Op, Any, None]
 # A whole call's logic: asks for I/O steps; returns a whole reply's body (None for a stream).
 _Call = Generator[_Op, Any, "bytes | None"]
+
+
+class _Drive:
+    """What both pumps keep while they run a call's logic: the outcome of the last
+    operation (``value``, or ``error`` to throw in) and the responses it opened, which
+    the pump closes at the end. ``next()`` is the logic's next operation, None once it
+    has finished (its return value, a whole reply's body, appended to ``result``); a
+    typed error it raises passes through ``fail`` (redacted) on the way out."""
+
+    __slots__ = ("error", "fail", "logic", "responses", "result", "value")
+
+    def __init__(
+        self,
+        logic: _Call,
+        result: list[bytes | None] | None,
+        fail: Callable[[LlmError], LlmError],
+    ) -> None:
+        self.logic = logic
+        self.result = result
+        self.fail = fail
+        self.value: Any = None
+        self.error: Exception | None = None
+        self.responses: list[httpx.Response] = []
+
+    def next(self) -> _Op | None:
+        value, error, self.value, self.error = self.value, self.error, None, None
+        try:
+            op = self.logic.send(value) if error is None else self.logic.throw(error)
+        except StopIteration as stop:
+            if self.result is not None:
+                self.result.append(stop.value)
+            return None
+        except LlmError as err:
+            self.fail(err)
+            raise
+        return op
+
+    def gave(self, op: _Op, value: Any) -> None:
+        """``op``'s outcome, sent into the logic next; a sent request's response is
+        kept to be closed."""
+        if type(op) is _Send:
+            self.responses.append(value)
+        self.value = value
+
+
 _C = TypeVar("_C", httpx.Client, httpx.AsyncClient)
 # Not content: they do not restart the idle clock.
 _NOT_CONTENT = (Connected, MessageStart)

@@ -83,7 +83,7 @@ async def run_load(
     """``n`` concurrent streams, spread over ``providers_used``.
 
     ``client``: ``"shared"`` is one ``httpx.AsyncClient`` with
-    ``max_connections=n`` passed as ``async_http_client`` to every provider;
+    ``max_connections=n`` (100 kept alive) passed as ``async_http_client`` to every provider;
     ``"default"`` lets each provider make its own (httpx's default limits:
     100 connections, 20 kept alive). ``timeout=None``: the provider's default
     (60 s, connect 10 s; the pool wait is bounded by the 60 s too).
@@ -109,7 +109,9 @@ async def run_load(
         if client == "shared":
             shared = httpx.AsyncClient(
                 timeout=httpx.Timeout(timeout or 60.0),
-                limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
+                # Keep-alive as DEFAULT_LIMITS: httpcore's pool rescans every idle
+                # connection against all the others on each event (docs/RELIABILITY.md).
+                limits=httpx.Limits(max_connections=n, max_keepalive_connections=100),
             )
             kw["async_http_client"] = shared
         for name in providers_used:

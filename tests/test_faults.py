@@ -488,3 +488,25 @@ async def test_connection_refused_is_connection_failed_after_the_retries(mode: s
     await p.aclose()
     assert events == []
     assert isinstance(info.value.__cause__, httpx.ConnectError)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_streams_read_to_their_end_reuse_one_connection(emu: Emulator, mode: str) -> None:
+    """A stream read to its end (through ``[DONE]`` and the HTTP message's end) hands
+    its connection back to the pool: three calls in a row open one connection."""
+    run = Run(emu, "openai", mode)
+    p = run.make()
+    before = emu.stats.snapshot()["connections_opened"]
+    try:
+        for _ in range(3):
+            if mode == "sync":
+                events = list(p.stream(_request()))
+            else:
+                events = [ev async for ev in p.astream(_request())]
+            assert isinstance(events[-1], Done)
+    finally:
+        if mode == "sync":
+            p.close()
+        else:
+            await p.aclose()
+    assert emu.stats.snapshot()["connections_opened"] - before == 1

@@ -6,6 +6,7 @@ call sent: the body, the headers and the timeout httpx was given.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -153,9 +154,10 @@ async def test_async_calls_take_the_same_options(recorder: Recorder) -> None:
         ({"headers": ["x-a"]}, TypeError, "mapping"),
         ({"extra_body": ["seed"]}, InvalidRequest, "extra_body"),
         ({"extra_body": {"x": float("nan")}}, InvalidRequest, "extra_body.x"),
+        ({"timout": 5}, TypeError, "timout"),
     ],
 )
-@pytest.mark.parametrize("method", ["complete", "stream"])
+@pytest.mark.parametrize("method", ["complete", "stream", "acomplete", "astream"])
 def test_bad_per_call_options_are_refused_before_any_io(
     provider: OpenAiCompatibleProvider,
     recorder: Recorder,
@@ -166,7 +168,9 @@ def test_bad_per_call_options_are_refused_before_any_io(
 ) -> None:
     request = CompletionRequest(messages=[Message.user("Hi")])
     with pytest.raises(error, match=words):
-        getattr(provider, method)(request, **options)
+        call = getattr(provider, method)(request, **options)
+        if method == "acomplete":  # its checks run when awaited
+            asyncio.run(call)
     assert recorder.sent == []
 
 
