@@ -5,6 +5,8 @@ One request, or two when the scenario sends the first reply's tool calls back.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,40 +59,62 @@ def _next_request(
     return scenario.followup(request, out.first)
 
 
-def run_turns(client: OpenAiCompatibleProvider, scenario: Scenario, provider: str) -> Turns:
-    """Run ``scenario`` through the sync client: one request, or two when the
-    scenario sends the first reply's tool calls back (``tool_results``)."""
+def _turn_requests(scenario: Scenario, provider: str, out: Turns) -> Iterator[CompletionRequest]:
+    """The requests of ``scenario``'s turns, one at a time (sans-I/O): the caller
+    sends each and puts what came back in ``out`` before asking for the next."""
     request: CompletionRequest | None = scenario.request_for(provider)
-    out = Turns()
     turn = 0
     while request is not None:
         out.events, out.response = [], None
-        try:
-            if scenario.stream:
-                for ev in client.stream(request):  # the events before an error stay
-                    out.events.append(ev)
-            else:
-                out.response = client.complete(request)
-        except LlmError as err:
-            out.error = err
+        yield request
         request, turn = _next_request(scenario, request, out, turn), turn + 1
+
+
+@contextmanager
+def _failure_into(out: Turns) -> Iterator[None]:
+    """Keep a call's LlmError in ``out`` (the scenario may expect it)."""
+    try:
+        yield
+    except LlmError as err:
+        out.error = err
+
+
+def _call(
+    client: OpenAiCompatibleProvider, stream: bool, req: CompletionRequest, out: Turns
+) -> None:
+    """One turn through the sync client, into ``out``."""
+    with _failure_into(out):
+        if not stream:
+            out.response = client.complete(req)
+            return
+        for ev in client.stream(req):  # appended one by one: the events before an error stay
+            out.events.append(ev)
+
+
+async def _acall(
+    client: OpenAiCompatibleProvider, stream: bool, req: CompletionRequest, out: Turns
+) -> None:
+    """One turn through the async client, into ``out``."""
+    with _failure_into(out):
+        if not stream:
+            out.response = await client.acomplete(req)
+            return
+        async for ev in client.astream(req):
+            out.events.append(ev)
+
+
+def run_turns(client: OpenAiCompatibleProvider, scenario: Scenario, provider: str) -> Turns:
+    """Run ``scenario`` through the sync client: one request, or two when the
+    scenario sends the first reply's tool calls back (``tool_results``)."""
+    out = Turns()
+    for request in _turn_requests(scenario, provider, out):
+        _call(client, scenario.stream, request, out)
     return out
 
 
 async def arun_turns(client: OpenAiCompatibleProvider, scenario: Scenario, provider: str) -> Turns:
     """``run_turns`` through the async client."""
-    request: CompletionRequest | None = scenario.request_for(provider)
     out = Turns()
-    turn = 0
-    while request is not None:
-        out.events, out.response = [], None
-        try:
-            if scenario.stream:
-                async for ev in client.astream(request):
-                    out.events.append(ev)
-            else:
-                out.response = await client.acomplete(request)
-        except LlmError as err:
-            out.error = err
-        request, turn = _next_request(scenario, request, out, turn), turn + 1
+    for request in _turn_requests(scenario, provider, out):
+        await _acall(client, scenario.stream, request, out)
     return out

@@ -13,21 +13,17 @@ connection.
 """
 
 from ._dialects import PROVIDER_PREFIXES
-from ._server import (
-    DRIFTS,
+from ._faults import (
     FAULTS,
     H_FAIL_TIMES,
     H_FAULT,
     H_FAULT_AFTER,
     H_REQUEST_KEY,
     H_RETRY_AFTER,
-    H_SCENARIO,
     H_STALL_SECONDS,
     H_TRICKLE_MS,
-    H_VARIANT,
-    Emulator,
-    EmulatorStats,
 )
+from ._server import DRIFTS, H_SCENARIO, H_VARIANT, Emulator, EmulatorStats
 
 __all__ = [
     "DRIFTS",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import gzip
 import hashlib
 import json
@@ -12,11 +11,11 @@ import logging
 import socket
 import struct
 import threading
-import zlib
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from provider_impl.dialects import DIALECTS, ProviderDialect
 
@@ -33,6 +32,27 @@ from ._dialects import (
     IdGen,
     renderer_for,
 )
+from ._faults import (
+    FAULTS,
+    H_BOMB_MIB,
+    H_FAIL_TIMES,
+    H_FAULT,
+    H_REQUEST_KEY,
+    H_RETRY_AFTER,
+    H_STATUS,
+    RETRY_FAULTS,
+    FaultPlan,
+    Finish,
+    KeepAlive,
+    Reset,
+    Send,
+    Step,
+    StreamReply,
+    Wait,
+    Write,
+    int_header,
+)
+from ._faults import gzip_bomb as _gzip_bomb
 from ._http import (
     MAX_HEAD_BYTES,
     BadRequest,
@@ -47,33 +67,6 @@ from ._http import (
 )
 
 log = logging.getLogger("provider_impl.emulator")
-
-FAULTS: dict[str, str] = {
-    "reset": "send x-emulator-fault-after frames (default 2), then reset the TCP connection",
-    "stall": "after x-emulator-fault-after frames (default 0: before the headers), send "
-    "nothing for x-emulator-stall-seconds (default 30)",
-    "truncate": "send the frames, then half of the last JSON frame, then end the body cleanly "
-    "(no terminator, no [DONE])",
-    "error_frame": "an in-band error (as in scenario error_in_stream) at frame "
-    "x-emulator-fault-after (default 2)",
-    "rate_limit": "429 with Retry-After: x-emulator-retry-after (default 1) for the first "
-    "x-emulator-fail-times (default 1) requests with the same x-emulator-request-key (default: "
-    "a hash of the body), then the normal response; after that success the cycle restarts",
-    "unavailable_then_ok": "503 for the first x-emulator-fail-times (default 1) requests with "
-    "the same x-emulator-request-key (default: a hash of the body), then the normal response",
-    "trickle": "wait x-emulator-trickle-ms (default 50) between frames",
-    "keepalive": "after x-emulator-fault-after data frames (default 0), send only keep-alives "
-    "for x-emulator-stall-seconds (default 30): an SSE comment, or a space before a whole "
-    "JSON reply, every x-emulator-trickle-ms (default 300); then the rest",
-    "trickle_head": "send the status line and headers one byte every x-emulator-trickle-ms "
-    "(default 300), then the body",
-    "trickle_bytes": "send the body (every frame, or the whole reply) one byte every "
-    "x-emulator-trickle-ms (default 300)",
-    "gzip_bomb": "answer with status x-emulator-status (default 200) and a gzip body that "
-    "inflates to x-emulator-bomb-mib (default 200) MiB of spaces",
-}
-#: Faults whose x-emulator-trickle-ms defaults to 300 (a proxy's keep-alive pace).
-_SLOW_FAULTS = frozenset({"keepalive", "trickle_head", "trickle_bytes"})
 
 #: Server-wide changes of behaviour (``Emulator(drift=...)``, ``--drift``) that stand in
 #: for a provider changing its API, so that ``provider-impl drift`` has something to catch.
@@ -105,18 +98,9 @@ def _drift_json(obj: Any, drifts: frozenset[str]) -> Any:
     return out
 
 
-#: Request headers that steer the emulator.
+#: Request headers that choose the reply (the faults' own are in ``_faults``).
 H_SCENARIO = "x-emulator-scenario"
 H_VARIANT = "x-emulator-variant"
-H_FAULT = "x-emulator-fault"
-H_FAULT_AFTER = "x-emulator-fault-after"
-H_STALL_SECONDS = "x-emulator-stall-seconds"
-H_RETRY_AFTER = "x-emulator-retry-after"
-H_FAIL_TIMES = "x-emulator-fail-times"
-H_REQUEST_KEY = "x-emulator-request-key"
-H_TRICKLE_MS = "x-emulator-trickle-ms"
-H_STATUS = "x-emulator-status"
-H_BOMB_MIB = "x-emulator-bomb-mib"
 
 
 def _scenarios() -> Mapping[str, Scenario]:
@@ -128,11 +112,13 @@ def _scenarios() -> Mapping[str, Scenario]:
 
 
 def _auth_error(dialect: Dialect, ctx: Ctx, req: Request) -> ErrorResponse:
+    """Scenario ``error_auth``: the provider's answer to the key sent (or a wrong one)."""
     key = dialect.api_key(req) if dialect.requires_auth else None
     return dialect.auth_error(key if key is not None else "invalid-key", ctx)
 
 
 def _context_error(dialect: Dialect, ctx: Ctx, req: Request) -> ErrorResponse:
+    """Scenario ``error_context_length``: a prompt over the window by 1,000 tokens."""
     n = max(prompt_tokens(ctx.body), dialect.context_window + 1) + 1_000
     return dialect.context_error(n, ctx)
 
@@ -192,43 +178,57 @@ class _Abort(Exception):
     """The emulator deliberately ended the connection (a fault)."""
 
 
-_N = TypeVar("_N", int, float)
+class _Refused(Exception):
+    """A request fails a check: ``err`` is the reply."""
+
+    def __init__(self, err: ErrorResponse) -> None:
+        super().__init__(err.status)
+        self.err = err
 
 
-def _number_header(req: Request, name: str, default: _N, kind: Callable[[str], _N]) -> _N:
-    """A non-negative number from a control header, or ``default`` when absent."""
-    raw = req.header(name)
-    if not raw:
-        return default
-    try:
-        value = kind(raw)
-    except ValueError as exc:
-        raise ValueError(f"header {name} must be a {kind.__name__}, got {raw!r}") from exc
-    if value < 0:
-        raise ValueError(f"header {name} must not be negative")
-    return value
+@dataclass
+class _Exchange:
+    """One request being answered: its connection, and the renderer and context it reached."""
+
+    req: Request
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    dialect: Dialect
+    ctx: Ctx
+    #: The path after the provider's prefix; None when no provider has the prefix.
+    rest: str | None
 
 
-def _int_header(req: Request, name: str, default: int) -> int:
-    return _number_header(req, name, default, int)
+@dataclass(frozen=True)
+class _Bomb:
+    """The ``gzip_bomb`` fault's reply: a status and a gzip body of ``mib`` MiB."""
+
+    status: int
+    mib: int
+    sse: bool
 
 
-def _float_header(req: Request, name: str, default: float) -> float:
-    return _number_header(req, name, default, float)
+@dataclass(frozen=True)
+class _Reply:
+    """A scenario's reply to a valid request, with the fault plan that sends it."""
+
+    scenario: Scenario
+    script: Script
+    plan: FaultPlan
+    stream: bool
 
 
-def _trickle_seconds(req: Request, fault: str) -> float:
-    return _float_header(req, H_TRICKLE_MS, 300.0 if fault in _SLOW_FAULTS else 50.0) / 1000
+def _plain_error(message: str, code: str | None = None) -> dict[str, Any]:
+    """An OpenAI-shaped error body, for a request no provider's renderer answers."""
+    error = {"message": message, "type": "invalid_request_error", "param": None, "code": code}
+    return {"error": error}
 
 
-@functools.lru_cache(maxsize=4)
-def _gzip_bomb(mib: int) -> bytes:
-    """gzip of ``mib`` MiB of spaces, built a block at a time (about 1 KiB per MiB)."""
-    squash = zlib.compressobj(9, zlib.DEFLATED, 31)
-    block = b" " * (1 << 20)
-    parts = [squash.compress(block) for _ in range(mib)]
-    parts.append(squash.flush())
-    return b"".join(parts)
+def _head(status: int, headers: list[tuple[str, str]], length: int, keep: bool) -> bytes:
+    """The status line and ``headers``, closed by content-length and connection."""
+    headers.append(("content-length", str(length)))
+    headers.append(("connection", "keep-alive" if keep else "close"))
+    return response_head(status, headers)
 
 
 class Emulator:
@@ -278,16 +278,19 @@ class Emulator:
     # ------------------------------------------------------------ lifecycle
     @property
     def port(self) -> int:
+        """The port it listens on (known once started)."""
         if not self._port:
             raise RuntimeError("emulator is not listening yet")
         return self._port
 
     @property
     def url(self) -> str:
+        """``http://host:port`` of the server."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
     def base_url(self, provider: str) -> str:
+        """The base URL a client of ``provider`` uses with this server."""
         for renderer in self._renderers():
             if renderer.name == provider:
                 return self.url + renderer.prefix
@@ -317,6 +320,7 @@ class Emulator:
             self._fault_counts.clear()
 
     async def start_async(self) -> Emulator:
+        """Listen on the running loop; returns once listening."""
         if self._server is not None:
             raise RuntimeError("emulator already started")
         self._loop = asyncio.get_running_loop()
@@ -345,11 +349,13 @@ class Emulator:
             await self._shutdown()
 
     async def stop_async(self) -> None:
+        """Stop serving and close every connection (on the server's loop)."""
         if self._stopping is not None:
             self._stopping.set()
         await self._shutdown()
 
     async def _shutdown(self) -> None:
+        """Close the listener, cancel the connections' tasks and wait for them."""
         if self._shut or self._server is None:
             return
         self._shut = True
@@ -394,6 +400,7 @@ class Emulator:
         return self
 
     def stop(self) -> None:
+        """Stop the server started by :meth:`start` and join its thread."""
         loop, stopping = self._loop, self._stopping
         if loop is not None and stopping is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):
@@ -429,6 +436,7 @@ class Emulator:
     async def _on_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        """Serve one connection, counting it; a failure ends it, never the server."""
         task = asyncio.current_task()
         if task is not None:
             self._conn_tasks.add(task)
@@ -455,6 +463,7 @@ class Emulator:
     async def _serve_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        """Read and answer requests on one connection until either side closes it."""
         while True:
             try:
                 if self._keepalive_timeout is None:
@@ -476,31 +485,16 @@ class Emulator:
                 return
 
     async def _send_bad_http(self, writer: asyncio.StreamWriter, status: int, message: str) -> None:
-        body = json.dumps(
-            {
-                "error": {
-                    "message": f"Bad HTTP request: {message}",
-                    "type": "invalid_request_error",
-                    "param": None,
-                    "code": None,
-                }
-            }
-        ).encode()
-        head = response_head(
-            status,
-            [
-                ("date", http_date()),
-                ("content-type", "application/json"),
-                ("content-length", str(len(body))),
-                ("connection", "close"),
-            ],
-        )
+        """Answer bytes that are not HTTP, then close (no provider's words to use)."""
+        body = json.dumps(_plain_error(f"Bad HTTP request: {message}")).encode()
+        headers = [("date", http_date()), ("content-type", "application/json")]
         with contextlib.suppress(Exception):
-            writer.write(head + body)
+            writer.write(_head(status, headers, len(body), False) + body)
             await drain(writer)
 
     # -------------------------------------------------------------- requests
     def _match(self, path: str) -> tuple[str, Dialect] | None:
+        """The provider whose prefix ``path`` is under, and the rest of the path."""
         for renderer in self._renderers():
             prefix = renderer.prefix
             if path == prefix or path.startswith(prefix + "/"):
@@ -508,6 +502,7 @@ class Emulator:
         return None
 
     def _remember(self, req: Request, provider: str, body: Any) -> None:
+        """Keep a request (secrets removed) in ``recent_requests``."""
         self.recent_requests.append(
             {
                 "provider": provider,
@@ -518,185 +513,356 @@ class Emulator:
             }
         )
 
-    async def _handle(
+    def _exchange(
         self, req: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> bool:
+    ) -> _Exchange:
+        """The renderer ``req`` reached (the first one when no prefix matches) and the
+        context its reply is rendered in (ids seeded by provider, scenario and body)."""
         scenario = req.header(H_SCENARIO).strip() or "text"
         matched = self._match(req.path)
-        seed_dialect = matched[1] if matched else self._renderers()[0]
+        rest, dialect = matched if matched else (None, self._renderers()[0])
+        seed = dialect.name.encode() + b"\x00" + scenario.encode() + b"\x00" + req.body
         ctx = Ctx(
-            provider=seed_dialect.name,
-            ids=IdGen(
-                hashlib.sha256(
-                    seed_dialect.name.encode() + b"\x00" + scenario.encode() + b"\x00" + req.body
-                ).digest()
-            ),
+            provider=dialect.name,
+            ids=IdGen(hashlib.sha256(seed).digest()),
             variant=req.header(H_VARIANT).strip(),
             scenario=scenario,
         )
-        if matched is None:
-            self._remember(req, "", None)
-            err = ErrorResponse(
-                404,
-                {
-                    "error": {
-                        "message": f"Unknown path {req.path}: no emulated provider has this "
-                        f"prefix (known: {', '.join(r.prefix for r in self._renderers())})",
-                        "type": "invalid_request_error",
-                        "param": None,
-                        "code": "unknown_url",
-                    }
-                },
-            )
-            return await self._send_error(req, writer, seed_dialect, ctx, err)
-        rest, dialect = matched
+        return _Exchange(req, reader, writer, dialect, ctx, rest)
 
-        # 1. Path and method.
-        if rest.rstrip("/") != "/chat/completions":
-            self._remember(req, dialect.name, None)
-            return await self._send_error(
-                req, writer, dialect, ctx, dialect.not_found(req.path, ctx)
-            )
-        if req.method != "POST":
-            self._remember(req, dialect.name, None)
-            err = dialect.method_not_allowed(req.method, req.path, ctx)
-            return await self._send_error(req, writer, dialect, ctx, err)
+    async def _handle(
+        self, req: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        """Answer one request; True when the connection may serve another."""
+        x = self._exchange(req, reader, writer)
+        reply = self._decide(x)
+        if isinstance(reply, ErrorResponse):
+            return await self._send_error(x, reply)
+        if isinstance(reply, _Bomb):
+            return await self._send_bomb(x, reply)
+        if reply.stream:
+            return await self._send_stream(x, reply)
+        return await self._send_whole(x, reply)
 
-        # 2. Auth.
-        err_or_none = dialect.check_auth(req, ctx)
-        if err_or_none is not None:
-            self._remember(req, dialect.name, None)
-            return await self._send_error(req, writer, dialect, ctx, err_or_none)
-
-        # 3. Body.
+    def _decide(self, x: _Exchange) -> ErrorResponse | _Bomb | _Reply:
+        """What to answer with, no I/O: the error of the first check the request fails
+        (route, key, body, control headers, a fault's failing turn), else its reply."""
         try:
-            body = json.loads(req.body.decode("utf-8"))
+            self._check_route(x)
+            body = self._read_body(x)
+            self._check_body(x, body)
+            scenario, fault = self._read_controls(x)
+            return self._choose(x, body, scenario, fault)
+        except _Refused as refused:
+            return refused.err
+
+    def _check_route(self, x: _Exchange) -> None:
+        """Refuse a request that no emulated endpoint takes: prefix, path, method, key."""
+        req, dialect, ctx = x.req, x.dialect, x.ctx
+        if x.rest is None:
+            known = ", ".join(r.prefix for r in self._renderers())
+            message = f"Unknown path {req.path}: no emulated provider has this prefix"
+            err: ErrorResponse | None = ErrorResponse(
+                404, _plain_error(f"{message} (known: {known})", "unknown_url")
+            )
+        elif x.rest.rstrip("/") != "/chat/completions":
+            err = dialect.not_found(req.path, ctx)
+        elif req.method != "POST":
+            err = dialect.method_not_allowed(req.method, req.path, ctx)
+        else:
+            err = dialect.check_auth(req, ctx)
+        if err is not None:
+            self._remember(req, "" if x.rest is None else dialect.name, None)
+            raise _Refused(err)
+
+    def _read_body(self, x: _Exchange) -> dict[str, Any]:
+        """The JSON object the request carries (refused if it is none), remembered."""
+        try:
+            body = json.loads(x.req.body.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
             body = None
-        self._remember(req, dialect.name, body)
+        self._remember(x.req, x.dialect.name, body)
         if not isinstance(body, dict):
-            return await self._send_error(req, writer, dialect, ctx, dialect.invalid_json(ctx))
-        ctx.body = body
-        model = body.get("model")
-        ctx.model = dialect.model_name(model)
-        err_or_none = dialect.validate(body, ctx)
-        if err_or_none is None and "required_param" in self.drift and REQUIRED_PARAM not in body:
-            err_or_none = dialect.bad_request(
-                f"Missing required parameter: {REQUIRED_PARAM!r}.", ctx
-            )
-        if err_or_none is not None:
-            return await self._send_error(req, writer, dialect, ctx, err_or_none)
+            raise _Refused(x.dialect.invalid_json(x.ctx))
+        x.ctx.body = body
+        x.ctx.model = x.dialect.model_name(body.get("model"))
+        return body
 
-        # 4. Context window.
+    def _check_body(self, x: _Exchange, body: dict[str, Any]) -> None:
+        """Refuse a body the provider would (fields, values, context window), or that
+        the drifted server would (``required_param``)."""
+        dialect, ctx = x.dialect, x.ctx
+        err = dialect.validate(body, ctx)
+        if err is None and "required_param" in self.drift and REQUIRED_PARAM not in body:
+            err = dialect.bad_request(f"Missing required parameter: {REQUIRED_PARAM!r}.", ctx)
+        if err is not None:
+            raise _Refused(err)
         n_tokens = prompt_tokens(body)
         if n_tokens > dialect.context_window:
-            return await self._send_error(
-                req, writer, dialect, ctx, dialect.context_error(n_tokens, ctx)
-            )
+            raise _Refused(dialect.context_error(n_tokens, ctx))
 
-        # 5. Scenario and faults.
-        sc = _scenarios().get(scenario)
+    def _bad_control(self, x: _Exchange, message: str) -> _Refused:
+        """The 400 for a control header the emulator cannot follow."""
+        return _Refused(x.dialect.bad_request(message, x.ctx))
+
+    def _read_controls(self, x: _Exchange) -> tuple[Scenario, str]:
+        """The scenario and the fault the control headers ask for; a retry fault's
+        failing turn is refused here, and a spent one is no fault (``""``)."""
+        sc = _scenarios().get(x.ctx.scenario)
         if sc is None:
-            msg = (
-                f"Unknown emulator scenario {scenario!r} (header {H_SCENARIO}); "
-                f"known scenarios: {', '.join(_scenarios())}"
+            known = ", ".join(_scenarios())
+            raise self._bad_control(
+                x,
+                f"Unknown emulator scenario {x.ctx.scenario!r} (header {H_SCENARIO}); "
+                f"known scenarios: {known}",
             )
-            return await self._send_error(req, writer, dialect, ctx, dialect.bad_request(msg, ctx))
-        fault = req.header(H_FAULT).strip().lower()
+        fault = x.req.header(H_FAULT).strip().lower()
         if fault and fault not in FAULTS:
-            msg = (
+            raise self._bad_control(
+                x,
                 f"Unknown emulator fault {fault!r} (header {H_FAULT}); "
-                f"known faults: {', '.join(FAULTS)}"
+                f"known faults: {', '.join(FAULTS)}",
             )
-            return await self._send_error(req, writer, dialect, ctx, dialect.bad_request(msg, ctx))
         try:
-            retry_after = _int_header(req, H_RETRY_AFTER, 1)
-            fail_times = _int_header(req, H_FAIL_TIMES, 1)
+            retry_after = int_header(x.req, H_RETRY_AFTER, 1)
+            fail_times = int_header(x.req, H_FAIL_TIMES, 1)
         except ValueError as exc:
-            return await self._send_error(
-                req, writer, dialect, ctx, dialect.bad_request(str(exc), ctx)
-            )
-
-        if fault in ("rate_limit", "unavailable_then_ok"):
-            key = (
-                req.header(H_REQUEST_KEY)
-                or hashlib.sha256(dialect.name.encode() + req.path.encode() + req.body).hexdigest()
-            )
-            seen = self._fault_counts.get((fault, key), 0)
-            if seen >= fail_times:
-                # This request succeeds; the next one with the key starts a new cycle.
-                self._fault_counts.pop((fault, key), None)
-            else:
-                self._fault_counts[(fault, key)] = seen + 1
-                self.stats.incr("faults_injected")
-                if fault == "rate_limit":
-                    err = dialect.rate_limited(retry_after, ctx)
-                else:
-                    err = dialect.unavailable(ctx)
-                return await self._send_error(req, writer, dialect, ctx, err)
+            raise self._bad_control(x, str(exc)) from None
+        if fault in RETRY_FAULTS:
+            self._count_failure(x, fault, retry_after, fail_times)
             fault = ""
+        return sc, fault
 
+    def _count_failure(self, x: _Exchange, fault: str, retry_after: int, fail_times: int) -> None:
+        """Refuse the request (429 or 503) while its key has failed fewer than
+        ``fail_times`` times in this cycle; let it through and start a new cycle then."""
+        req, dialect = x.req, x.dialect
+        key = (
+            req.header(H_REQUEST_KEY)
+            or hashlib.sha256(dialect.name.encode() + req.path.encode() + req.body).hexdigest()
+        )
+        seen = self._fault_counts.get((fault, key), 0)
+        if seen >= fail_times:
+            self._fault_counts.pop((fault, key), None)
+            return
+        self._fault_counts[(fault, key)] = seen + 1
+        self.stats.incr("faults_injected")
+        if fault == "rate_limit":
+            raise _Refused(dialect.rate_limited(retry_after, x.ctx))
+        raise _Refused(dialect.unavailable(x.ctx))
+
+    def _choose(
+        self, x: _Exchange, body: dict[str, Any], sc: Scenario, fault: str
+    ) -> ErrorResponse | _Bomb | _Reply:
+        """The reply to a valid request: a bomb, the scenario's error, a 500 for a fault
+        or an in-band error a whole reply cannot carry, or the scenario's script."""
+        dialect, ctx = x.dialect, x.ctx
+        stream = body.get("stream") is True
         if fault == "gzip_bomb":
-            return await self._send_bomb(req, writer, dialect, ctx, body.get("stream") is True)
-
+            return self._bomb(x, stream)
         if sc.emulated_error is not None:
-            err = _EMULATED_ERRORS[sc.emulated_error](dialect, ctx, req)
-            return await self._send_error(req, writer, dialect, ctx, err)
-
+            return _EMULATED_ERRORS[sc.emulated_error](dialect, ctx, x.req)
         script = sc.script_for(body, ctx.variant)
-        if body.get("stream") is True:
-            return await self._send_stream(req, reader, writer, dialect, ctx, script, fault)
-        if sc.in_band_error_after is not None:
-            # A whole reply cannot break midway: the same failure is a 500.
-            return await self._send_error(req, writer, dialect, ctx, dialect.server_error(ctx))
-        return await self._send_completion(req, reader, writer, dialect, ctx, script, fault)
+        if not stream and sc.in_band_error_after is not None:
+            return dialect.server_error(ctx)  # a whole reply cannot break midway
+        if not stream and fault == "error_frame":
+            self.stats.incr("faults_injected")
+            return dialect.server_error(ctx)
+        try:
+            plan = FaultPlan.from_headers(x.req, fault, stream)
+        except ValueError as exc:
+            raise self._bad_control(x, str(exc)) from None
+        if fault:
+            self.stats.incr("faults_injected")
+        return _Reply(sc, script, plan, stream)
+
+    def _bomb(self, x: _Exchange, sse: bool) -> _Bomb:
+        """The ``gzip_bomb`` fault's reply, as its control headers size it."""
+        try:
+            status = int_header(x.req, H_STATUS, 200)
+            mib = int_header(x.req, H_BOMB_MIB, 200)
+        except ValueError as exc:
+            raise self._bad_control(x, str(exc)) from None
+        self.stats.incr("faults_injected")
+        return _Bomb(status, mib, sse)
 
     # ------------------------------------------------------------- responses
-    def _base_headers(
-        self, req: Request, dialect: Dialect, ctx: Ctx, content_type: str
-    ) -> list[tuple[str, str]]:
+    def _base_headers(self, x: _Exchange, content_type: str) -> list[tuple[str, str]]:
+        """Date, content type and the provider's own headers, which every reply has."""
         headers = [("date", http_date()), ("content-type", content_type)]
-        headers.extend(dialect.response_headers(ctx))
+        headers.extend(x.dialect.response_headers(x.ctx))
         return headers
 
-    def _gzip(self, req: Request, dialect: Dialect) -> bool:
-        return dialect.gzip and accepts_gzip(req.headers)
+    def _gzip(self, x: _Exchange) -> bool:
+        """Whether the reply is gzip-encoded (a provider that does, a client that asks)."""
+        return x.dialect.gzip and accepts_gzip(x.req.headers)
 
-    async def _send_error(
-        self,
-        req: Request,
-        writer: asyncio.StreamWriter,
-        dialect: Dialect,
-        ctx: Ctx,
-        err: ErrorResponse,
-    ) -> bool:
+    async def _send_error(self, x: _Exchange, err: ErrorResponse) -> bool:
+        """Send an error reply whole; True when the connection may serve another."""
+        dialect = x.dialect
         body = dialect.dumps(err.body).encode("utf-8")
-        headers = self._base_headers(req, dialect, ctx, dialect.json_content_type)
+        headers = self._base_headers(x, dialect.json_content_type)
         headers.extend(err.headers)
-        if self._gzip(req, dialect):
+        if self._gzip(x):
             body = gzip.compress(body, mtime=0)
             headers.append(("content-encoding", "gzip"))
-        keep = req.keep_alive
-        headers.append(("content-length", str(len(body))))
-        headers.append(("connection", "keep-alive" if keep else "close"))
-        writer.write(response_head(err.status, headers) + body)
-        await drain(writer)
-        log.debug("%s %s -> %d", req.method, req.path, err.status)
+        keep = x.req.keep_alive
+        x.writer.write(_head(err.status, headers, len(body), keep) + body)
+        await drain(x.writer)
+        log.debug("%s %s -> %d", x.req.method, x.req.path, err.status)
         return keep
 
-    async def _sleep_watch(
-        self, seconds: float, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
+    async def _send_bomb(self, x: _Exchange, bomb: _Bomb) -> bool:
+        """Send the gzip bomb, then close."""
+        body = _gzip_bomb(bomb.mib)
+        dialect = x.dialect
+        content_type = dialect.sse_content_type if bomb.sse else dialect.json_content_type
+        headers = self._base_headers(x, content_type)
+        headers.append(("content-encoding", "gzip"))
+        x.writer.write(_head(bomb.status, headers, len(body), False) + body)
+        await drain(x.writer)
+        return False
+
+    def _render_whole(self, x: _Exchange, reply: _Reply) -> tuple[bytes, bytes, bool]:
+        """A whole reply's head and body (the keep-alive fault's pad first), and
+        whether the connection may serve another request."""
+        dialect, ctx, pad = x.dialect, x.ctx, reply.plan.pad
+        obj = dialect.completion(reply.script, ctx)
+        if self.drift:
+            obj = _drift_json(obj, self.drift)
+        body = dialect.dumps(obj, ctx).encode("utf-8")
+        headers = self._base_headers(x, dialect.json_content_type)
+        if self._gzip(x) and not pad:
+            body = gzip.compress(body, mtime=0)
+            headers.append(("content-encoding", "gzip"))
+        body = pad + body
+        keep = x.req.keep_alive and reply.plan.keeps_alive(stream=False)
+        return _head(200, headers, len(body), keep), body, keep
+
+    async def _send_whole(self, x: _Exchange, reply: _Reply) -> bool:
+        """Send a whole reply as its fault plan lays it out."""
+        head, body, keep = self._render_whole(x, reply)
+        await self._play(
+            reply.plan.whole_steps(head, body), x, ChunkedBody(x.writer, x.reader, False)
+        )
+        log.debug("%s %s -> 200 (%s)", x.req.method, x.req.path, x.ctx.scenario)
+        return keep
+
+    def _render_stream(self, x: _Exchange, reply: _Reply) -> tuple[bytes, StreamReply, bool]:
+        """A streamed reply's head (chunked, no length) and its frames, and whether
+        the connection may serve another request."""
+        dialect, ctx = x.dialect, x.ctx
+        headers = self._base_headers(x, dialect.sse_content_type)
+        headers.append(("cache-control", "no-cache"))
+        if self._gzip(x):
+            headers.append(("content-encoding", "gzip"))
+        headers.append(("transfer-encoding", "chunked"))
+        keep = x.req.keep_alive and reply.plan.keeps_alive(stream=True)
+        headers.append(("connection", "keep-alive" if keep else "close"))
+        frames = StreamReply(
+            frames=self._drifted(dialect.stream(reply.script, ctx), dialect, ctx),
+            error_at=reply.scenario.in_band_error_after,
+            split_utf8=reply.scenario.split_utf8,
+            in_band_error=lambda: b"".join(
+                f.raw for f in self._drifted(dialect.in_band_error(ctx), dialect, ctx)
+            ),
+        )
+        return response_head(200, headers), frames, keep
+
+    async def _send_stream(self, x: _Exchange, reply: _Reply) -> bool:
+        """Send a streamed reply as its fault plan lays it out; count how it ended."""
+        head, frames, keep = self._render_stream(x, reply)
+        out = ChunkedBody(x.writer, x.reader, self._gzip(x))
+        req, scenario = x.req, x.ctx.scenario
+        try:
+            await self._play(reply.plan.stream_steps(head, frames), x, out)
+        except ClientGone:
+            self.stats.incr("streams_aborted_by_client")
+            log.debug("%s %s: client went away mid-stream (%s)", req.method, req.path, scenario)
+            raise
+        self.stats.incr("streams_completed")
+        log.debug("%s %s -> 200 stream (%s)", req.method, req.path, scenario)
+        return keep
+
+    def _drifted(self, frames: list[Frame], dialect: Dialect, ctx: Ctx) -> list[Frame]:
+        """``frames`` as the drifted server sends them (``self.drift``)."""
+        if not self.drift:
+            return frames
+        return [
+            dialect.data(_drift_json(json.loads(f.raw.removeprefix(b"data: ")), self.drift), ctx)
+            if f.kind == "data"
+            else f
+            for f in frames
+        ]
+
+    # ----------------------------------------------------------------- steps
+    async def _play(self, steps: Iterable[Step], x: _Exchange, out: ChunkedBody) -> None:
+        """Carry out a reply's steps: the one loop that puts every reply on the wire,
+        faults included (``out`` carries a chunked body's steps)."""
+        for step in steps:
+            if isinstance(step, Send):
+                if step.pace is None:
+                    await out.send(step.data)
+                else:
+                    await self._dribble(step.data, step.pace, x, out.send)
+            elif isinstance(step, Write):
+                if step.pace is None:
+                    x.writer.write(step.data)
+                    await drain(x.writer)
+                else:
+                    await self._dribble(step.data, step.pace, x, self._write_to(x))
+            elif isinstance(step, Finish):
+                await out.finish(step.tail)
+            elif isinstance(step, Wait):
+                await self._sleep_watch(step.seconds, x)
+            elif isinstance(step, KeepAlive):
+                await self._keepalive(out, step, x)
+            elif isinstance(step, Reset):
+                await self._reset(x.writer)
+            else:  # Abort
+                raise _Abort()
+
+    @staticmethod
+    def _write_to(x: _Exchange) -> Callable[[bytes], Awaitable[None]]:
+        """Write-and-drain on the raw socket, as one awaitable call."""
+
+        async def write(data: bytes) -> None:
+            x.writer.write(data)
+            await drain(x.writer)
+
+        return write
+
+    async def _sleep_watch(self, seconds: float, x: _Exchange) -> None:
         """Sleep, but notice a client that goes away meanwhile."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
         while True:
-            if writer.transport.is_closing() or reader.at_eof():
+            if x.writer.transport.is_closing() or x.reader.at_eof():
                 raise ClientGone()
             left = deadline - loop.time()
             if left <= 0:
                 return
             await asyncio.sleep(min(left, 0.05))
+
+    async def _dribble(
+        self,
+        data: bytes,
+        seconds: float,
+        x: _Exchange,
+        send: Callable[[bytes], Awaitable[None]],
+    ) -> None:
+        """Send ``data`` one byte at a time, each followed by ``seconds`` of nothing."""
+        for i in range(len(data)):
+            await send(data[i : i + 1])
+            await self._sleep_watch(seconds, x)
+
+    async def _keepalive(self, out: ChunkedBody, step: KeepAlive, x: _Exchange) -> None:
+        """SSE comments only, every ``step.every`` seconds for ``step.seconds``."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + step.seconds
+        while loop.time() < end:
+            await out.send(b": keep-alive\n\n")
+            await self._sleep_watch(step.every, x)
 
     async def _reset(self, writer: asyncio.StreamWriter) -> None:
         """Abort the connection with a TCP reset, after flushing what was written."""
@@ -712,237 +878,3 @@ class Emulator:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         transport.abort()
         raise _Abort()
-
-    async def _dribble(
-        self,
-        data: bytes,
-        seconds: float,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        out: ChunkedBody | None = None,
-    ) -> None:
-        """Write ``data`` one byte at a time, ``seconds`` apart (as HTTP chunks with ``out``)."""
-        for i in range(len(data)):
-            if out is not None:
-                await out.send(data[i : i + 1])
-            else:
-                writer.write(data[i : i + 1])
-                await drain(writer)
-            await self._sleep_watch(seconds, reader, writer)
-
-    async def _keepalive(
-        self,
-        out: ChunkedBody,
-        seconds: float,
-        every: float,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-    ) -> None:
-        """SSE comments only, every ``every`` seconds for ``seconds``."""
-        loop = asyncio.get_running_loop()
-        end = loop.time() + seconds
-        while loop.time() < end:
-            await out.send(b": keep-alive\n\n")
-            await self._sleep_watch(every, reader, writer)
-
-    async def _send_bomb(
-        self, req: Request, writer: asyncio.StreamWriter, dialect: Dialect, ctx: Ctx, sse: bool
-    ) -> bool:
-        try:
-            status = _int_header(req, H_STATUS, 200)
-            mib = _int_header(req, H_BOMB_MIB, 200)
-        except ValueError as exc:
-            return await self._send_error(
-                req, writer, dialect, ctx, dialect.bad_request(str(exc), ctx)
-            )
-        self.stats.incr("faults_injected")
-        body = _gzip_bomb(mib)
-        content_type = dialect.sse_content_type if sse else dialect.json_content_type
-        headers = self._base_headers(req, dialect, ctx, content_type)
-        headers.append(("content-encoding", "gzip"))
-        headers.append(("content-length", str(len(body))))
-        headers.append(("connection", "close"))
-        writer.write(response_head(status, headers) + body)
-        await drain(writer)
-        return False
-
-    async def _send_completion(
-        self,
-        req: Request,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        dialect: Dialect,
-        ctx: Ctx,
-        script: Script,
-        fault: str,
-    ) -> bool:
-        if fault == "error_frame":
-            self.stats.incr("faults_injected")
-            return await self._send_error(req, writer, dialect, ctx, dialect.server_error(ctx))
-        try:
-            stall = _float_header(req, H_STALL_SECONDS, 30.0)
-            after = _int_header(req, H_FAULT_AFTER, 0)
-            trickle = _trickle_seconds(req, fault)
-        except ValueError as exc:
-            return await self._send_error(
-                req, writer, dialect, ctx, dialect.bad_request(str(exc), ctx)
-            )
-        reply = dialect.completion(script, ctx)
-        if self.drift:
-            reply = _drift_json(reply, self.drift)
-        body = dialect.dumps(reply, ctx).encode("utf-8")
-        headers = self._base_headers(req, dialect, ctx, dialect.json_content_type)
-        pad = b" " * int(stall / trickle) if fault == "keepalive" and trickle > 0 else b""
-        if self._gzip(req, dialect) and not pad:
-            body = gzip.compress(body, mtime=0)
-            headers.append(("content-encoding", "gzip"))
-        body = pad + body  # JSON may start with whitespace: what a proxy sends meanwhile
-        keep = req.keep_alive and not fault
-        headers.append(("content-length", str(len(body))))
-        headers.append(("connection", "keep-alive" if keep else "close"))
-        head = response_head(200, headers)
-        if fault:
-            self.stats.incr("faults_injected")
-        if fault == "stall":
-            await self._sleep_watch(stall, reader, writer)
-        elif fault == "trickle":
-            await self._sleep_watch(trickle, reader, writer)
-        elif fault == "trickle_head":
-            await self._dribble(head, trickle, reader, writer)
-            head = b""
-        elif fault in ("trickle_bytes", "keepalive"):
-            writer.write(head)
-            await drain(writer)
-            await self._dribble(body[: len(pad)] if pad else body, trickle, reader, writer)
-            head, body = b"", body[len(pad) :] if pad else b""
-        elif fault == "reset":
-            if after > 0:
-                writer.write(head + body[: len(body) // 2])
-                await drain(writer)
-            await self._reset(writer)
-        elif fault == "truncate":
-            writer.write(head + body[: len(body) // 2])
-            await drain(writer)
-            raise _Abort()
-        writer.write(head + body)
-        await drain(writer)
-        log.debug("%s %s -> 200 (%s)", req.method, req.path, ctx.scenario)
-        return keep
-
-    async def _send_stream(
-        self,
-        req: Request,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        dialect: Dialect,
-        ctx: Ctx,
-        script: Script,
-        fault: str,
-    ) -> bool:
-        frames = self._drifted(dialect.stream(script, ctx), dialect, ctx)
-        sc = _scenarios()[ctx.scenario]
-        error_at = sc.in_band_error_after
-        try:
-            default_after = {"reset": 2, "error_frame": 2}.get(fault, 0)
-            after = _int_header(req, H_FAULT_AFTER, default_after)
-            stall = _float_header(req, H_STALL_SECONDS, 30.0)
-            every = _trickle_seconds(req, fault)
-            trickle = every if fault == "trickle" else 0.0
-        except ValueError as exc:
-            return await self._send_error(
-                req, writer, dialect, ctx, dialect.bad_request(str(exc), ctx)
-            )
-        if fault == "error_frame":
-            error_at = after
-        data_positions = [i for i, f in enumerate(frames) if f.kind != "comment"]
-        truncate_at: int | None = None
-        if fault == "truncate":
-            json_positions = [i for i, f in enumerate(frames) if f.kind == "data"]
-            if req.header(H_FAULT_AFTER):
-                truncate_at = data_positions[min(after, len(data_positions) - 1)]
-            else:
-                truncate_at = json_positions[-1]
-        if fault:
-            self.stats.incr("faults_injected")
-
-        use_gzip = self._gzip(req, dialect)
-        headers = self._base_headers(req, dialect, ctx, dialect.sse_content_type)
-        headers.append(("cache-control", "no-cache"))
-        if use_gzip:
-            headers.append(("content-encoding", "gzip"))
-        headers.append(("transfer-encoding", "chunked"))
-        keep = req.keep_alive and fault not in ("reset", "truncate")
-        headers.append(("connection", "keep-alive" if keep else "close"))
-
-        out = ChunkedBody(writer, reader, use_gzip)
-        try:
-            if fault == "stall" and after == 0:
-                await self._sleep_watch(stall, reader, writer)
-            if fault == "trickle_head":
-                await self._dribble(response_head(200, headers), every, reader, writer)
-            else:
-                writer.write(response_head(200, headers))
-                await drain(writer)
-            if fault == "trickle_bytes":
-                await self._dribble(b"".join(f.raw for f in frames), every, reader, writer, out)
-                frames = []
-            sent = 0
-            for i, frame in enumerate(frames):
-                if frame.kind != "comment":
-                    if fault == "keepalive" and sent == after:
-                        await self._keepalive(out, stall, every, reader, writer)
-                    if fault == "reset" and sent == after:
-                        await self._reset(writer)
-                    if fault == "stall" and after > 0 and sent == after:
-                        await self._sleep_watch(stall, reader, writer)
-                    if error_at is not None and sent == error_at:
-                        error = self._drifted(dialect.in_band_error(ctx), dialect, ctx)
-                        await out.finish(b"".join(f.raw for f in error))
-                        self.stats.incr("streams_completed")
-                        return keep
-                if truncate_at is not None and i == truncate_at:
-                    await out.send(frame.raw[: len(frame.raw) // 2])
-                    await out.finish()
-                    raise _Abort()
-                if i == len(frames) - 1 and fault != "reset":
-                    await out.finish(frame.raw)
-                    break
-                await self._send_frame(out, frame, sc.split_utf8)
-                if frame.kind != "comment":
-                    sent += 1
-                if trickle and i < len(frames) - 1:
-                    await self._sleep_watch(trickle, reader, writer)
-            else:
-                if fault == "reset":  # asked to reset after the last frame
-                    await self._reset(writer)
-                await out.finish()
-        except ClientGone:
-            self.stats.incr("streams_aborted_by_client")
-            log.debug("%s %s: client went away mid-stream (%s)", req.method, req.path, ctx.scenario)
-            raise
-        self.stats.incr("streams_completed")
-        log.debug("%s %s -> 200 stream (%s)", req.method, req.path, ctx.scenario)
-        return keep
-
-    def _drifted(self, frames: list[Frame], dialect: Dialect, ctx: Ctx) -> list[Frame]:
-        """``frames`` as the drifted server sends them (``self.drift``)."""
-        if not self.drift:
-            return frames
-        return [
-            dialect.data(_drift_json(json.loads(f.raw.removeprefix(b"data: ")), self.drift), ctx)
-            if f.kind == "data"
-            else f
-            for f in frames
-        ]
-
-    @staticmethod
-    async def _send_frame(out: ChunkedBody, frame: Frame, split_utf8: bool) -> None:
-        raw = frame.raw
-        if split_utf8:
-            # Split the HTTP chunk inside a multi-byte UTF-8 character.
-            for pos, byte in enumerate(raw):
-                if byte >= 0xC0:
-                    await out.send(raw[: pos + 1])
-                    await out.send(raw[pos + 1 :])
-                    return
-        await out.send(raw)

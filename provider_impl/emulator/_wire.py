@@ -196,6 +196,16 @@ class Dialect:
     def completion_id(self, ctx: Ctx) -> str:
         return "chatcmpl-" + ctx.ids.alnum("completion", 29)
 
+    def head(self, ctx: Ctx, kind: str) -> dict[str, JSON]:
+        """The keys an OpenAI-style reply or chunk opens with, in OpenAI's order;
+        ``kind`` is its ``object`` (``chat.completion`` or ``chat.completion.chunk``)."""
+        return {
+            "id": self.completion_id(ctx),
+            "object": kind,
+            "created": CREATED,
+            "model": ctx.model,
+        }
+
     def request_id(self, ctx: Ctx) -> str:
         return "req_" + ctx.ids.hex("request", 32)
 
@@ -259,6 +269,11 @@ class Dialect:
     def rate_limited(self, retry_after: int, ctx: Ctx) -> ErrorResponse:
         raise NotImplementedError
 
+    @staticmethod
+    def retry_headers(retry_after: int) -> tuple[tuple[str, str], ...]:
+        """The ``retry-after`` header of a 429, in seconds."""
+        return (("retry-after", str(retry_after)),)
+
     def overloaded(self, ctx: Ctx) -> ErrorResponse:
         raise NotImplementedError
 
@@ -281,20 +296,13 @@ class Dialect:
         raise NotImplementedError
 
 
-def _retry_headers(retry_after: int) -> tuple[tuple[str, str], ...]:
-    return (("retry-after", str(retry_after)),)
-
-
-class _PlainChunks(Dialect):
+class PlainChunks(Dialect):
     """Chunks with the keys every OpenAI-style stream has and nothing more
     (Mistral, and the Claude proxy); the other dialects shape theirs."""
 
     def _chunk(self, ctx: Ctx, delta: JSON, finish: str | None = None, usage: JSON = None) -> JSON:
         obj: dict[str, JSON] = {
-            "id": self.completion_id(ctx),
-            "object": "chat.completion.chunk",
-            "created": CREATED,
-            "model": ctx.model,
+            **self.head(ctx, "chat.completion.chunk"),
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
         }
         if usage is not None:

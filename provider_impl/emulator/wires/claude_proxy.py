@@ -7,16 +7,7 @@ import dataclasses
 from provider_impl.dialects import ProviderDialect
 from provider_impl.reply_script import Script
 
-from .._wire import (
-    CREATED,
-    DONE,
-    JSON,
-    Ctx,
-    ErrorResponse,
-    Frame,
-    Headers,
-    _PlainChunks,
-)
+from .._wire import DONE, JSON, Ctx, ErrorResponse, Frame, Headers, PlainChunks
 
 
 def _proxy_error(message: str, type_: str, code: str | None = None) -> JSON:
@@ -44,7 +35,7 @@ def claude_model_name(model: JSON) -> str:
     return f"claude-{_PROXY_MODELS.get(name, 'opus')}-4"
 
 
-class ClaudeProxyDialect(_PlainChunks):
+class ClaudeProxyDialect(PlainChunks):
     """claude-max-api-proxy 1.0.0 (dist/server/routes.js, dist/adapter/cli-to-openai.js),
     checked against the real package in tests/test_claude_proxy_emulator.py: a
     ``:ok`` comment first, text chunks only (no tool calls, no usage, ever),
@@ -162,10 +153,7 @@ class ClaudeProxyDialect(_PlainChunks):
     def completion(self, script: Script, ctx: Ctx) -> JSON:
         text = "".join(script.tool_preamble) if script.tool_calls else script.full_text
         return {
-            "id": self.completion_id(ctx),
-            "object": "chat.completion",
-            "created": CREATED,
-            "model": ctx.model,
+            **self.head(ctx, "chat.completion"),
             "choices": [
                 {
                     "index": 0,

@@ -8,17 +8,7 @@ import hashlib
 from provider_impl.reply_script import Script, estimate_tokens
 
 from .._http import Request
-from .._wire import (
-    CREATED,
-    DONE,
-    JSON,
-    Ctx,
-    Dialect,
-    ErrorResponse,
-    Frame,
-    Headers,
-    _retry_headers,
-)
+from .._wire import CREATED, DONE, JSON, Ctx, Dialect, ErrorResponse, Frame, Headers
 
 
 def _google_error(code: int, status: str, message: str, details: list[JSON] | None = None) -> JSON:
@@ -36,6 +26,15 @@ MISSING_SIGNATURE = (
     "performance. Additional data, function call `default_api:{name}` , position {position}. "
     "Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures for more details."
 )
+
+
+#: Google's 401 words and ErrorInfo reason for a missing key and for a wrong one.
+_NO_KEY = (
+    "Method doesn't allow unregistered callers (callers without established identity). "
+    "Please use API Key or other form of API consumer identity to call this API.",
+    "CREDENTIALS_MISSING",
+)
+_BAD_KEY = ("API key not valid. Please pass a valid API key.", "API_KEY_INVALID")
 
 
 def signs_tool_calls(model: JSON) -> bool:
@@ -112,16 +111,7 @@ class GeminiDialect(Dialect):
         ]
 
     def auth_error(self, key: str | None, ctx: Ctx) -> ErrorResponse:
-        if key is None:
-            msg = (
-                "Method doesn't allow unregistered callers (callers without established "
-                "identity). Please use API Key or other form of API consumer identity to "
-                "call this API."
-            )
-            reason = "CREDENTIALS_MISSING"
-        else:
-            msg = "API key not valid. Please pass a valid API key."
-            reason = "API_KEY_INVALID"
+        msg, reason = _NO_KEY if key is None else _BAD_KEY
         details = [
             {
                 "@type": "type.googleapis.com/google.rpc.ErrorInfo",
@@ -203,7 +193,9 @@ class GeminiDialect(Dialect):
             f"Please retry in {retry_after}s."
         )
         return ErrorResponse(
-            429, _google_error(429, "RESOURCE_EXHAUSTED", msg, details), _retry_headers(retry_after)
+            429,
+            _google_error(429, "RESOURCE_EXHAUSTED", msg, details),
+            self.retry_headers(retry_after),
         )
 
     def overloaded(self, ctx: Ctx) -> ErrorResponse:

@@ -6,17 +6,7 @@ import time
 
 from provider_impl.reply_script import Script, estimate_tokens, split_fixed
 
-from .._wire import (
-    CREATED,
-    DONE,
-    JSON,
-    Ctx,
-    Dialect,
-    ErrorResponse,
-    Frame,
-    Headers,
-    _retry_headers,
-)
+from .._wire import CREATED, DONE, JSON, Ctx, Dialect, ErrorResponse, Frame, Headers
 
 
 def _glm_error(code: str, message: str) -> JSON:
@@ -90,7 +80,7 @@ class GlmDialect(Dialect):
                 "High concurrency usage of this API, please reduce concurrency or contact "
                 "customer service to increase limits.",
             ),
-            _retry_headers(retry_after),
+            self.retry_headers(retry_after),
         )
 
     def overloaded(self, ctx: Ctx) -> ErrorResponse:

@@ -4,23 +4,14 @@ from __future__ import annotations
 
 from provider_impl.reply_script import Script
 
-from .._wire import (
-    CREATED,
-    DONE,
-    JSON,
-    Ctx,
-    ErrorResponse,
-    Frame,
-    Headers,
-    _PlainChunks,
-)
+from .._wire import CREATED, DONE, JSON, Ctx, ErrorResponse, Frame, Headers, PlainChunks
 
 
 def _mistral_error(message: JSON, type_: str, code: str | None = None) -> JSON:
     return {"object": "error", "message": message, "type": type_, "param": None, "code": code}
 
 
-class MistralDialect(_PlainChunks):
+class MistralDialect(PlainChunks):
     wire = "mistral"
     context_window = 131_072  # Mistral counts 128k as 131,072
     compact_arguments = False

@@ -4,16 +4,7 @@ from __future__ import annotations
 
 from provider_impl.reply_script import Script, split_fixed
 
-from .._wire import (
-    CREATED,
-    DONE,
-    JSON,
-    Ctx,
-    Dialect,
-    ErrorResponse,
-    Frame,
-    Headers,
-)
+from .._wire import DONE, JSON, Ctx, Dialect, ErrorResponse, Frame, Headers
 
 
 def _openai_error(
@@ -25,6 +16,17 @@ def _openai_error(
 #: Model prefixes whose real replies say ``system_fingerprint: null`` (gpt-5*,
 #: o4-mini, gpt-4.5-preview, gpt-4-1106-preview in cassettes/real/openai).
 _OPENAI_NO_FINGERPRINT = ("gpt-5", "o4-", "gpt-4.5", "gpt-4-")
+
+
+#: OpenAI's 401 words for a missing key and for a wrong one.
+_NO_KEY = (
+    "You didn't provide an API key. You need to provide your API key in an "
+    "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+)
+_BAD_KEY = (
+    "Incorrect API key provided: {masked}. You can find your API key at "
+    "https://platform.openai.com/account/api-keys."
+)
 
 
 def mask_key(key: str) -> str:
@@ -59,16 +61,7 @@ class OpenAiDialect(Dialect):
         ]
 
     def auth_error(self, key: str | None, ctx: Ctx) -> ErrorResponse:
-        if key is None:
-            msg = (
-                "You didn't provide an API key. You need to provide your API key in an "
-                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
-            )
-        else:
-            msg = (
-                f"Incorrect API key provided: {mask_key(key)}. You can find your API key at "
-                "https://platform.openai.com/account/api-keys."
-            )
+        msg = _NO_KEY if key is None else _BAD_KEY.format(masked=mask_key(key))
         return ErrorResponse(
             401, _openai_error(msg, "invalid_request_error", None, "invalid_api_key")
         )
@@ -183,10 +176,7 @@ class OpenAiDialect(Dialect):
 
     def _chunk(self, ctx: Ctx, n: int, choices: list[JSON], usage: JSON = None) -> JSON:
         obj: dict[str, JSON] = {
-            "id": self.completion_id(ctx),
-            "object": "chat.completion.chunk",
-            "created": CREATED,
-            "model": ctx.model,
+            **self.head(ctx, "chat.completion.chunk"),
             "service_tier": "default",
             "system_fingerprint": self.fingerprint(ctx),
             "choices": choices,
@@ -261,10 +251,7 @@ class OpenAiDialect(Dialect):
         if script.tool_calls:
             message["tool_calls"] = self.message_tool_calls(script, ctx)
         return {
-            "id": self.completion_id(ctx),
-            "object": "chat.completion",
-            "created": CREATED,
-            "model": ctx.model,
+            **self.head(ctx, "chat.completion"),
             "choices": [
                 {
                     "index": 0,

@@ -6,17 +6,7 @@ from typing import ClassVar
 
 from provider_impl.reply_script import Script, split_fixed
 
-from .._wire import (
-    CREATED,
-    DONE,
-    JSON,
-    Ctx,
-    ErrorResponse,
-    Frame,
-    Headers,
-    _retry_headers,
-    comment,
-)
+from .._wire import CREATED, DONE, JSON, Ctx, ErrorResponse, Frame, Headers, comment
 from .openai import OpenAiDialect
 
 #: The upstream a model id's family is served by, as the ``provider`` field names it.
@@ -123,7 +113,7 @@ class OpenRouterDialect(OpenAiDialect):
             "Provider returned error", 429, {"provider_name": self.upstream(ctx), "raw": raw}
         )
         body["user_id"] = "user_" + ctx.ids.alnum("user", 27)
-        return ErrorResponse(429, body, _retry_headers(retry_after))
+        return ErrorResponse(429, body, self.retry_headers(retry_after))
 
     def overloaded(self, ctx: Ctx) -> ErrorResponse:
         # 502: "Your chosen model is down or we received an invalid response from it".
@@ -184,10 +174,7 @@ class OpenRouterDialect(OpenAiDialect):
         self, ctx: Ctx, delta: JSON, finish: str | None = None, usage: JSON = None
     ) -> JSON:
         obj: dict[str, JSON] = {
-            "id": self.completion_id(ctx),
-            "object": "chat.completion.chunk",
-            "created": CREATED,
-            "model": ctx.model,
+            **self.head(ctx, "chat.completion.chunk"),
             "provider": self.upstream(ctx),
             "choices": [
                 {
@@ -293,10 +280,7 @@ class OpenRouterDialect(OpenAiDialect):
             ]
         finish = self.finish(script.finish)
         return {
-            "id": self.completion_id(ctx),
-            "object": "chat.completion",
-            "created": CREATED,
-            "model": ctx.model,
+            **self.head(ctx, "chat.completion"),
             "provider": self.upstream(ctx),
             "system_fingerprint": None,
             "choices": [
