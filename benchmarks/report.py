@@ -268,6 +268,18 @@ def _concurrency_section(res: Results) -> list[str]:
         *_concurrent_table(conc["short"], "CPU ms per request", "cpu_ms_per_request", ".3f"),
         "",
     ]
+    if "astream_httpx" in conc["short"]:
+        out += [
+            "On httpx's own transport a stream read to its end hands its connection back "
+            "for reuse, and httpcore 1.0.9's pool then counts every connection once per "
+            "idle one on each pool event (`_assign_requests_to_connections`). The round "
+            "after the connections are opened pays for closing the surplus ones: one run "
+            "gave 1.77, 5.87 and 1.63 s of CPU for three rounds, where the earlier reader "
+            "(no reuse: a new connection per stream) gave 1.76, 2.02 and 2.08 s. For "
+            "many concurrent calls use the aiohttp transport (the default with the extra); "
+            "see docs/RELIABILITY.md.",
+            "",
+        ]
     prof = conc.get("short_profile")
     if prof:
         out += [
