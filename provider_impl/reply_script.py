@@ -1,6 +1,6 @@
 """What the emulated model "says", independent of any dialect.
 
-A :class:`Script` is built from the parsed request body by the scenario's reply
+A :class:`ReplyScript` is built from the parsed request body by the scenario's reply
 builder (``provider_impl.scenarios``: each scenario with its reply). Each wire
 format then renders it as a stream of chunks or a ``chat.completion`` object.
 These are the neutral script model and the request-reading helpers the
@@ -30,7 +30,7 @@ class ToolCallSpec:
 
 
 @dataclass
-class Script:
+class ReplyScript:
     """A dialect-neutral response script."""
 
     text: list[str] = field(default_factory=list)

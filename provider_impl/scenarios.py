@@ -29,7 +29,7 @@ from provider_impl.errors import (
 )
 from provider_impl.reply_script import (
     UNICODE_SAMPLE,
-    Script,
+    ReplyScript,
     ToolCallSpec,
     content_text,
     last_user_text,
@@ -113,7 +113,7 @@ class Scenario:
     # -- what the emulated model answers --
     # The neutral script of a successful reply, from the request body and the
     # x-emulator-variant header.
-    reply: Callable[[dict[str, Any], str], Script] | None = None
+    reply: Callable[[dict[str, Any], str], ReplyScript] | None = None
     # The error reply the emulator sends instead (a key of EMULATED_ERRORS).
     emulated_error: str | None = None
     # A stream breaks with an in-band error after this many frames (whole: a 500).
@@ -162,7 +162,7 @@ class Scenario:
         turn = Message.assistant(reply.text or None, tool_calls=reply.tool_calls)
         return dataclasses.replace(request, messages=[*request.messages, turn, *answers])
 
-    def script_for(self, body: dict[str, Any], variant: str = "") -> Script:
+    def script_for(self, body: dict[str, Any], variant: str = "") -> ReplyScript:
         """What the emulated model says to ``body`` (a scenario with a reply)."""
         if self.reply is None:
             raise ValueError(f"scenario {self.name!r} answers with an error, not a reply")
@@ -176,25 +176,25 @@ EMULATED_ERRORS = ("auth", "rate_limit", "context_length", "invalid_param", "ove
 # -- reply builders: what the emulated model says ------------------------------
 
 
-def _start(body: dict[str, Any]) -> tuple[Script, str, str]:
-    script = Script(prompt_tokens=max(1, prompt_tokens(body)))
+def _start(body: dict[str, Any]) -> tuple[ReplyScript, str, str]:
+    script = ReplyScript(prompt_tokens=max(1, prompt_tokens(body)))
     user = last_user_text(body)
     return script, user, f"Echo: {user}"
 
 
-def _echo_reply(body: dict[str, Any], variant: str) -> Script:
+def _echo_reply(body: dict[str, Any], variant: str) -> ReplyScript:
     script, _, echo = _start(body)
     script.text = split_words(echo)
     return script
 
 
-def _interrupted_reply(body: dict[str, Any], variant: str) -> Script:
+def _interrupted_reply(body: dict[str, Any], variant: str) -> ReplyScript:
     script, _, echo = _start(body)
     script.text = split_words(echo + " This reply is interrupted by a server error before it ends.")
     return script
 
 
-def _multi_turn_reply(body: dict[str, Any], variant: str) -> Script:
+def _multi_turn_reply(body: dict[str, Any], variant: str) -> ReplyScript:
     script, user, _ = _start(body)
     msgs = messages_of(body)
     system = " ".join(
@@ -210,10 +210,10 @@ def _multi_turn_reply(body: dict[str, Any], variant: str) -> Script:
     return script
 
 
-def _tool_reply(calls: int) -> Callable[[dict[str, Any], str], Script]:
+def _tool_reply(calls: int) -> Callable[[dict[str, Any], str], ReplyScript]:
     """``calls`` calls: the first tools of the request (the first one again if it has one)."""
 
-    def reply(body: dict[str, Any], variant: str) -> Script:
+    def reply(body: dict[str, Any], variant: str) -> ReplyScript:
         script, user, _ = _start(body)
         tools = request_tools(body)
         if not tools:
@@ -230,7 +230,7 @@ def _tool_reply(calls: int) -> Callable[[dict[str, Any], str], Script]:
     return reply
 
 
-def _tool_result_reply(body: dict[str, Any], variant: str) -> Script:
+def _tool_result_reply(body: dict[str, Any], variant: str) -> ReplyScript:
     script, _, _ = _start(body)
     results = [content_text(m.get("content")) for m in messages_of(body) if m.get("role") == "tool"]
     script.text = split_words(
@@ -241,7 +241,7 @@ def _tool_result_reply(body: dict[str, Any], variant: str) -> Script:
     return script
 
 
-def _round_trip_reply(body: dict[str, Any], variant: str) -> Script:
+def _round_trip_reply(body: dict[str, Any], variant: str) -> ReplyScript:
     """A tool call first; once the conversation ends with its result, an answer using it."""
     msgs = messages_of(body)
     if msgs and msgs[-1].get("role") == "tool":
@@ -249,7 +249,7 @@ def _round_trip_reply(body: dict[str, Any], variant: str) -> Script:
     return _tool_reply(1)(body, variant)
 
 
-def _cut_short_reply(body: dict[str, Any], variant: str) -> Script:
+def _cut_short_reply(body: dict[str, Any], variant: str) -> ReplyScript:
     script, _, echo = _start(body)
     words = split_words(echo + " and then a good deal more text that never gets finished")
     limit = max_tokens_of(body) or 5
@@ -260,7 +260,7 @@ def _cut_short_reply(body: dict[str, Any], variant: str) -> Script:
     return script
 
 
-def _stop_sequence_reply(body: dict[str, Any], variant: str) -> Script:
+def _stop_sequence_reply(body: dict[str, Any], variant: str) -> ReplyScript:
     script, _, echo = _start(body)
     full = f"{echo.rstrip('.!? ')}. Then: 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 and so on."
     stops = stop_strings(body)
@@ -274,7 +274,7 @@ def _stop_sequence_reply(body: dict[str, Any], variant: str) -> Script:
     return script
 
 
-def _reasoning_reply(body: dict[str, Any], variant: str) -> Script:
+def _reasoning_reply(body: dict[str, Any], variant: str) -> ReplyScript:
     script, user, echo = _start(body)
     script.thinking = split_words(
         f"The user wrote: {user} A short, direct answer that echoes it is best."
@@ -283,13 +283,13 @@ def _reasoning_reply(body: dict[str, Any], variant: str) -> Script:
     return script
 
 
-def _unicode_reply(body: dict[str, Any], variant: str) -> Script:
+def _unicode_reply(body: dict[str, Any], variant: str) -> ReplyScript:
     script, _, echo = _start(body)
     script.text = split_words(f"{echo} {UNICODE_SAMPLE}")
     return script
 
 
-def _filtered_reply(body: dict[str, Any], variant: str) -> Script:
+def _filtered_reply(body: dict[str, Any], variant: str) -> ReplyScript:
     script, _, _ = _start(body)
     script.text = split_words("I can help with part of that, but")
     script.finish = "content_filter"

@@ -22,7 +22,7 @@ from provider_impl.dialects import DIALECTS, ProviderDialect
 if TYPE_CHECKING:
     from provider_impl.scenarios import Scenario
 
-from provider_impl.reply_script import Script, prompt_tokens
+from provider_impl.reply_script import ReplyScript, prompt_tokens
 
 from ._dialects import (
     Ctx,
@@ -213,7 +213,7 @@ class _Reply:
     """A scenario's reply to a valid request, with the fault plan that sends it."""
 
     scenario: Scenario
-    script: Script
+    script: ReplyScript
     plan: FaultPlan
     stream: bool
 

@@ -1,7 +1,8 @@
 """What every emulated wire format shares: the renderer base class and its context.
 
-Each :class:`Dialect` renders a neutral :class:`~provider_impl.reply_script.Script` the way that
-provider puts it on the wire, quirks included (checked against real traffic:
+Each :class:`Dialect` renders a neutral
+:class:`~provider_impl.reply_script.ReplyScript` the way that provider puts it on
+the wire, quirks included (checked against real traffic:
 ``cassettes/real/`` and the reply contracts). All output is deterministic for a given request.
 """
 
@@ -15,7 +16,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from provider_impl.dialects import ProviderDialect
-from provider_impl.reply_script import Script, ToolCallSpec
+from provider_impl.reply_script import ReplyScript, ToolCallSpec
 from provider_impl.schemas import refuses_unknown_fields, top_level_fields
 
 from ._http import Request
@@ -173,13 +174,13 @@ class Dialect:
             return json.dumps(call.arguments, ensure_ascii=False, separators=(",", ":"))
         return json.dumps(call.arguments, ensure_ascii=False)
 
-    def all_arguments(self, script: Script) -> str:
+    def all_arguments(self, script: ReplyScript) -> str:
         return "".join(self.arguments(c) for c in script.tool_calls)
 
     def tool_call_id(self, ctx: Ctx, i: int) -> str:
         return ""  # Gemini's style; the others have their own id shapes
 
-    def message_tool_calls(self, script: Script, ctx: Ctx) -> list[JSON]:
+    def message_tool_calls(self, script: ReplyScript, ctx: Ctx) -> list[JSON]:
         """The script's tool calls as a non-streaming ``message.tool_calls`` lists them."""
         return [
             {
@@ -286,13 +287,13 @@ class Dialect:
         raise NotImplementedError
 
     # -------------------------------------------------------------- rendering
-    def stream(self, script: Script, ctx: Ctx) -> list[Frame]:
+    def stream(self, script: ReplyScript, ctx: Ctx) -> list[Frame]:
         raise NotImplementedError
 
     def in_band_error(self, ctx: Ctx) -> list[Frame]:
         raise NotImplementedError
 
-    def completion(self, script: Script, ctx: Ctx) -> JSON:
+    def completion(self, script: ReplyScript, ctx: Ctx) -> JSON:
         raise NotImplementedError
 
 

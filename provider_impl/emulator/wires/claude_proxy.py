@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from provider_impl.dialects import ProviderDialect
-from provider_impl.reply_script import Script
+from provider_impl.reply_script import ReplyScript
 
 from .._wire import DONE, JSON, Ctx, ErrorResponse, Frame, Headers, PlainChunks
 
@@ -105,7 +105,7 @@ class ClaudeProxyDialect(PlainChunks):
     def rate_limited(self, retry_after: int, ctx: Ctx) -> ErrorResponse:
         # The CLI's usage-limit answer, which the proxy passes on as a normal reply.
         text = f"{self.usage_limit_prefix}{USAGE_LIMIT_RESET}"
-        reply = self.completion(Script(prompt_tokens=0, text=[text]), ctx)
+        reply = self.completion(ReplyScript(prompt_tokens=0, text=[text]), ctx)
         reply["usage"] = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
         return ErrorResponse(200, reply)
 
@@ -124,7 +124,7 @@ class ClaudeProxyDialect(PlainChunks):
     def finish(self, neutral: str) -> str:
         return "stop"  # createDoneChunk and cliResultToOpenai say nothing else
 
-    def _usage(self, script: Script) -> JSON:
+    def _usage(self, script: ReplyScript) -> JSON:
         # cliResultToOpenai writes these three counts and nothing else.
         ct = script.completion_tokens("")
         return {
@@ -133,7 +133,7 @@ class ClaudeProxyDialect(PlainChunks):
             "total_tokens": script.prompt_tokens + ct,
         }
 
-    def stream(self, script: Script, ctx: Ctx) -> list[Frame]:
+    def stream(self, script: ReplyScript, ctx: Ctx) -> list[Frame]:
         frames: list[Frame] = [Frame("comment", b":ok\n\n")]
         first_model = dataclasses.replace(ctx, model=_PROXY_FIRST_MODEL)
         texts = script.tool_preamble if script.tool_calls else script.text
@@ -150,7 +150,7 @@ class ClaudeProxyDialect(PlainChunks):
         failed = _proxy_error("Process exited with code 1", "server_error")
         return [self.data(failed, ctx), DONE]
 
-    def completion(self, script: Script, ctx: Ctx) -> JSON:
+    def completion(self, script: ReplyScript, ctx: Ctx) -> JSON:
         text = "".join(script.tool_preamble) if script.tool_calls else script.full_text
         return {
             **self.head(ctx, "chat.completion"),

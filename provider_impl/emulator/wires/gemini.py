@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 
-from provider_impl.reply_script import Script, estimate_tokens
+from provider_impl.reply_script import ReplyScript, estimate_tokens
 
 from .._http import Request
 from .._wire import CREATED, DONE, JSON, Ctx, Dialect, ErrorResponse, Frame, Headers
@@ -223,7 +223,7 @@ class GeminiDialect(Dialect):
         # streamed chunks carry none.
         return ctx.ids.b64url("completion", 16)
 
-    def _usage(self, script: Script, completion: int) -> JSON:
+    def _usage(self, script: ReplyScript, completion: int) -> JSON:
         return {
             "completion_tokens": completion,
             "prompt_tokens": script.prompt_tokens,
@@ -242,7 +242,7 @@ class GeminiDialect(Dialect):
             "usage": usage,
         }
 
-    def _tool_calls(self, script: Script, ctx: Ctx) -> list[JSON]:
+    def _tool_calls(self, script: ReplyScript, ctx: Ctx) -> list[JSON]:
         calls: list[JSON] = [
             {
                 "function": {"arguments": self.arguments(c), "name": c.name},
@@ -261,7 +261,7 @@ class GeminiDialect(Dialect):
             }
         return calls
 
-    def stream(self, script: Script, ctx: Ctx) -> list[Frame]:
+    def stream(self, script: ReplyScript, ctx: Ctx) -> list[Frame]:
         total = script.completion_tokens(self.all_arguments(script))
         finish = self.finish(script.finish)
         if script.tool_calls:
@@ -305,7 +305,7 @@ class GeminiDialect(Dialect):
             body = body[0]
         return [self.data(body, ctx)]
 
-    def completion(self, script: Script, ctx: Ctx) -> JSON:
+    def completion(self, script: ReplyScript, ctx: Ctx) -> JSON:
         message: dict[str, JSON] = {"role": "assistant"}
         if script.tool_calls:
             message["tool_calls"] = self._tool_calls(script, ctx)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from provider_impl.reply_script import Script, estimate_tokens, split_fixed
+from provider_impl.reply_script import ReplyScript, estimate_tokens, split_fixed
 
 from .._wire import CREATED, DONE, JSON, Ctx, Dialect, ErrorResponse, Frame, Headers
 
@@ -106,7 +106,7 @@ class GlmDialect(Dialect):
         # within one reply (call_-7807255211226955507, then ...506).
         return f"call_{ctx.ids.int64('calls') - i}"
 
-    def _usage(self, script: Script) -> JSON:
+    def _usage(self, script: ReplyScript) -> JSON:
         thinking = estimate_tokens("".join(script.tool_thinking)) if script.tool_thinking else 0
         ct = script.completion_tokens(self.all_arguments(script), extra_thinking=thinking)
         return {
@@ -140,7 +140,7 @@ class GlmDialect(Dialect):
         }
         return self.data(self._chunk(ctx, choice, usage), ctx)
 
-    def stream(self, script: Script, ctx: Ctx) -> list[Frame]:
+    def stream(self, script: ReplyScript, ctx: Ctx) -> list[Frame]:
         frames: list[Frame] = []
         for t in script.thinking + script.tool_thinking:
             frames.append(self._delta(ctx, {"role": "assistant", "reasoning_content": t}))
@@ -186,7 +186,7 @@ class GlmDialect(Dialect):
         }
         return [self._final(ctx, "network_error", usage), DONE]
 
-    def completion(self, script: Script, ctx: Ctx) -> JSON:
+    def completion(self, script: ReplyScript, ctx: Ctx) -> JSON:
         message: dict[str, JSON] = {"content": script.full_text}
         thinking = "".join(script.thinking + script.tool_thinking)
         if thinking:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from provider_impl.reply_script import Script
+from provider_impl.reply_script import ReplyScript
 
 from .._wire import CREATED, DONE, JSON, Ctx, ErrorResponse, Frame, Headers, PlainChunks
 
@@ -134,7 +134,7 @@ class MistralDialect(PlainChunks):
     def tool_call_id(self, ctx: Ctx, i: int) -> str:
         return ctx.ids.alnum(f"call{i}", 9)
 
-    def _usage(self, script: Script) -> JSON:
+    def _usage(self, script: ReplyScript) -> JSON:
         ct = script.completion_tokens(self.all_arguments(script))
         # Key order as Mistral sends it.
         return {
@@ -143,7 +143,7 @@ class MistralDialect(PlainChunks):
             "completion_tokens": ct,
         }
 
-    def stream(self, script: Script, ctx: Ctx) -> list[Frame]:
+    def stream(self, script: ReplyScript, ctx: Ctx) -> list[Frame]:
         frames = [self.data(self._chunk(ctx, {"role": "assistant", "content": ""}), ctx)]
         finish = self.finish(script.finish)
         if script.tool_calls:
@@ -174,7 +174,7 @@ class MistralDialect(PlainChunks):
         usage = {"prompt_tokens": 1, "total_tokens": 1, "completion_tokens": 0}
         return [self.data(self._chunk(ctx, {"content": ""}, "error", usage), ctx), DONE]
 
-    def completion(self, script: Script, ctx: Ctx) -> JSON:
+    def completion(self, script: ReplyScript, ctx: Ctx) -> JSON:
         content: JSON = script.full_text
         if script.thinking:
             content = [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from provider_impl.reply_script import Script, split_fixed
+from provider_impl.reply_script import ReplyScript, split_fixed
 
 from .._wire import DONE, JSON, Ctx, Dialect, ErrorResponse, Frame, Headers
 
@@ -158,7 +158,7 @@ class OpenAiDialect(Dialect):
         )
 
     # --------------------------------------------------------------- chunks
-    def _usage(self, script: Script, ctx: Ctx) -> JSON:
+    def _usage(self, script: ReplyScript, ctx: Ctx) -> JSON:
         reasoning = script.thinking_tokens + script.hidden_reasoning_tokens
         ct = script.completion_tokens(self.all_arguments(script))
         return {
@@ -194,7 +194,7 @@ class OpenAiDialect(Dialect):
     def tool_call_id(self, ctx: Ctx, i: int) -> str:
         return "call_" + ctx.ids.alnum(f"call{i}", 24)
 
-    def stream(self, script: Script, ctx: Ctx) -> list[Frame]:
+    def stream(self, script: ReplyScript, ctx: Ctx) -> list[Frame]:
         deltas: list[JSON] = []
         if script.tool_calls:
             headers: list[JSON] = []
@@ -241,7 +241,7 @@ class OpenAiDialect(Dialect):
     def in_band_error(self, ctx: Ctx) -> list[Frame]:
         return [self.data(self.server_error(ctx).body, ctx)]
 
-    def completion(self, script: Script, ctx: Ctx) -> JSON:
+    def completion(self, script: ReplyScript, ctx: Ctx) -> JSON:
         message: dict[str, JSON] = {
             "role": "assistant",
             "content": None if script.tool_calls else script.full_text,

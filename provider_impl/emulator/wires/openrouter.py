@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from provider_impl.reply_script import Script, split_fixed
+from provider_impl.reply_script import ReplyScript, split_fixed
 
 from .._wire import CREATED, DONE, JSON, Ctx, ErrorResponse, Frame, Headers, comment
 from .openai import OpenAiDialect
@@ -140,7 +140,7 @@ class OpenRouterDialect(OpenAiDialect):
             return _OPENROUTER_KEEPALIVE * 2 + text
         return text
 
-    def _or_usage(self, script: Script) -> JSON:
+    def _or_usage(self, script: ReplyScript) -> JSON:
         ct = script.completion_tokens(self.all_arguments(script))
         pin, pout = self.PRICE
         prompt_cost = round(script.prompt_tokens * pin / 1e6, 10)
@@ -195,7 +195,7 @@ class OpenRouterDialect(OpenAiDialect):
         opts = ctx.body.get("reasoning")
         return not (isinstance(opts, dict) and opts.get("exclude") is True)
 
-    def stream(self, script: Script, ctx: Ctx) -> list[Frame]:
+    def stream(self, script: ReplyScript, ctx: Ctx) -> list[Frame]:
         processing = comment("OPENROUTER PROCESSING")
         deltas: list[JSON] = []
         if self._reasoning_shown(ctx):
@@ -251,7 +251,7 @@ class OpenRouterDialect(OpenAiDialect):
         }
         return [self.data(chunk, ctx), DONE]
 
-    def completion(self, script: Script, ctx: Ctx) -> JSON:
+    def completion(self, script: ReplyScript, ctx: Ctx) -> JSON:
         thinking = "".join(script.thinking) if self._reasoning_shown(ctx) else ""
         message: dict[str, JSON] = {
             "role": "assistant",
