@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from invariants import assert_invariants
+from transports import PROVIDERS
 from wire import (
     DONE,
     bytewise,
@@ -51,8 +52,6 @@ from provider_impl.events import (
 from provider_impl.invariants import check_invariants
 from provider_impl.response import response_from_events
 from provider_impl.sse import ServerSentEvent
-
-PROVIDERS = sorted(DIALECTS)
 
 
 def _content_kinds() -> list[str]:

@@ -25,15 +25,13 @@ from typing import Any
 
 import httpx
 import pytest
-from transports import MODES
+from transports import MODES, PROVIDERS
 
 from provider_impl import CompletionRequest, Message, OpenAiCompatibleProvider
 from provider_impl.dialects import DIALECTS
 from provider_impl.emulator import Emulator
 from provider_impl.events import ContentBlockStart, Done, StreamEvent, TextDelta
 from provider_impl.invariants import check_invariants
-
-PROVIDERS = tuple(sorted(DIALECTS))
 
 
 def open_fds() -> int:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from transports import PROVIDERS
 
 from provider_impl.cli import main
 from provider_impl.dialects import DIALECTS, get_dialect
@@ -31,7 +32,6 @@ from provider_impl.scenarios import SCENARIOS
 ROOT = Path(__file__).resolve().parent.parent
 CASSETTES = ROOT / "cassettes"
 REAL = CASSETTES / "real"
-PROVIDERS = list(DIALECTS)
 
 
 @pytest.fixture(autouse=True)

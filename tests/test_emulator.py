@@ -17,13 +17,12 @@ from typing import Any
 
 import httpx
 import pytest
-from transports import TLS
+from transports import PROVIDERS, TLS
 
 from provider_impl.dialects import DIALECTS
 from provider_impl.emulator import FAULTS, PROVIDER_PREFIXES, Emulator
 from provider_impl.scenarios import SCENARIOS
 
-PROVIDERS = list(PROVIDER_PREFIXES)
 KEY = "sk-emulator-test-0000"
 AUTH = {"authorization": f"Bearer {KEY}"}
 

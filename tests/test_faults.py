@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from transports import MODES
+from transports import MODES, PROVIDERS
 
 from provider_impl import (
     CompletionRequest,
@@ -37,7 +37,6 @@ from provider_impl.errors import ConnectionFailed, RequestTimeout
 from provider_impl.events import Done, StreamEvent, TextDelta
 from provider_impl.invariants import check_invariants
 
-PROVIDERS = tuple(sorted(DIALECTS))
 READ_TIMEOUT = 0.3
 # Upper margin for timing on a loaded 2-core machine; lower bounds stay exact.
 MARGIN = 2.0

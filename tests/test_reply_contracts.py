@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import pytest
 from jsonschema import Draft202012Validator
-from transports import TLS
+from transports import PROVIDERS, TLS
 
 from provider_impl.dialects import get_dialect
-from provider_impl.emulator import PROVIDER_PREFIXES, Emulator
+from provider_impl.emulator import Emulator
 from provider_impl.provider import OpenAiCompatibleProvider
 from provider_impl.scenarios import SCENARIO_HEADER, SCENARIOS
 from provider_impl.schemas.replies import (
@@ -31,7 +31,6 @@ REAL = CASSETTES / "real"
 # Each folder of real traffic and the contract its replies must fit.
 REAL_CONTRACT = {name: name for name in REPLY_CONTRACTS}
 # The built-in dialects the emulator renders.
-PROVIDERS = list(PROVIDER_PREFIXES)
 
 
 def _violations(provider: str, body: bytes, sse: bool, where: str) -> tuple[int, list[str]]:

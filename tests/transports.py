@@ -1,9 +1,15 @@
-"""The transports the tests run on: the reliability tests' ``MODES`` (see
-``conftest._async_transport``), and ``TLS`` for plain httpx calls to the emulator."""
+"""What the tests run over: the built-in ``PROVIDERS``, the reliability tests'
+transports (``MODES``, see ``conftest._async_transport``), and ``TLS`` for plain
+httpx calls to the emulator."""
 
 from __future__ import annotations
 
 import httpx
+
+from provider_impl.dialects import DIALECTS
+
+#: Every built-in provider, by name: what provider-parametrized tests run over.
+PROVIDERS: tuple[str, ...] = tuple(sorted(DIALECTS))
 
 #: One TLS context for the tests' own httpx clients (``verify=TLS``): each new
 #: default one loads the CA bundle, about 20 ms a client, though the emulator
