@@ -181,8 +181,9 @@ _SEND_RESPONSE = h11.SEND_RESPONSE
 _NO_RESPONSE = "Server disconnected without sending a response."  # httpcore's words
 
 
-def _chain(response: httpx.Response, asynchronous: bool) -> tuple[Any, Any, Any] | None:
-    """(pool stream, h11 connection, httpcore request) behind ``response``, or None."""
+def _chain(response: httpx.Response, asynchronous: bool) -> tuple[Any, Any, Any, Any] | None:
+    """(pool stream, h11 connection, httpcore request, httpx request) behind
+    ``response``, or None."""
     if not _HAVE_CHAIN or _HTTPCORE_LOG.isEnabledFor(logging.DEBUG):
         return None
     bound, resp, pool, conn_stream, conn = (
@@ -205,17 +206,22 @@ def _chain(response: httpx.Response, asynchronous: bool) -> tuple[Any, Any, Any]
     request = cs._request
     if request.extensions.get("trace") is not None:
         return None
-    return p, cs._connection, request
+    return p, cs._connection, request, response.request
 
 
-def _raise_mapped(exc: Exception) -> NoReturn:
-    """Raise ``exc`` as httpcore's and then httpx's exception mapping would."""
+def _raise_mapped(exc: Exception, request: httpx.Request) -> NoReturn:
+    """Raise ``exc`` as httpcore's and then httpx's exception mapping would, with
+    ``request`` on it as httpx's body iterators put it (``exc.request``)."""
     if isinstance(exc, h11.RemoteProtocolError):
         mapped: Exception = httpcore.RemoteProtocolError(exc)
         mapped.__cause__ = exc
         exc = mapped
-    with _map_httpcore():
-        raise exc
+    try:
+        with _map_httpcore():
+            raise exc
+    except httpx.RequestError as err:
+        err.request = request
+        raise
 
 
 def _joined(parts: list[Any]) -> bytes:
@@ -225,11 +231,12 @@ def _joined(parts: list[Any]) -> bytes:
 class _H11Reader:
     """What the sync and the async reader share: taking h11's events without I/O."""
 
-    __slots__ = ("_broken", "_ended", "_net", "_pool", "_size", "_state", "_timeout")
+    __slots__ = ("_broken", "_ended", "_net", "_pool", "_request", "_size", "_state", "_timeout")
     _ASYNC = False
 
-    def __init__(self, pool: Any, conn: Any, request: Any) -> None:
+    def __init__(self, pool: Any, conn: Any, request: Any, http_request: httpx.Request) -> None:
         self._pool = pool
+        self._request = http_request  # what the errors raised carry
         self._state: h11.Connection = conn._h11_state
         self._net: Any = conn._network_stream
         self._size: int = conn.READ_NUM_BYTES
@@ -289,7 +296,7 @@ class H11Body(_H11Reader):
                 self._receive(self._net.read(self._size, self._timeout))
         except Exception as exc:
             self._pool.close()  # as httpcore's iterators do on a failed read
-            _raise_mapped(exc)
+            _raise_mapped(exc, self._request)
         return got
 
 
@@ -306,7 +313,7 @@ class AsyncH11Body(_H11Reader):
         try:
             return self._take()
         except Exception as exc:
-            _raise_mapped(exc)
+            _raise_mapped(exc, self._request)
 
     async def read(self) -> bytes:
         """The next bytes of the body, awaiting the socket when nothing has arrived."""
@@ -315,7 +322,7 @@ class AsyncH11Body(_H11Reader):
                 self._receive(await self._net.read(self._size, self._timeout))
         except Exception as exc:
             await self._pool.aclose()  # as httpcore's iterators do on a failed read
-            _raise_mapped(exc)
+            _raise_mapped(exc, self._request)
         return got
 
 

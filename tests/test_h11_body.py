@@ -224,3 +224,21 @@ def test_a_broken_body_is_a_stream_error_after_the_delivered_events(mode: str, t
     assert isinstance(err, StreamError), err
     assert isinstance(err.__cause__, httpx.RemoteProtocolError)
     assert collected_text(events) == "onetwo"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_broken_bodys_cause_carries_its_request_redacted(mode: str) -> None:
+    """httpx's own body iterators put the request on the errors they raise
+    (``exc.request``); the h11 reader's errors carry it too, the key scrubbed."""
+
+    def script(conn: socket.socket) -> None:
+        conn.sendall(HEAD + http_chunk(frames("one")[0]) + b"40\r\ndata: {")
+        conn.shutdown(socket.SHUT_WR)
+
+    with serving(script) as server:
+        _, err = collect(provider(server), mode)
+    assert isinstance(err, StreamError), err
+    cause = err.__cause__
+    assert isinstance(cause, httpx.RemoteProtocolError)
+    assert str(cause.request.url) == server.base_url + "/chat/completions"
+    assert cause.request.headers["authorization"] == "[redacted]"
