@@ -242,3 +242,152 @@ def test_a_broken_bodys_cause_carries_its_request_redacted(mode: str) -> None:
     assert isinstance(cause, httpx.RemoteProtocolError)
     assert str(cause.request.url) == server.base_url + "/chat/completions"
     assert cause.request.headers["authorization"] == "[redacted]"
+
+
+# Each a response (and whether the server then shuts its side): every framing
+# h11 knows, the ways a connection ends after a body, and bodies cut short.
+FRAMINGS = {
+    "content-length": (b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello", False),
+    "chunked-with-trailers": (
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+        b"2\r\nhe\r\n3\r\nllo\r\n0\r\nx-trailer: 1\r\n\r\n",
+        False,
+    ),
+    "connection-close": (
+        b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello",
+        True,
+    ),
+    "http-1.0-close-delimited": (b"HTTP/1.0 200 OK\r\n\r\nhello", True),
+    "http-1.1-close-delimited": (b"HTTP/1.1 200 OK\r\n\r\nhello", True),
+    "content-length-cut-short": (b"HTTP/1.1 200 OK\r\ncontent-length: 50\r\n\r\nhello", True),
+    "chunked-cut-short": (
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n",
+        True,
+    ),
+    "bytes-after-the-body": (b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhelloEXTRA", False),
+}
+
+
+def _outcome(got: bytes | Exception, request: httpx.Request) -> object:
+    if isinstance(got, httpx.RequestError):
+        assert got.request is request  # as httpx's iterators set it
+    return got if isinstance(got, bytes) else f"{type(got).__name__}: {got}"
+
+
+def _pool_state(client: httpx.Client | httpx.AsyncClient) -> tuple[int, list[str]]:
+    """Requests the pool still holds, and its connections' states (no ports)."""
+    pool = getattr(client, "_transport")._pool  # noqa: B009
+    return len(pool._requests), [c.info().split(", ", 1)[1] for c in pool._connections]
+
+
+@pytest.mark.parametrize("framing", FRAMINGS)
+def test_the_sync_reader_ends_as_httpxs_own_iterator(framing: str) -> None:
+    """Two requests each way: the same bytes or error, and the same pool after each
+    (the connection kept, or closed) as reading through httpx's ``iter_raw``."""
+    response, shut = FRAMINGS[framing]
+
+    def script(conn: socket.socket) -> None:
+        conn.sendall(response)
+        if shut:
+            conn.shutdown(socket.SHUT_WR)
+
+    def run(ours: bool) -> list[object]:
+        seen: list[object] = []
+        with serving(script) as server, httpx.Client() as client:
+            install_deadlines(client)
+            for _ in range(2):
+                got: bytes | Exception = b""
+                request = client.build_request("POST", server.base_url, content=b"{}")
+                try:
+                    r = client.send(request, stream=True)
+                    try:
+                        body = H11Body.of(r) if ours else None
+                        if body is not None:
+                            got = b"".join(iter(body.read, b""))
+                        else:
+                            got = b"".join(r.iter_raw())
+                    finally:
+                        r.close()
+                except httpx.HTTPError as exc:
+                    got = exc
+                seen += [_outcome(got, request), _pool_state(client)]
+            seen.append(server.connections)
+        return seen
+
+    assert run(ours=True) == run(ours=False)
+
+
+@pytest.mark.parametrize("framing", FRAMINGS)
+async def test_the_async_reader_ends_as_httpxs_own_iterator(framing: str) -> None:
+    response, shut = FRAMINGS[framing]
+
+    def script(conn: socket.socket) -> None:
+        conn.sendall(response)
+        if shut:
+            conn.shutdown(socket.SHUT_WR)
+
+    async def run(ours: bool) -> list[object]:
+        seen: list[object] = []
+        with serving(script) as server:
+            async with httpx.AsyncClient() as client:
+                for _ in range(2):
+                    got: bytes | Exception = b""
+                    request = client.build_request("POST", server.base_url, content=b"{}")
+                    try:
+                        r = await client.send(request, stream=True)
+                        try:
+                            body = AsyncH11Body.of(r) if ours else None
+                            if body is not None:
+                                data = b""
+                                while piece := body.ready() or await body.read():
+                                    data += piece
+                                got = data
+                            else:
+                                got = b"".join([piece async for piece in r.aiter_raw()])
+                        finally:
+                            await r.aclose()
+                    except httpx.HTTPError as exc:
+                        got = exc
+                    seen += [_outcome(got, request), _pool_state(client)]
+                seen.append(server.connections)
+        return seen
+
+    assert await run(ours=True) == await run(ours=False)
+
+
+async def test_a_call_cancelled_in_a_socket_read_leaves_the_pool_clean() -> None:
+    """Cancelled while the h11 reader awaits the socket (httpcore's own iterator
+    closes the connection right there; here the pump's close of the response does):
+    the pool holds no request and no half-read connection, and the next call works."""
+    release = threading.Event()
+    first, second = frames("first", "second")
+
+    def script(conn: socket.socket) -> None:
+        conn.sendall(HEAD + http_chunk(first))
+        release.wait(WAIT)
+        conn.sendall(http_chunk(second) + http_chunk(DONE.encode()) + b"0\r\n\r\n")
+
+    with serving(script) as server:
+        p = provider(server)
+        delivered = asyncio.Event()
+
+        async def consume() -> None:
+            async for event in p.astream(CompletionRequest(messages=[Message.user("hi")])):
+                if isinstance(event, TextDelta):
+                    delivered.set()
+
+        task = asyncio.create_task(consume())
+        await asyncio.wait_for(delivered.wait(), WAIT)
+        await asyncio.sleep(0.05)  # into the read that waits for the next chunk
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        client = getattr(p, "_async_client")()  # noqa: B009
+        assert _pool_state(client) == (0, [])
+        release.set()
+        try:
+            events = [e async for e in p.astream(CompletionRequest(messages=[Message.user("x")]))]
+        finally:
+            await p.aclose()
+        assert collected_text(events) == "firstsecond"
+        assert server.connections == 2
