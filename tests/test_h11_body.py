@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 
 import httpx
@@ -391,3 +392,52 @@ async def test_a_call_cancelled_in_a_socket_read_leaves_the_pool_clean() -> None
             await p.aclose()
         assert collected_text(events) == "firstsecond"
         assert server.connections == 2
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
+def test_a_stalled_body_is_the_requests_read_timeout(asynchronous: bool) -> None:
+    """No call deadline here (a plain client): what bounds the reader's socket read
+    is the request's own read timeout, as in httpcore's iterator."""
+    release = threading.Event()
+    first = frames("first")[0]
+
+    def script(conn: socket.socket) -> None:
+        conn.sendall(HEAD + http_chunk(first))
+        release.wait(WAIT)
+
+    timeout = httpx.Timeout(WAIT, read=0.2)
+
+    def sync(url: str) -> tuple[bytes, httpx.ReadTimeout, tuple[int, list[str]]]:
+        with httpx.Client(timeout=timeout) as client:
+            r = client.send(client.build_request("POST", url, content=b"{}"), stream=True)
+            body = H11Body.of(r)
+            assert body is not None
+            got = body.read()
+            with pytest.raises(httpx.ReadTimeout) as info:
+                body.read()
+            return got, info.value, _pool_state(client)
+
+    async def asynch(url: str) -> tuple[bytes, httpx.ReadTimeout, tuple[int, list[str]]]:
+        async with httpx.AsyncClient(timeout=timeout) as client:
+            request = client.build_request("POST", url, content=b"{}")
+            r = await client.send(request, stream=True)
+            body = AsyncH11Body.of(r)
+            assert body is not None
+            got = body.ready() or await body.read()
+            with pytest.raises(httpx.ReadTimeout) as info:
+                await body.read()
+            return got, info.value, _pool_state(client)
+
+    with serving(script) as server:
+        t0 = time.monotonic()
+        try:
+            got, err, pool = (
+                asyncio.run(asynch(server.base_url)) if asynchronous else sync(server.base_url)
+            )
+        finally:
+            release.set()
+        took = time.monotonic() - t0
+    assert got == first
+    assert 0.2 <= took < WAIT - 1  # the read timeout, not the server's release
+    assert str(err.request.url) == server.base_url
+    assert pool == (0, [])  # the failed read closed the response and its connection
