@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -20,6 +21,7 @@ class _CassetteCase:
 
     provider: str
     cassette: Path
+    _KEY_PREFIX: ClassVar[str] = ""
 
     @property
     def label(self) -> str:
@@ -29,6 +31,11 @@ class _CassetteCase:
     def id(self) -> str:
         """The pytest id: ``<provider>-<label>``."""
         return f"{self.provider}-{self.label}"
+
+    @property
+    def key(self) -> str:
+        """The cell's name in the matrix and the snapshots: ``[real:]<provider>/<label>``."""
+        return f"{self._KEY_PREFIX}{self.provider}/{self.label}"
 
 
 @dataclass(frozen=True)
@@ -41,18 +48,12 @@ class Case(_CassetteCase):
     def label(self) -> str:
         return self.scenario.name
 
-    @property
-    def key(self) -> str:
-        return f"{self.provider}/{self.label}"
-
 
 @dataclass(frozen=True)
 class RealCase(_CassetteCase):
     """One real exchange (``<cassette-dir>/real/<provider>/<name>.yaml``)."""
 
-    @property
-    def key(self) -> str:
-        return f"real:{self.provider}/{self.label}"
+    _KEY_PREFIX: ClassVar[str] = "real:"
 
 
 def cassette_dir(config: pytest.Config) -> Path:
