@@ -329,11 +329,10 @@ def measure_rows(cfg: Config, res: Results, log: Log) -> None:
 # -- memory ---------------------------------------------------------------------
 
 
-#: The end-to-end memory rows: a provider's stream over loopback HTTP, per transport.
+#: The end-to-end memory rows: a provider's stream over loopback HTTP, per transport
+#: (the transport rows of the same names, run by the same contenders).
 MEMORY_ROWS: dict[str, str] = {
-    "stream_h11": "provider.stream(), httpx (h11)",
-    "astream_default": "provider.astream(), default client",
-    "astream_h11": "provider.astream(), async_transport='httpx' (h11)",
+    row: transports.ROWS[row] for row in ("stream_h11", "astream_default", "astream_h11")
 }
 
 
@@ -380,36 +379,20 @@ def measure_memory(cfg: Config, res: Results, log: Log) -> None:
 
 
 def _transport_peaks(row: str, server: BodyServer, sizes: tuple[int, ...]) -> list[int]:
-    """``row``'s peak at each body size; one stream first opens the connection (and,
-    for async, the event loop's client), so the peak holds one stream alone."""
-    kw: dict[str, Any] = {"api_key": "bench-key", "max_retries": 0}
-    if row == "astream_h11":
-        kw["async_transport"] = "httpx"
+    """``row``'s peak at each body size, through the transport rows' own contender;
+    one stream first opens the connection (and, for async, the event loop's client),
+    so the peak holds one stream alone."""
     peaks = []
     for n in sizes:
-        provider = OpenAiCompatibleProvider.openai(base_url=server.base_url("text", n), **kw)
-        if row == "stream_h11":
-            with provider:
-                sum(1 for _ in provider.stream(REQUEST))  # warm-up
+        with contextlib.ExitStack() as stack:
+            contenders = transports._Contenders("text", server.base_url("text", n), stack)
+            try:
+                consume: Callable[[], int] = getattr(contenders, row)
+                consume()  # warm-up
                 with _traced() as peak:
-                    got = sum(1 for _ in provider.stream(REQUEST))
-        else:
-
-            async def count(p: OpenAiCompatibleProvider = provider) -> int:
-                n = 0
-                async for _ in p.astream(REQUEST):
-                    n += 1
-                return n
-
-            async def traced(p: OpenAiCompatibleProvider = provider) -> tuple[int, list[int]]:
-                await count(p)  # warm-up
-                try:
-                    with _traced() as peak:
-                        return await count(p), peak
-                finally:
-                    await p.aclose()
-
-            got, peak = asyncio.run(traced())
+                    got = consume()
+            finally:
+                contenders.close()
         assert got >= n, f"{row}: {got} events for {n} chunks"
         peaks.append(peak[0])
     return peaks
